@@ -1,0 +1,304 @@
+//! Server configuration from the environment (12-factor), and the command line every server
+//! shares: `--help` lists the variables, `--version` prints the version, nothing else is accepted.
+//!
+//! Every variant reads the same variables through [`Config::from_env`]; only the defaults that are
+//! the point of a variant (its worker and pool sizes) differ, and each says so in [`Variant`].
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+/// The variables every server reads, in the order `--help` lists them. The Docker setup is
+/// checked against this list.
+pub const ENV_VARS: [&str; 6] = [
+    "DATABASE_URL",
+    "BIND",
+    "WORKERS",
+    "DB_POOL_SIZE",
+    "DB_WAIT_TIMEOUT_MS",
+    "RUST_LOG",
+];
+
+pub const DEFAULT_BIND: &str = "127.0.0.1:8000";
+pub const DEFAULT_DB_WAIT_TIMEOUT_MS: u64 = 2_000;
+
+/// How long a server keeps finishing in-flight requests after SIGTERM or SIGINT before it exits
+/// anyway.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// What a server variant is, for `--help`, `/version` and `/test/resmon`.
+#[derive(Debug, Clone, Copy)]
+pub struct Variant {
+    /// The package and binary name, answered by `/version`.
+    pub name: &'static str,
+    /// One line: the architecture it shows.
+    pub summary: &'static str,
+    /// The default of `WORKERS`, in words.
+    pub workers_default: &'static str,
+    /// The default of `DB_POOL_SIZE`, in words.
+    pub pool_default: &'static str,
+}
+
+/// A `postgres://` or `postgresql://` URL, checked for form (not reachability).
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn parse(text: &str) -> Result<DatabaseUrl, String> {
+        let url = url::Url::parse(text).map_err(|error| format!("not a URL ({error})"))?;
+        if !matches!(url.scheme(), "postgres" | "postgresql") {
+            return Err(format!(
+                "scheme must be postgres:// or postgresql://, not {}://",
+                url.scheme()
+            ));
+        }
+        Ok(DatabaseUrl(text.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    // The URL may hold a password: debug output shows only that there is one.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match url::Url::parse(&self.0) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(Some("***"));
+                write!(formatter, "{url}")
+            }
+            _ => write!(formatter, "{}", self.0),
+        }
+    }
+}
+
+/// A configuration variable that is missing or malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+/// The configuration of a server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: DatabaseUrl,
+    pub bind: SocketAddr,
+    /// Request-serving threads.
+    pub workers: NonZeroUsize,
+    /// Database connections; `None` means the variant's default.
+    pub db_pool_size: Option<NonZeroUsize>,
+    /// How long a request may wait for a database connection before it gets 503.
+    pub db_wait_timeout: Duration,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup` (the environment, or a table in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let present = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let error = |variable, problem: String| ConfigError { variable, problem };
+
+        let database_url = present("DATABASE_URL").ok_or_else(|| {
+            error(
+                "DATABASE_URL",
+                "is required (postgres://user@host:port/db)".into(),
+            )
+        })?;
+        let database_url = DatabaseUrl::parse(database_url.trim())
+            .map_err(|problem| error("DATABASE_URL", problem))?;
+
+        let bind = present("BIND").unwrap_or_else(|| DEFAULT_BIND.to_string());
+        let bind = bind.trim().parse().map_err(|_| {
+            error(
+                "BIND",
+                format!("{bind:?} is not an address and port such as 127.0.0.1:8000"),
+            )
+        })?;
+
+        let workers = match present("WORKERS") {
+            None => available_cpus(),
+            Some(text) => parse_positive(&text).ok_or_else(|| {
+                error(
+                    "WORKERS",
+                    format!("{text:?} is not a whole number of at least 1"),
+                )
+            })?,
+        };
+        let db_pool_size = match present("DB_POOL_SIZE") {
+            None => None,
+            Some(text) => Some(parse_positive(&text).ok_or_else(|| {
+                error(
+                    "DB_POOL_SIZE",
+                    format!("{text:?} is not a whole number of at least 1"),
+                )
+            })?),
+        };
+        let db_wait_timeout = match present("DB_WAIT_TIMEOUT_MS") {
+            None => Duration::from_millis(DEFAULT_DB_WAIT_TIMEOUT_MS),
+            Some(text) => text
+                .trim()
+                .parse()
+                .ok()
+                .filter(|&millis: &u64| millis >= 1)
+                .map(Duration::from_millis)
+                .ok_or_else(|| {
+                    error(
+                        "DB_WAIT_TIMEOUT_MS",
+                        format!("{text:?} is not a number of milliseconds"),
+                    )
+                })?,
+        };
+        Ok(Config {
+            database_url,
+            bind,
+            workers,
+            db_pool_size,
+            db_wait_timeout,
+        })
+    }
+
+    /// `DB_POOL_SIZE`, or the variant's default.
+    pub fn db_pool_size_or(&self, default: usize) -> usize {
+        self.db_pool_size.map_or(default.max(1), NonZeroUsize::get)
+    }
+}
+
+fn parse_positive(text: &str) -> Option<NonZeroUsize> {
+    text.trim().parse().ok()
+}
+
+/// The CPUs this process may run on (affinity and cgroup quota aware).
+pub fn available_cpus() -> NonZeroUsize {
+    std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
+}
+
+/// The text of `--help`.
+pub fn help_text(variant: &Variant) -> String {
+    format!(
+        "{name} {version}: {summary}\n\n\
+         Usage: {name}   (configured by environment variables only)\n\n\
+         Environment:\n  \
+           DATABASE_URL        required; postgres://user[:password]@host[:port]/dbname\n  \
+           BIND                address to listen on (default {bind}; port 0 picks a free port)\n  \
+           WORKERS             request-serving threads (default: {workers})\n  \
+           DB_POOL_SIZE        database connections (default: {pool})\n  \
+           DB_WAIT_TIMEOUT_MS  how long a request may wait for a connection before 503 (default {wait})\n  \
+           RUST_LOG            log filter for stderr, e.g. info or debug (default warn)\n\n\
+         On start it prints one line, `listening on http://ADDR`, on stdout.\n\
+         SIGTERM or SIGINT: stop accepting, finish in-flight requests, exit within {deadline} s.\n",
+        name = variant.name,
+        version = crate::VERSION,
+        summary = variant.summary,
+        bind = DEFAULT_BIND,
+        workers = variant.workers_default,
+        pool = variant.pool_default,
+        wait = DEFAULT_DB_WAIT_TIMEOUT_MS,
+        deadline = SHUTDOWN_DEADLINE.as_secs(),
+    )
+}
+
+/// The start of every server's `main`: answers `--help` and `--version`, refuses other
+/// arguments, sets up logging to stderr, and reads the configuration. On a configuration error it
+/// prints one line naming the variable and exits with code 2.
+pub fn startup(variant: &Variant) -> Config {
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    match arguments.first().map(String::as_str) {
+        None => {}
+        Some("--help" | "-h") => {
+            print!("{}", help_text(variant));
+            std::process::exit(0);
+        }
+        Some("--version" | "-V") => {
+            println!("{} {}", variant.name, crate::VERSION);
+            std::process::exit(0);
+        }
+        Some(other) => {
+            eprintln!(
+                "error: unexpected argument {other:?}; configuration is by environment variables (see --help)"
+            );
+            std::process::exit(2);
+        }
+    }
+    init_logging();
+    match Config::from_env() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `warn`). Stdout is kept for the one
+/// `listening on` line that tests and the benchmark read.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Prints the line tests and the benchmark wait for, and flushes it.
+pub fn announce_listening(address: SocketAddr) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "listening on http://{address}");
+    let _ = stdout.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config_from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let table: HashMap<String, String> = pairs
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
+        Config::from_lookup(|name| table.get(name).cloned())
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let cases: [(&[(&str, &str)], &str); 5] = [
+            (&[], "DATABASE_URL"),
+            (&[("DATABASE_URL", "mysql://x/y")], "DATABASE_URL"),
+            (
+                &[("DATABASE_URL", "postgres://u@h/d"), ("BIND", "nowhere")],
+                "BIND",
+            ),
+            (
+                &[("DATABASE_URL", "postgres://u@h/d"), ("WORKERS", "0")],
+                "WORKERS",
+            ),
+            (
+                &[
+                    ("DATABASE_URL", "postgres://u@h/d"),
+                    ("DB_WAIT_TIMEOUT_MS", "x"),
+                ],
+                "DB_WAIT_TIMEOUT_MS",
+            ),
+        ];
+        for (pairs, variable) in cases {
+            assert_eq!(config_from(pairs).unwrap_err().variable, variable);
+        }
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let config = config_from(&[("DATABASE_URL", "postgres://u:secret@h/d")]).unwrap();
+        assert_eq!(config.bind.to_string(), DEFAULT_BIND);
+        assert_eq!(config.db_pool_size_or(7), 7);
+        assert!(!format!("{:?}", config.database_url).contains("secret"));
+    }
+}
