@@ -18,6 +18,9 @@ pub mod workload;
 #[cfg(feature = "postgres")]
 pub mod pg;
 
+#[cfg(feature = "orm")]
+pub mod orm;
+
 pub use config::{Config, ConfigError, Variant};
 pub use error::{ApiError, ErrorBody};
 pub use params::{ContactId, FibonacciN, Iterations, LastNamePrefix, Millis, PageRequest};
