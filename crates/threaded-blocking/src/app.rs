@@ -1,0 +1,167 @@
+//! The contract's routes as a plain match on path segments, and their handlers. Every handler
+//! runs to the end on the worker thread that took the request: there is nowhere else to run.
+
+use std::borrow::Cow;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bakeoff_core::model::{self, VersionInfo};
+use bakeoff_core::workload::{self, FibonacciBody};
+use bakeoff_core::{ApiError, ContactId, FibonacciN, Iterations, Millis, PageRequest};
+use bakeoff_core::{openapi, resmon};
+use percent_encoding::percent_decode_str;
+use tiny_http::Method;
+
+use crate::db::{self, Pool};
+
+/// What every worker thread shares: the connection pool, and the sizes `/test/resmon` reports.
+pub struct App {
+    pool: Pool,
+    workers: usize,
+    db_pool_size: usize,
+}
+
+/// A path of the contract, with its parameter as it arrived (percent-decoded, not yet parsed).
+#[derive(Debug, PartialEq, Eq)]
+enum Route<'a> {
+    Version,
+    Types,
+    Contacts,
+    Contact(Cow<'a, str>),
+    Fibonacci(Cow<'a, str>),
+    Calibrate,
+    SyncCpuBound(Cow<'a, str>),
+    OffloadCpuBound(Cow<'a, str>),
+    AsyncIoBound(Cow<'a, str>),
+    BlockingIoBound(Cow<'a, str>),
+    Resmon,
+    OpenApi,
+}
+
+impl<'a> Route<'a> {
+    /// Matches a path (without its query). One trailing slash names the same route.
+    fn parse(path: &'a str) -> Option<Route<'a>> {
+        let path = path.strip_suffix('/').unwrap_or(path);
+        let segments: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+        if segments.iter().any(|segment| segment.is_empty()) {
+            return None;
+        }
+        let route = match segments.as_slice() {
+            ["version"] => Route::Version,
+            ["types"] => Route::Types,
+            ["contacts"] => Route::Contacts,
+            ["contacts", id] => Route::Contact(decode(id)),
+            ["fibonacci", n] => Route::Fibonacci(decode(n)),
+            ["test", "calibrate"] => Route::Calibrate,
+            ["test", "sync-cpubound", iterations] => Route::SyncCpuBound(decode(iterations)),
+            ["test", "offload-cpubound", iterations] => Route::OffloadCpuBound(decode(iterations)),
+            ["test", "async-iobound", millis] => Route::AsyncIoBound(decode(millis)),
+            ["test", "blocking-iobound", millis] => Route::BlockingIoBound(decode(millis)),
+            ["test", "resmon"] => Route::Resmon,
+            ["openapi.json"] => Route::OpenApi,
+            _ => return None,
+        };
+        Some(route)
+    }
+}
+
+/// Percent-decodes a path parameter. Bytes that are not UTF-8 become U+FFFD, which no parameter
+/// accepts, so they end in the parameter's 400.
+fn decode(segment: &str) -> Cow<'_, str> {
+    percent_decode_str(segment).decode_utf8_lossy()
+}
+
+impl App {
+    pub fn new(pool: Pool, workers: usize, db_pool_size: usize) -> App {
+        App {
+            pool,
+            workers,
+            db_pool_size,
+        }
+    }
+
+    /// Answers one request: the JSON body of a 200, or the contract's error.
+    pub fn handle(
+        &self,
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+    ) -> Result<Vec<u8>, ApiError> {
+        let route = Route::parse(path).ok_or(ApiError::RouteNotFound)?;
+        if *method != Method::Get {
+            return Err(ApiError::MethodNotAllowed);
+        }
+        Ok(match route {
+            Route::Version => model::to_json(&VersionInfo::of(crate::VARIANT.name)),
+            Route::Types => model::to_json(&db::list_types(&self.pool)?),
+            Route::Contacts => {
+                let request = PageRequest::from_query(query)?;
+                model::to_json(&db::list_contacts(&self.pool, &request)?)
+            }
+            Route::Contact(id) => {
+                let id = ContactId::parse(&id)?;
+                model::to_json(&db::get_contact(&self.pool, id)?)
+            }
+            Route::Fibonacci(n) => {
+                let result = workload::fibonacci(FibonacciN::parse(&n)?);
+                model::to_json(&FibonacciBody { result })
+            }
+            Route::Calibrate => model::to_json(&workload::calibrate()),
+            // There is nowhere better to offload to than this thread: both run inline.
+            Route::SyncCpuBound(iterations) | Route::OffloadCpuBound(iterations) => {
+                let iterations = Iterations::parse(&iterations)?;
+                model::to_json(&workload::run_iterations(iterations).body())
+            }
+            // There is no event loop to yield to: both waits hold the thread.
+            Route::AsyncIoBound(millis) | Route::BlockingIoBound(millis) => {
+                let millis = Millis::parse(&millis)?;
+                let started = Instant::now();
+                thread::sleep(Duration::from_millis(millis.get()));
+                model::to_json(&workload::waited_body(millis, started.elapsed()))
+            }
+            Route::Resmon => {
+                let snapshot =
+                    resmon::snapshot(crate::VARIANT.name, self.workers, self.db_pool_size)
+                        .map_err(|error| {
+                            tracing::error!(%error, "reading /proc failed");
+                            ApiError::Internal
+                        })?;
+                model::to_json(&snapshot)
+            }
+            Route::OpenApi => openapi::OPENAPI_JSON.as_bytes().to_vec(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_trailing_slash_is_the_same_path() {
+        assert_eq!(Route::parse("/version"), Some(Route::Version));
+        assert_eq!(Route::parse("/version/"), Some(Route::Version));
+        assert_eq!(Route::parse("/version//"), None);
+        assert_eq!(Route::parse("/contacts/"), Some(Route::Contacts));
+        assert_eq!(Route::parse("/contacts//"), None);
+        assert_eq!(Route::parse("/"), None);
+        assert_eq!(Route::parse(""), None);
+        assert_eq!(Route::parse("/test"), None);
+    }
+
+    #[test]
+    fn parameters_are_percent_decoded_but_not_parsed() {
+        assert_eq!(
+            Route::parse("/contacts/%31%32/"),
+            Some(Route::Contact("12".into()))
+        );
+        assert_eq!(
+            Route::parse("/fibonacci/abc"),
+            Some(Route::Fibonacci("abc".into()))
+        );
+        assert_eq!(
+            Route::parse("/contacts/%FF"),
+            Some(Route::Contact("\u{FFFD}".into()))
+        );
+    }
+}

@@ -1,0 +1,8 @@
+//! The threaded-blocking server: configuration from the environment, then the worker threads.
+
+use anyhow::Context;
+
+fn main() -> anyhow::Result<()> {
+    let config = bakeoff_core::config::startup(&threaded_blocking::VARIANT);
+    threaded_blocking::run(config).context("threaded-blocking server")
+}
