@@ -1,1 +1,6 @@
-fn main() {}
+//! The axum-tokio-postgres server: configuration from the environment, then the library.
+
+fn main() -> anyhow::Result<()> {
+    let config = bakeoff_core::config::startup(&axum_tokio_postgres::VARIANT);
+    axum_tokio_postgres::run(config)
+}

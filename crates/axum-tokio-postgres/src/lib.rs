@@ -1,0 +1,90 @@
+//! axum + tokio-postgres with no pool crate: a small fixed set of long-lived connections shared by
+//! every request.
+//!
+//! The architecture this variant shows: tokio-postgres connections are cheap to share, because a
+//! `Client` pipelines the statements of concurrent requests on one socket. So instead of checking a
+//! connection out per request (the actix-deadpool variant), requests pick one of `DB_POOL_SIZE`
+//! shared connections round-robin, and a request's independent statements go out together.
+//! Statements are prepared once per connection when it opens. See [`database`] for recovery.
+
+pub mod database;
+mod routes;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use bakeoff_core::config::{Config, SHUTDOWN_DEADLINE, Variant, announce_listening};
+
+pub use routes::{AppState, router};
+
+pub const VARIANT: Variant = Variant {
+    name: "axum-tokio-postgres",
+    summary: "axum 0.8 + tokio-postgres, a few shared connections with pipelined statements",
+    workers_default: "the CPUs available to the process",
+    pool_default: "WORKERS (one shared connection per worker thread)",
+};
+
+/// Builds the runtime with `WORKERS` threads and serves until SIGTERM or SIGINT.
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.workers.get())
+        .enable_all()
+        .build()
+        .context("building the tokio runtime")?;
+    runtime.block_on(serve(config))
+}
+
+/// Serves on the configured address; returns after a graceful shutdown.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    bakeoff_core::workload::warm_up();
+    let pool_size = config.db_pool_size_or(config.workers.get());
+    let database = database::Database::start(
+        config.database_url.as_str(),
+        pool_size,
+        config.db_wait_timeout,
+    )
+    .context("DATABASE_URL")?;
+    let state = AppState {
+        database: Arc::new(database),
+        workers: config.workers.get(),
+        pool_size,
+    };
+
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("binding {}", config.bind))?;
+    announce_listening(listener.local_addr().context("reading the bound address")?);
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving")?;
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT, and from then on bounds the drain by the shutdown deadline.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = terminate => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down: no new connections, finishing requests in flight");
+    // axum waits for every in-flight request; a request that outlives the deadline must not keep
+    // the process alive, so a plain thread (not a task, which a stuck runtime might not run)
+    // ends it.
+    std::thread::spawn(|| {
+        std::thread::sleep(SHUTDOWN_DEADLINE);
+        tracing::warn!("requests still in flight after the shutdown deadline; exiting");
+        std::process::exit(1);
+    });
+}

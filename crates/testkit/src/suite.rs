@@ -1,0 +1,357 @@
+//! The tests every server crate runs over its own binary, through [`crate::conformance_tests!`]:
+//! the contract, recovery from a PostgreSQL restart (and a late start), configuration errors, and
+//! graceful shutdown. Each starts its own throwaway PostgreSQL and the real binary; nothing is
+//! mocked. They panic with a full report on failure, as tests do.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bakeoff_core::config::{ENV_VARS, SHUTDOWN_DEADLINE};
+use nix::sys::signal::Signal;
+
+use crate::conformance::{self, StatementCounts, Target};
+use crate::postgres::{APP_ROLE, LocalPostgres, free_port};
+use crate::seed::{SeedSpec, seed};
+use crate::server::ServerProcess;
+
+/// The configuration every test server gets.
+const TEST_WORKERS: usize = 2;
+const TEST_POOL_SIZE: &str = "4";
+const TEST_WAIT_TIMEOUT_MS: u64 = 1_000;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn variant_of(binary: &str) -> String {
+    Path::new(binary)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The server command with the test configuration and nothing inherited that could change it.
+pub fn server_command(binary: &str, database_url: &str) -> Command {
+    let mut command = Command::new(binary);
+    for variable in ENV_VARS {
+        command.env_remove(variable);
+    }
+    command
+        .env("DATABASE_URL", database_url)
+        .env("BIND", "127.0.0.1:0")
+        .env("WORKERS", TEST_WORKERS.to_string())
+        .env("DB_POOL_SIZE", TEST_POOL_SIZE)
+        .env("DB_WAIT_TIMEOUT_MS", TEST_WAIT_TIMEOUT_MS.to_string())
+        .env("RUST_LOG", "error");
+    command
+}
+
+async fn seeded_postgres(contacts: u32, seed_value: u64) -> LocalPostgres {
+    let postgres = LocalPostgres::start_throwaway().await.unwrap();
+    seed(
+        &postgres.admin_url(),
+        &SeedSpec {
+            contacts,
+            seed: seed_value,
+        },
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    postgres
+}
+
+/// The whole contract against the real binary over a freshly seeded database.
+pub fn conforms_to_the_contract(binary: &str) {
+    runtime().block_on(async {
+        let postgres = seeded_postgres(1_000, 7).await;
+        let server = ServerProcess::spawn(server_command(binary, &postgres.app_url())).unwrap();
+        let target = Target {
+            base_url: server.base_url(),
+            expectations_url: postgres.admin_url(),
+            statement_counts: Some(StatementCounts {
+                admin_url: postgres.admin_url(),
+                role: APP_ROLE.to_string(),
+            }),
+            variant: Some(variant_of(binary)),
+            workers: Some(TEST_WORKERS),
+            exact_bytes: true,
+        };
+        let report = conformance::verify(&target).await.unwrap();
+        assert!(
+            report.passed(),
+            "{} does not conform:\n{report}",
+            variant_of(binary)
+        );
+        assert!(report.checks > 80, "too few checks ran: {report}");
+    });
+}
+
+async fn get(client: &reqwest::Client, url: &str) -> (u16, Option<String>, String) {
+    match client.get(url).send().await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_string);
+            (
+                status,
+                retry_after,
+                response.text().await.unwrap_or_default(),
+            )
+        }
+        Err(error) => (0, None, error.to_string()),
+    }
+}
+
+/// While PostgreSQL is down: 503 with Retry-After and the contract body, quickly, for every
+/// database path; `/version` still 200.
+async fn expect_unavailable(client: &reqwest::Client, base_url: &str) {
+    for path in ["/types", "/contacts/1", "/contacts?limit=5"] {
+        let started = Instant::now();
+        let (status, retry_after, body) = get(client, &format!("{base_url}{path}")).await;
+        let elapsed = started.elapsed();
+        assert_eq!(status, 503, "{path} while the database is down: {body}");
+        assert!(retry_after.is_some(), "{path}: 503 without Retry-After");
+        let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(parsed["status"], 503, "{body}");
+        assert!(parsed["errors"]["request"].is_string(), "{body}");
+        assert!(
+            elapsed < Duration::from_millis(TEST_WAIT_TIMEOUT_MS) + Duration::from_millis(1_500),
+            "{path}: the 503 took {elapsed:?}"
+        );
+    }
+    let (status, _, body) = get(client, &format!("{base_url}/version")).await;
+    assert_eq!(status, 200, "/version needs no database: {body}");
+}
+
+/// Polls `/types` until 200; returns how long it took.
+async fn wait_for_service(client: &reqwest::Client, base_url: &str, limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let (status, _, body) = get(client, &format!("{base_url}/types")).await;
+        if status == 200 {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "no 200 within {limit:?} after PostgreSQL came back; last: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// After recovery, no request fails on a stale connection.
+async fn expect_steady_service(client: &reqwest::Client, base_url: &str) {
+    for round in 0..15 {
+        for path in ["/types", "/contacts/1", "/contacts?limit=5"] {
+            let (status, _, body) = get(client, &format!("{base_url}{path}")).await;
+            assert_eq!(status, 200, "round {round}, {path} after recovery: {body}");
+        }
+    }
+}
+
+/// PostgreSQL restarted under a running server: 503 while down, 200 within 2 s after it is back.
+/// Then a server started while PostgreSQL is down: it listens, answers 503, and serves once the
+/// database comes up.
+pub fn recovers_when_postgres_restarts_or_starts_late(binary: &str) {
+    runtime().block_on(async {
+        let mut postgres = seeded_postgres(50, 3).await;
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+
+        let server = ServerProcess::spawn(server_command(binary, &postgres.app_url())).unwrap();
+        let base_url = server.base_url();
+        // A server may still be opening its connections when it starts listening.
+        wait_for_service(&client, &base_url, Duration::from_secs(5)).await;
+        expect_steady_service(&client, &base_url).await;
+
+        postgres.stop().unwrap();
+        expect_unavailable(&client, &base_url).await;
+        postgres.start().unwrap();
+        let recovery = wait_for_service(&client, &base_url, Duration::from_secs(10)).await;
+        assert!(
+            recovery <= Duration::from_secs(2),
+            "service came back {recovery:?} after PostgreSQL did"
+        );
+        expect_steady_service(&client, &base_url).await;
+        drop(server);
+
+        postgres.stop().unwrap();
+        let late = ServerProcess::spawn(server_command(binary, &postgres.app_url())).unwrap();
+        let base_url = late.base_url();
+        expect_unavailable(&client, &base_url).await;
+        postgres.start().unwrap();
+        wait_for_service(&client, &base_url, Duration::from_secs(5)).await;
+        expect_steady_service(&client, &base_url).await;
+    });
+}
+
+struct Outcome {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the binary to completion with `variables` as its whole configuration; kills it after
+/// 10 s (a server that ignored a bad configuration would run forever).
+fn run_to_exit(binary: &str, arguments: &[&str], variables: &[(&str, &str)]) -> Outcome {
+    let mut command = Command::new(binary);
+    for variable in ENV_VARS {
+        command.env_remove(variable);
+    }
+    command.args(arguments).envs(variables.iter().copied());
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("{binary} {arguments:?} with {variables:?} did not exit within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let output = child.wait_with_output().unwrap();
+    Outcome {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A missing or malformed variable is one line naming it on stderr and exit code 2; `--help`
+/// lists every variable; `--version` prints the version.
+pub fn rejects_bad_configuration_with_exit_code_2(binary: &str) {
+    let url = "postgres://bakeoff_app@127.0.0.1:1/bakeoff";
+    let cases: [(&str, Vec<(&str, &str)>); 7] = [
+        ("DATABASE_URL", vec![]),
+        (
+            "DATABASE_URL",
+            vec![("DATABASE_URL", "mysql://somewhere/db")],
+        ),
+        ("DATABASE_URL", vec![("DATABASE_URL", "not a url")]),
+        ("BIND", vec![("DATABASE_URL", url), ("BIND", "nowhere")]),
+        ("WORKERS", vec![("DATABASE_URL", url), ("WORKERS", "0")]),
+        (
+            "DB_POOL_SIZE",
+            vec![("DATABASE_URL", url), ("DB_POOL_SIZE", "many")],
+        ),
+        (
+            "DB_WAIT_TIMEOUT_MS",
+            vec![("DATABASE_URL", url), ("DB_WAIT_TIMEOUT_MS", "soon")],
+        ),
+    ];
+    for (variable, variables) in cases {
+        let outcome = run_to_exit(binary, &[], &variables);
+        assert_eq!(
+            outcome.code,
+            Some(2),
+            "{variables:?}: exit code; stderr: {}",
+            outcome.stderr
+        );
+        let lines: Vec<&str> = outcome
+            .stderr
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "{variables:?}: expected one line on stderr, got {:?}",
+            outcome.stderr
+        );
+        assert!(
+            lines[0].contains(variable),
+            "{variables:?}: {:?} does not name {variable}",
+            lines[0]
+        );
+        assert!(
+            outcome.stdout.is_empty(),
+            "{variables:?}: printed {:?} on stdout",
+            outcome.stdout
+        );
+    }
+
+    let help = run_to_exit(binary, &["--help"], &[]);
+    assert_eq!(help.code, Some(0));
+    for variable in ENV_VARS {
+        assert!(
+            help.stdout.contains(variable),
+            "--help does not mention {variable}:\n{}",
+            help.stdout
+        );
+    }
+    let version = run_to_exit(binary, &["--version"], &[]);
+    assert_eq!(version.code, Some(0));
+    assert_eq!(
+        version.stdout.trim(),
+        format!("{} {}", variant_of(binary), bakeoff_core::VERSION)
+    );
+    let unknown = run_to_exit(binary, &["--frobnicate"], &[("DATABASE_URL", url)]);
+    assert_eq!(unknown.code, Some(2), "an unknown argument must be refused");
+}
+
+/// SIGTERM and SIGINT: the request in flight completes, then the process exits 0 well within the
+/// deadline, and the port is closed.
+pub fn finishes_in_flight_requests_on_sigterm_and_sigint(binary: &str) {
+    runtime().block_on(async {
+        // No database is needed: the wait endpoint does not touch it, and an unreachable database
+        // is not fatal.
+        let database_url = format!(
+            "postgres://{APP_ROLE}@127.0.0.1:{}/bakeoff",
+            free_port().unwrap()
+        );
+        for signal in [Signal::SIGTERM, Signal::SIGINT] {
+            let mut server = ServerProcess::spawn(server_command(binary, &database_url)).unwrap();
+            let url = format!("{}/test/async-iobound/1500", server.base_url());
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap();
+            let in_flight = tokio::spawn(async move { get(&client, &url).await });
+            tokio::time::sleep(Duration::from_millis(400)).await;
+
+            let signalled = Instant::now();
+            server.signal(signal).unwrap();
+            let (status, _, body) = in_flight.await.unwrap();
+            assert_eq!(
+                status, 200,
+                "{signal}: the in-flight request was cut: {body}"
+            );
+            assert!(body.contains("Waited 1500 ms"), "{signal}: {body}");
+
+            let exit = tokio::task::spawn_blocking(move || {
+                let report =
+                    server.wait_for_exit(signalled, SHUTDOWN_DEADLINE + Duration::from_secs(5));
+                (report, server.address())
+            });
+            let (report, address) = exit.await.unwrap();
+            let report = report.unwrap();
+            assert!(report.is_clean(), "{signal}: exited {report:?}");
+            assert!(
+                report.elapsed < SHUTDOWN_DEADLINE,
+                "{signal}: took {:?} to exit after the last request finished",
+                report.elapsed
+            );
+            assert!(
+                std::net::TcpStream::connect(address).is_err(),
+                "{signal}: port still open after exit"
+            );
+        }
+    });
+}
