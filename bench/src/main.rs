@@ -1,1 +1,124 @@
-fn main() {}
+//! The `bakeoff` command: runs the benchmark and the tools around it. Each subcommand is a module
+//! of the `bakeoff` library; this file only parses the command line and reports errors.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use bakeoff::{compare, report, results, run, selftest, verify};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bakeoff",
+    version,
+    about = "Comparable Rust API servers over PostgreSQL, and the benchmark that compares them."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the benchmark: every variant in turn, every scenario, report and charts.
+    Run(run::RunArgs),
+    /// Check one server against the contract.
+    Verify(verify::VerifyArgs),
+    /// Load one URL with the engine and print its figures.
+    Load(selftest::LoadArgs),
+    /// Measure the engine beside wrk and oha on the fastest endpoint.
+    Selftest(selftest::SelftestArgs),
+    /// Render report.md and the charts of a results directory again.
+    Report {
+        /// A results/<timestamp> directory.
+        directory: PathBuf,
+    },
+    /// Show what changed between two runs.
+    Compare {
+        /// The earlier run's directory (or its results.json).
+        a: PathBuf,
+        /// The later run's directory (or its results.json).
+        b: PathBuf,
+        /// Noise band in percent when neither run has repeats.
+        #[arg(long, default_value_t = compare::DEFAULT_NOISE_PERCENT)]
+        noise: f64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    bakeoff_core::config::init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: starting the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Ctrl-C or SIGTERM drops the command's future: servers are killed and a throwaway database
+    // is stopped and removed by their destructors before the process exits.
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            result = execute(cli.command) => result,
+            signal = interrupted() => Err(anyhow::anyhow!("interrupted by {signal}")),
+        }
+    });
+    // Engine threads see the stop flag and end within a request timeout; don't wait longer.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(10));
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn execute(command: Command) -> Result<ExitCode> {
+    let command_line = std::env::args().collect::<Vec<_>>().join(" ");
+    match command {
+        Command::Run(args) => {
+            run::run(args, command_line).await?;
+        }
+        Command::Verify(args) => {
+            let report = verify::verify(args).await?;
+            print!("{report}");
+            if !report.passed() {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Load(args) => selftest::load(args).await?,
+        Command::Selftest(args) => {
+            let results = selftest::selftest(args).await?;
+            print!("{}", selftest::render(&results));
+        }
+        Command::Report { directory } => {
+            let results = results::RunResults::read(&directory)?;
+            report::write(&results, &directory)?;
+            println!("{}", report::terminal(&results));
+            println!("rewrote {}", directory.join("report.md").display());
+        }
+        Command::Compare { a, b, noise } => print!("{}", compare::compare(&a, &b, noise)?),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn interrupted() -> &'static str {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "Ctrl-C",
+        () = terminate => "SIGTERM",
+    }
+}

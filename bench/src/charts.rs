@@ -1,0 +1,331 @@
+//! SVG charts of a run (plotters): throughput, latency percentiles, CPU per 1,000 requests and
+//! memory, one set per load level, each comparing the servers scenario by scenario.
+
+use std::path::Path;
+
+use anyhow::Result;
+use plotters::prelude::*;
+
+use crate::report::{Level, levels, scenarios};
+use crate::results::{Cell, Measurement, RunResults};
+
+const SIZE: (u32, u32) = (1100, 520);
+const COLORS: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+fn color(index: usize) -> RGBColor {
+    COLORS[index % COLORS.len()]
+}
+
+fn drawing_error(error: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("drawing a chart: {error}")
+}
+
+/// One series of a chart: a server and its value per category (absent where not measured).
+struct Series {
+    name: String,
+    values: Vec<Option<f64>>,
+}
+
+/// Writes every chart of `results` into `directory`; returns their file names.
+pub fn write_all(results: &RunResults, directory: &Path) -> Result<Vec<String>> {
+    let mut written = Vec::new();
+    let scenario_names = scenarios(results);
+    if scenario_names.is_empty() {
+        return Ok(written);
+    }
+    for level in levels(results) {
+        let series_of = |value: fn(&Cell, &Measurement) -> Option<f64>| -> Vec<Series> {
+            results
+                .servers
+                .iter()
+                .filter(|server| !server.cells.is_empty())
+                .map(|server| Series {
+                    name: server.name.clone(),
+                    values: scenario_names
+                        .iter()
+                        .map(|scenario| {
+                            let cell = server.cells.iter().find(|cell| {
+                                &cell.scenario == scenario
+                                    && cell.connections == level.connections
+                                    && cell.rate == level.rate
+                            })?;
+                            value(cell, cell.median()?)
+                        })
+                        .collect(),
+                })
+                .collect()
+        };
+        let slug = level.slug();
+        let charts: [(&str, String, &str, Vec<Series>); 3] = [
+            (
+                "throughput",
+                format!("Throughput, {}", level.label()),
+                "requests per second (2xx)",
+                series_of(|cell, _| Some(cell.summary.ok_per_second)),
+            ),
+            (
+                "cpu",
+                format!("Server CPU per 1,000 requests, {}", level.label()),
+                "CPU milliseconds (user + system)",
+                series_of(|_, run| run.server.as_ref()?.cpu_ms_per_1k),
+            ),
+            (
+                "memory",
+                format!("Server peak memory, {}", level.label()),
+                "peak RSS, MiB",
+                series_of(|_, run| {
+                    Some(run.server.as_ref()?.rss_peak_bytes as f64 / (1u64 << 20) as f64)
+                }),
+            ),
+        ];
+        for (kind, title, axis, series) in charts {
+            if series.iter().all(|s| s.values.iter().all(Option::is_none)) {
+                continue;
+            }
+            let name = format!("{kind}-{slug}.svg");
+            grouped_bars(
+                &directory.join(&name),
+                &title,
+                axis,
+                &scenario_names,
+                &series,
+            )?;
+            written.push(name);
+        }
+        let name = format!("latency-{slug}.svg");
+        latency_panels(results, &level, &scenario_names, &directory.join(&name))?;
+        written.push(name);
+    }
+    Ok(written)
+}
+
+/// Bars grouped by category (scenario), one bar per series (server).
+fn grouped_bars(
+    path: &Path,
+    title: &str,
+    axis: &str,
+    categories: &[String],
+    series: &[Series],
+) -> Result<()> {
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(drawing_error)?;
+    let highest = series
+        .iter()
+        .flat_map(|s| s.values.iter().flatten())
+        .copied()
+        .fold(0.0f64, f64::max);
+    let top = if highest > 0.0 { highest * 1.15 } else { 1.0 };
+    let centers: Vec<f64> = (0..categories.len())
+        .map(|index| index as f64 + 0.5)
+        .collect();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0f64..categories.len() as f64, 0f64..top)
+        .map_err(drawing_error)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(1)
+        .x_label_formatter(&|_| String::new())
+        .y_desc(axis)
+        .draw()
+        .map_err(drawing_error)?;
+    let labels: Vec<(f64, String)> = centers
+        .into_iter()
+        .zip(categories.iter().cloned())
+        .collect();
+    label_x_axis(&root, &chart, 0.0, &labels, 14)?;
+
+    let group_width = 0.8;
+    let bar_width = group_width / series.len().max(1) as f64;
+    for (series_index, one) in series.iter().enumerate() {
+        let fill = color(series_index);
+        let bars = one
+            .values
+            .iter()
+            .enumerate()
+            .filter_map(|(category, value)| {
+                let value = (*value)?;
+                let left =
+                    category as f64 + (1.0 - group_width) / 2.0 + series_index as f64 * bar_width;
+                Some(Rectangle::new(
+                    [(left, 0.0), (left + bar_width * 0.92, value)],
+                    fill.filled(),
+                ))
+            });
+        chart
+            .draw_series(bars)
+            .map_err(drawing_error)?
+            .label(one.name.clone())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], fill.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(drawing_error)?;
+    root.present().map_err(drawing_error)?;
+    Ok(())
+}
+
+/// One panel per scenario: p50, p90, p99, p99.9 and max of each server, on a log scale.
+fn latency_panels(
+    results: &RunResults,
+    level: &Level,
+    scenario_names: &[String],
+    path: &Path,
+) -> Result<()> {
+    const POINTS: [&str; 5] = ["p50", "p90", "p99", "p99.9", "max"];
+    let columns = 3usize.min(scenario_names.len()).max(1);
+    let rows = scenario_names.len().div_ceil(columns);
+    let size = (SIZE.0, 60 + 300 * rows as u32);
+    let root = SVGBackend::new(path, size).into_drawing_area();
+    root.fill(&WHITE).map_err(drawing_error)?;
+    let root = root
+        .titled(
+            &format!("Latency percentiles (ms, log scale), {}", level.label()),
+            ("sans-serif", 22),
+        )
+        .map_err(drawing_error)?;
+    let panels = root.split_evenly((rows, columns));
+    for (panel, scenario) in panels.iter().zip(scenario_names) {
+        let lines: Vec<(usize, String, [f64; 5])> = results
+            .servers
+            .iter()
+            .enumerate()
+            .filter_map(|(index, server)| {
+                let cell = server.cells.iter().find(|cell| {
+                    &cell.scenario == scenario
+                        && cell.connections == level.connections
+                        && cell.rate == level.rate
+                })?;
+                let latency = cell.median()?.latency_us;
+                if latency.count == 0 {
+                    return None;
+                }
+                let millis = |micros: u64| (micros.max(1) as f64) / 1_000.0;
+                Some((
+                    index,
+                    server.name.clone(),
+                    [
+                        millis(latency.p50),
+                        millis(latency.p90),
+                        millis(latency.p99),
+                        millis(latency.p99_9),
+                        millis(latency.max),
+                    ],
+                ))
+            })
+            .collect();
+        let values = lines
+            .iter()
+            .flat_map(|(_, _, points)| points.iter().copied());
+        let (low, high) = values.fold((f64::MAX, 0.0f64), |(low, high), v| {
+            (low.min(v), high.max(v))
+        });
+        let (low, high) = if lines.is_empty() {
+            (0.01, 10.0)
+        } else {
+            ((low / 2.0).max(0.001), (high * 2.0).max(low * 4.0))
+        };
+        let mut chart = ChartBuilder::on(panel)
+            .caption(scenario, ("sans-serif", 16))
+            .margin(8)
+            .x_label_area_size(25)
+            .y_label_area_size(55)
+            .build_cartesian_2d(-0.3f64..POINTS.len() as f64 - 0.7, (low..high).log_scale())
+            .map_err(drawing_error)?;
+        chart
+            .configure_mesh()
+            .x_labels(1)
+            .x_label_formatter(&|_| String::new())
+            .y_label_formatter(&|y: &f64| format!("{y}"))
+            .draw()
+            .map_err(drawing_error)?;
+        let labels: Vec<(f64, String)> = POINTS
+            .iter()
+            .enumerate()
+            .map(|(index, name)| (index as f64, (*name).to_string()))
+            .collect();
+        label_x_axis(panel, &chart, low, &labels, 12)?;
+        for (index, name, points) in &lines {
+            let stroke = color(*index);
+            let coordinates: Vec<(f64, f64)> = points
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i as f64, *v))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(coordinates.clone(), stroke.stroke_width(2)))
+                .map_err(drawing_error)?
+                .label(name.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 14, y)], stroke.stroke_width(2))
+                });
+            chart
+                .draw_series(
+                    coordinates
+                        .into_iter()
+                        .map(|point| Circle::new(point, 3, stroke.filled())),
+                )
+                .map_err(drawing_error)?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .label_font(("sans-serif", 11))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(drawing_error)?;
+    }
+    root.present().map_err(drawing_error)?;
+    Ok(())
+}
+
+/// Writes category names under the x axis at data positions: plotters' own tick placement does
+/// not put labels on arbitrary category centres.
+fn label_x_axis<DB, Y>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    chart: &ChartContext<'_, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+    axis_y: Y::ValueType,
+    labels: &[(f64, String)],
+    font_size: u32,
+) -> Result<()>
+where
+    DB: DrawingBackend,
+    Y: Ranged,
+    Y::ValueType: Clone,
+{
+    let (area_x, area_y) = area.get_base_pixel();
+    let style = TextStyle::from(("sans-serif", font_size).into_font()).pos(
+        plotters::style::text_anchor::Pos::new(
+            plotters::style::text_anchor::HPos::Center,
+            plotters::style::text_anchor::VPos::Top,
+        ),
+    );
+    for (x, text) in labels {
+        let (pixel_x, pixel_y) = chart.backend_coord(&(*x, axis_y.clone()));
+        area.draw(&Text::new(
+            text.clone(),
+            (pixel_x - area_x, pixel_y - area_y + 6),
+            style.clone(),
+        ))
+        .map_err(drawing_error)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,708 @@
+//! The load engine: N keep-alive HTTP/1.1 connections driven by hyper's connection-level client,
+//! in a closed loop (each connection sends its next request as soon as the previous answer is
+//! read) or an open loop (requests leave on a fixed schedule, and latency counts from the time a
+//! request was due, not from when it could be sent: coordinated omission corrected, as wrk2
+//! does).
+//!
+//! The engine must not be what is measured, so the hot path is plain: one single-threaded tokio
+//! runtime per engine thread (pinned to the engine's CPUs when asked), requests prepared before
+//! the clock starts, bodies drained without copying except for the sampled ones that are checked,
+//! and one HdrHistogram per thread at microsecond resolution, so memory stays bounded whatever
+//! the duration.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{HOST, HeaderValue};
+use hyper::{Request, Uri};
+use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpStream;
+
+use crate::placement::CpuList;
+
+/// The highest latency the histograms hold (one hour, in microseconds); longer ones saturate.
+const HISTOGRAM_MAX_MICROS: u64 = 3_600_000_000;
+/// Three significant digits: a recorded value is within 0.1 % of the true one.
+const HISTOGRAM_SIGNIFICANT_DIGITS: u8 = 3;
+/// Bounds that keep the engine a benchmark and not a flood.
+pub const MAX_CONNECTIONS: usize = 10_000;
+pub const MAX_DURATION: Duration = Duration::from_secs(3_600);
+/// How long a failed connection waits before it tries again, so a dead server is not spun on.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(20);
+
+/// One request the engine may send: its path and query, and optionally the exact body a 2xx
+/// answer must carry.
+#[derive(Debug, Clone)]
+pub struct PlannedRequest {
+    pub uri: Uri,
+    pub expected: Option<Bytes>,
+}
+
+impl PlannedRequest {
+    /// A request for `path_and_query` (which must start with `/`).
+    pub fn new(path_and_query: &str, expected: Option<Bytes>) -> anyhow::Result<PlannedRequest> {
+        let uri: Uri = path_and_query.parse().map_err(|error| {
+            anyhow::anyhow!("{path_and_query:?} is not a request path: {error}")
+        })?;
+        Ok(PlannedRequest { uri, expected })
+    }
+}
+
+/// What a run of the engine does.
+#[derive(Debug, Clone)]
+pub struct LoadSpec {
+    pub address: SocketAddr,
+    /// The requests to send; each connection picks among them at random.
+    pub requests: Arc<Vec<PlannedRequest>>,
+    pub connections: usize,
+    /// Engine threads, each with its own single-threaded runtime; connections are spread over them.
+    pub threads: usize,
+    /// Load sent before measuring starts, not recorded.
+    pub warmup: Duration,
+    /// The measured window.
+    pub duration: Duration,
+    /// Open loop at this many requests per second in total; `None` is a closed loop.
+    pub rate: Option<f64>,
+    /// A request not answered within this is counted as a timeout and its connection replaced.
+    pub timeout: Duration,
+    /// Every how-many-th 2xx response of a connection has its body compared with the expected one
+    /// (1 checks all).
+    pub check_every: u64,
+    /// CPUs the engine threads are pinned to; `None` leaves them to the scheduler.
+    pub cpus: Option<CpuList>,
+    /// Seeds the request choice, so runs are repeatable.
+    pub seed: u64,
+    /// Sending to anything but loopback needs this to be said explicitly.
+    pub allow_remote: bool,
+}
+
+/// Everything the engine counts, at the end of a run.
+#[derive(Debug, Clone)]
+pub struct LoadOutcome {
+    /// The measured window actually observed.
+    pub measured: Duration,
+    /// Responses in the window with a 2xx status (and, when checked, the expected body).
+    pub ok: u64,
+    /// Every response received in the window, whatever its status.
+    pub responses: u64,
+    /// Every response received during the whole run, warm-up and drain included.
+    pub total_responses: u64,
+    /// Body bytes received in the window.
+    pub body_bytes: u64,
+    /// Bodies compared with their expected value in the window.
+    pub checked_bodies: u64,
+    /// Latency of the responses in the window: from the intended send time in an open loop
+    /// (corrected), from the actual send time in a closed loop.
+    pub latency: Histogram<u64>,
+    /// Open loop only: latency from the actual send time (what a tool without the correction
+    /// reports).
+    pub uncorrected: Option<Histogram<u64>>,
+    /// Failures in the window by kind.
+    pub errors: BTreeMap<ErrorKind, u64>,
+}
+
+impl LoadOutcome {
+    pub fn ok_per_second(&self) -> f64 {
+        self.ok as f64 / self.measured.as_secs_f64().max(1e-9)
+    }
+
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+}
+
+/// How a request failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ErrorKind {
+    /// A response with this non-2xx status.
+    Status(u16),
+    /// The TCP connection or HTTP handshake could not be made.
+    Connect,
+    /// No complete answer within the timeout.
+    Timeout,
+    /// The connection was closed or reset before the answer was complete.
+    Reset,
+    /// The answer was not valid HTTP.
+    Protocol,
+    /// A 2xx answer whose body differs from the expected one.
+    Body,
+}
+
+impl ErrorKind {
+    /// The name used in results and reports: `status-503`, `connect`, `timeout`, ...
+    pub fn name(self) -> String {
+        match self {
+            ErrorKind::Status(code) => format!("status-{code}"),
+            ErrorKind::Connect => "connect".into(),
+            ErrorKind::Timeout => "timeout".into(),
+            ErrorKind::Reset => "reset".into(),
+            ErrorKind::Protocol => "protocol".into(),
+            ErrorKind::Body => "body".into(),
+        }
+    }
+
+    fn of_hyper(error: &hyper::Error) -> ErrorKind {
+        if error.is_timeout() {
+            ErrorKind::Timeout
+        } else if error.is_parse() || error.is_parse_status() || error.is_parse_too_large() {
+            ErrorKind::Protocol
+        } else {
+            // Closed, canceled, incomplete message or an I/O error on the socket: the server went
+            // away in the middle of an exchange.
+            ErrorKind::Reset
+        }
+    }
+}
+
+/// Why the engine refused to start.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error(
+        "{0} is not a loopback address; load goes only to 127.0.0.1 or ::1 unless --allow-remote is given"
+    )]
+    NotLoopback(SocketAddr),
+    #[error("connections must be from 1 to {MAX_CONNECTIONS}, not {0}")]
+    Connections(usize),
+    #[error("the warm-up plus the duration must be at most {} s", MAX_DURATION.as_secs())]
+    Duration,
+    #[error("the rate must be a positive number of requests per second")]
+    Rate,
+    #[error("there are no requests to send")]
+    NoRequests,
+    #[error("the engine could not start: {0}")]
+    Start(String),
+}
+
+impl LoadSpec {
+    /// Checks the bounds the engine keeps: loopback only unless allowed, bounded count and time.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if !self.address.ip().is_loopback() && !self.allow_remote {
+            return Err(SpecError::NotLoopback(self.address));
+        }
+        if self.connections == 0 || self.connections > MAX_CONNECTIONS {
+            return Err(SpecError::Connections(self.connections));
+        }
+        if self.warmup + self.duration > MAX_DURATION || self.duration.is_zero() {
+            return Err(SpecError::Duration);
+        }
+        if self
+            .rate
+            .is_some_and(|rate| !(rate.is_finite() && rate > 0.0))
+        {
+            return Err(SpecError::Rate);
+        }
+        if self.requests.is_empty() {
+            return Err(SpecError::NoRequests);
+        }
+        Ok(())
+    }
+}
+
+/// Shared between the engine threads and whoever watches the run.
+#[derive(Debug, Default)]
+pub struct LiveCounters {
+    /// Responses received so far (all statuses), for a live request rate.
+    pub responses: AtomicU64,
+    /// Set to stop the run early (Ctrl-C); connections finish their request in flight and end.
+    pub stop: AtomicBool,
+}
+
+/// Runs the load on dedicated threads and blocks until it is over. Call it from a blocking
+/// context (`spawn_blocking` or a plain thread).
+pub fn run(spec: &LoadSpec, live: &Arc<LiveCounters>) -> Result<LoadOutcome, SpecError> {
+    spec.validate()?;
+    let threads = spec.threads.clamp(1, spec.connections);
+    // Everyone meets at the barrier once connected, then shares one start time.
+    let barrier = Arc::new(Barrier::new(threads + 1));
+    let start: Arc<OnceLock<Instant>> = Arc::new(OnceLock::new());
+
+    let mut handles = Vec::with_capacity(threads);
+    for thread_index in 0..threads {
+        // Connections are dealt round robin, so thread loads differ by at most one.
+        let connection_indexes: Vec<usize> =
+            (thread_index..spec.connections).step_by(threads).collect();
+        let context = ThreadContext {
+            spec: spec.clone(),
+            live: Arc::clone(live),
+            barrier: Arc::clone(&barrier),
+            start: Arc::clone(&start),
+            connection_indexes,
+        };
+        let handle = std::thread::Builder::new()
+            .name(format!("load-{thread_index}"))
+            .spawn(move || context.run())
+            .map_err(|error| SpecError::Start(error.to_string()))?;
+        handles.push(handle);
+    }
+
+    barrier.wait();
+    // The threads read the start only after this barrier, so setting it here is seen by all.
+    let _ = start.set(Instant::now());
+    barrier.wait();
+
+    let mut outcome: Option<Tally> = None;
+    for handle in handles {
+        let tally = handle
+            .join()
+            .map_err(|_| SpecError::Start("an engine thread panicked".into()))??;
+        match &mut outcome {
+            None => outcome = Some(tally),
+            Some(total) => total.merge(tally),
+        }
+    }
+    let tally = outcome.ok_or_else(|| SpecError::Start("no engine thread ran".into()))?;
+    let started = start.get().copied().unwrap_or_else(Instant::now);
+    let window_start = started + spec.warmup;
+    let planned_end = window_start + spec.duration;
+    // A stopped run measured less than planned.
+    let measured = tally.last_completion.map_or(Duration::ZERO, |last| {
+        last.min(planned_end)
+            .saturating_duration_since(window_start)
+    });
+    let measured = if live.stop.load(Ordering::Relaxed) {
+        measured
+    } else {
+        spec.duration
+    };
+    Ok(tally.into_outcome(measured, spec.rate.is_some()))
+}
+
+struct ThreadContext {
+    spec: LoadSpec,
+    live: Arc<LiveCounters>,
+    barrier: Arc<Barrier>,
+    start: Arc<OnceLock<Instant>>,
+    connection_indexes: Vec<usize>,
+}
+
+impl ThreadContext {
+    fn run(self) -> Result<Tally, SpecError> {
+        let pinned = match &self.spec.cpus {
+            Some(cpus) => cpus.pin_current_thread(),
+            None => Ok(()),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        // Connection tasks live on this thread's local set, from the first connect on.
+        let local = tokio::task::LocalSet::new();
+        // Meet the others even on failure, so that nobody waits forever at the barrier.
+        let prepared = match (pinned, runtime) {
+            (Ok(()), Ok(runtime)) => {
+                let links = local.block_on(&runtime, self.connect_all());
+                Ok((runtime, links))
+            }
+            (Err(error), _) => Err(SpecError::Start(format!("pinning failed: {error}"))),
+            (_, Err(error)) => Err(SpecError::Start(error.to_string())),
+        };
+        self.barrier.wait();
+        self.barrier.wait();
+        let (runtime, links) = prepared?;
+        let start = self.start.get().copied().unwrap_or_else(Instant::now);
+        let clock = Clock {
+            window_start: start + self.spec.warmup,
+            end: start + self.spec.warmup + self.spec.duration,
+        };
+        let tally = Rc::new(RefCell::new(Tally::new(self.spec.rate.is_some())));
+        for (index, link) in self.connection_indexes.iter().zip(links) {
+            let worker = ConnectionWorker {
+                index: *index,
+                spec: self.spec.clone(),
+                live: Arc::clone(&self.live),
+                tally: Rc::clone(&tally),
+                clock,
+                start,
+                rng: SplitMix64::new(self.spec.seed ^ (*index as u64).wrapping_mul(0x9e37_79b9)),
+            };
+            local.spawn_local(worker.run(link));
+        }
+        runtime.block_on(local);
+        drop(runtime);
+        Rc::try_unwrap(tally)
+            .map(RefCell::into_inner)
+            .map_err(|_| SpecError::Start("a connection outlived the run".into()))
+    }
+
+    /// Opens this thread's connections before the clock starts, so that connecting is not
+    /// measured; one that fails here is retried in the loop and counted there.
+    async fn connect_all(&self) -> Vec<Option<Link>> {
+        let attempts = self
+            .connection_indexes
+            .iter()
+            .map(|_| Link::connect(self.spec.address, self.spec.timeout));
+        futures_util::future::join_all(attempts)
+            .await
+            .into_iter()
+            .map(Result::ok)
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    window_start: Instant,
+    end: Instant,
+}
+
+impl Clock {
+    fn in_window(&self, at: Instant) -> bool {
+        at >= self.window_start && at <= self.end
+    }
+}
+
+/// One keep-alive connection: the request side of hyper's client; its connection task runs beside
+/// it on the same thread.
+struct Link {
+    sender: SendRequest<Empty<Bytes>>,
+}
+
+impl Link {
+    async fn connect(address: SocketAddr, timeout: Duration) -> Result<Link, ErrorKind> {
+        let connecting = async {
+            let stream = TcpStream::connect(address)
+                .await
+                .map_err(|_| ErrorKind::Connect)?;
+            // Requests are small and answered one at a time: send each at once.
+            stream.set_nodelay(true).map_err(|_| ErrorKind::Connect)?;
+            let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|_| ErrorKind::Connect)?;
+            tokio::task::spawn_local(async move {
+                // Its errors surface on the request side, where they are counted.
+                let _ = connection.await;
+            });
+            Ok(Link { sender })
+        };
+        tokio::time::timeout(timeout, connecting)
+            .await
+            .map_err(|_| ErrorKind::Connect)?
+    }
+
+    /// Sends one request and reads the whole answer; returns the status, the body length and
+    /// whether the body matched (when it was checked).
+    async fn exchange(
+        &mut self,
+        request: Request<Empty<Bytes>>,
+        check: Option<&Bytes>,
+    ) -> Result<(u16, u64, bool), ErrorKind> {
+        self.sender
+            .ready()
+            .await
+            .map_err(|error| ErrorKind::of_hyper(&error))?;
+        let response = self
+            .sender
+            .send_request(request)
+            .await
+            .map_err(|error| ErrorKind::of_hyper(&error))?;
+        let status = response.status().as_u16();
+        let mut body = response.into_body();
+        match check {
+            Some(expected) if (200..300).contains(&status) => {
+                let bytes = body
+                    .collect()
+                    .await
+                    .map_err(|error| ErrorKind::of_hyper(&error))?
+                    .to_bytes();
+                Ok((status, bytes.len() as u64, bytes == *expected))
+            }
+            _ => {
+                let mut length = 0u64;
+                while let Some(frame) = body.frame().await {
+                    let frame = frame.map_err(|error| ErrorKind::of_hyper(&error))?;
+                    if let Some(data) = frame.data_ref() {
+                        length += data.len() as u64;
+                    }
+                }
+                Ok((status, length, true))
+            }
+        }
+    }
+}
+
+struct ConnectionWorker {
+    index: usize,
+    spec: LoadSpec,
+    live: Arc<LiveCounters>,
+    tally: Rc<RefCell<Tally>>,
+    clock: Clock,
+    start: Instant,
+    rng: SplitMix64,
+}
+
+impl ConnectionWorker {
+    async fn run(mut self, first: Option<Link>) {
+        let host = HeaderValue::from_str(&self.spec.address.to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("localhost"));
+        let mut link = first;
+        // Open loop: this connection's share of the rate, staggered so connections do not send
+        // in lockstep.
+        let schedule = self.spec.rate.map(|rate| {
+            let connections = self.spec.connections as f64;
+            let interval_nanos = (connections / rate * 1e9) as u64;
+            let offset = Duration::from_secs_f64(self.index as f64 / rate);
+            (interval_nanos, offset)
+        });
+        let mut sent_count: u64 = 0;
+        let mut responses: u64 = 0;
+        loop {
+            if self.live.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let intended = match schedule {
+                Some((interval_nanos, offset)) => {
+                    let due = self.start
+                        + offset
+                        + Duration::from_nanos(interval_nanos.saturating_mul(sent_count));
+                    if due > self.clock.end {
+                        break;
+                    }
+                    tokio::time::sleep_until(due.into()).await;
+                    Some(due)
+                }
+                None => None,
+            };
+            if Instant::now() >= self.clock.end {
+                break;
+            }
+            sent_count += 1;
+
+            let current = match link.take() {
+                Some(current) => current,
+                None => match Link::connect(self.spec.address, self.spec.timeout).await {
+                    Ok(fresh) => fresh,
+                    Err(kind) => {
+                        self.count_error(kind, Instant::now());
+                        tokio::time::sleep(RECONNECT_PAUSE).await;
+                        continue;
+                    }
+                },
+            };
+            let mut current = current;
+            let planned = &self.spec.requests[self.rng.below(self.spec.requests.len())];
+            let mut request = Request::new(Empty::new());
+            *request.uri_mut() = planned.uri.clone();
+            request.headers_mut().insert(HOST, host.clone());
+            let check = responses.is_multiple_of(self.spec.check_every.max(1));
+            let expected = planned.expected.as_ref().filter(|_| check);
+
+            let sent = Instant::now();
+            let result =
+                tokio::time::timeout(self.spec.timeout, current.exchange(request, expected)).await;
+            let done = Instant::now();
+            match result {
+                Ok(Ok((status, length, body_matches))) => {
+                    responses += 1;
+                    self.live.responses.fetch_add(1, Ordering::Relaxed);
+                    link = Some(current);
+                    let latency = done.saturating_duration_since(intended.unwrap_or(sent));
+                    let uncorrected = intended.map(|_| done.saturating_duration_since(sent));
+                    self.count_response(
+                        done,
+                        status,
+                        length,
+                        expected.map(|_| body_matches),
+                        latency,
+                        uncorrected,
+                    );
+                }
+                Ok(Err(kind)) => self.count_error(kind, done),
+                Err(_elapsed) => self.count_error(ErrorKind::Timeout, done),
+            }
+        }
+    }
+
+    fn count_error(&self, kind: ErrorKind, at: Instant) {
+        if self.clock.in_window(at) {
+            *self.tally.borrow_mut().errors.entry(kind).or_insert(0) += 1;
+        }
+    }
+
+    fn count_response(
+        &self,
+        done: Instant,
+        status: u16,
+        length: u64,
+        body_matches: Option<bool>,
+        latency: Duration,
+        uncorrected: Option<Duration>,
+    ) {
+        let mut tally = self.tally.borrow_mut();
+        tally.total_responses += 1;
+        tally.last_completion = Some(tally.last_completion.map_or(done, |last| last.max(done)));
+        if !self.clock.in_window(done) {
+            return;
+        }
+        tally.responses += 1;
+        tally.body_bytes += length;
+        tally.latency.saturating_record(micros(latency));
+        if let (Some(histogram), Some(uncorrected)) = (&mut tally.uncorrected, uncorrected) {
+            histogram.saturating_record(micros(uncorrected));
+        }
+        if body_matches.is_some() {
+            tally.checked_bodies += 1;
+        }
+        if !(200..300).contains(&status) {
+            *tally.errors.entry(ErrorKind::Status(status)).or_insert(0) += 1;
+        } else if body_matches == Some(false) {
+            *tally.errors.entry(ErrorKind::Body).or_insert(0) += 1;
+        } else {
+            tally.ok += 1;
+        }
+    }
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+/// A histogram with the engine's bounds.
+pub fn new_histogram() -> Histogram<u64> {
+    // The bounds are constants that hdrhistogram accepts, so this cannot fail; a plain
+    // auto-resizing histogram is the fallback all the same.
+    Histogram::new_with_bounds(1, HISTOGRAM_MAX_MICROS, HISTOGRAM_SIGNIFICANT_DIGITS)
+        .or_else(|_| Histogram::new(HISTOGRAM_SIGNIFICANT_DIGITS))
+        .expect("three significant digits are within hdrhistogram's limits")
+}
+
+/// One thread's counts, merged into the run's at the end.
+struct Tally {
+    latency: Histogram<u64>,
+    uncorrected: Option<Histogram<u64>>,
+    ok: u64,
+    responses: u64,
+    total_responses: u64,
+    body_bytes: u64,
+    checked_bodies: u64,
+    errors: BTreeMap<ErrorKind, u64>,
+    last_completion: Option<Instant>,
+}
+
+impl Tally {
+    fn new(open_loop: bool) -> Tally {
+        Tally {
+            latency: new_histogram(),
+            uncorrected: open_loop.then(new_histogram),
+            ok: 0,
+            responses: 0,
+            total_responses: 0,
+            body_bytes: 0,
+            checked_bodies: 0,
+            errors: BTreeMap::new(),
+            last_completion: None,
+        }
+    }
+
+    fn merge(&mut self, other: Tally) {
+        // Same bounds on both sides, so adding cannot fail.
+        let _ = self.latency.add(&other.latency);
+        if let (Some(mine), Some(theirs)) = (&mut self.uncorrected, &other.uncorrected) {
+            let _ = mine.add(theirs);
+        }
+        self.ok += other.ok;
+        self.responses += other.responses;
+        self.total_responses += other.total_responses;
+        self.body_bytes += other.body_bytes;
+        self.checked_bodies += other.checked_bodies;
+        for (kind, count) in other.errors {
+            *self.errors.entry(kind).or_insert(0) += count;
+        }
+        self.last_completion = match (self.last_completion, other.last_completion) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
+
+    fn into_outcome(self, measured: Duration, open_loop: bool) -> LoadOutcome {
+        LoadOutcome {
+            measured,
+            ok: self.ok,
+            responses: self.responses,
+            total_responses: self.total_responses,
+            body_bytes: self.body_bytes,
+            checked_bodies: self.checked_bodies,
+            latency: self.latency,
+            uncorrected: if open_loop { self.uncorrected } else { None },
+            errors: self.errors,
+        }
+    }
+}
+
+/// SplitMix64: a tiny, fixed generator for picking requests; quality far beyond what choosing
+/// among a few hundred requests needs, and the same sequence on every machine.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    pub fn new(seed: u64) -> SplitMix64 {
+        SplitMix64(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..bound` (`bound` > 0).
+    pub fn below(&mut self, bound: usize) -> usize {
+        if bound <= 1 {
+            return 0;
+        }
+        // Multiply-shift: unbiased enough for a bound this far below 2^64.
+        ((u128::from(self.next_u64()) * bound as u128) >> 64) as usize
+    }
+}
+
+/// One GET on a fresh connection: the status and the whole body. For readiness checks and
+/// one-off requests, not for load.
+pub async fn get_once(
+    address: SocketAddr,
+    path: &str,
+    timeout: Duration,
+) -> Result<(u16, Bytes), ErrorKind> {
+    let exchange = async {
+        let stream = TcpStream::connect(address)
+            .await
+            .map_err(|_| ErrorKind::Connect)?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|_| ErrorKind::Connect)?;
+        let driver = tokio::spawn(connection);
+        let uri: Uri = path.parse().map_err(|_| ErrorKind::Protocol)?;
+        let mut request = Request::new(Empty::<Bytes>::new());
+        *request.uri_mut() = uri;
+        let host = HeaderValue::from_str(&address.to_string()).map_err(|_| ErrorKind::Protocol)?;
+        request.headers_mut().insert(HOST, host);
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|error| ErrorKind::of_hyper(&error))?;
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|error| ErrorKind::of_hyper(&error))?
+            .to_bytes();
+        drop(sender);
+        driver.abort();
+        Ok((status, body))
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| ErrorKind::Timeout)?
+}

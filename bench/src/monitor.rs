@@ -1,0 +1,194 @@
+//! The server seen from outside while it is measured: CPU time, memory and threads from /proc,
+//! database connections from pg_stat_activity and statements from pg_stat_statements. Nothing
+//! here asks the server itself, so a server cannot flatter its own figures.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use tokio::sync::watch;
+use tokio_postgres::Client;
+
+use crate::results::ServerFigures;
+
+/// How often /proc is read during a run (cheap), and PostgreSQL's activity view (not free: it is
+/// a query on the database under test, so it is asked less often).
+const PROC_INTERVAL: Duration = Duration::from_millis(100);
+const DATABASE_EVERY: u32 = 5;
+
+/// A connection to PostgreSQL that counts what one role (the servers') does.
+pub struct DatabaseWatch {
+    client: Client,
+    role: String,
+}
+
+impl DatabaseWatch {
+    /// Connects with `admin_url` (which may see every role's statistics) to watch `role`.
+    pub async fn connect(admin_url: &str, role: &str) -> Result<DatabaseWatch> {
+        let client = bakeoff_testkit::connect(admin_url).await?;
+        Ok(DatabaseWatch {
+            client,
+            role: role.to_string(),
+        })
+    }
+
+    /// Statements the role has run so far in this database; `None` without pg_stat_statements.
+    pub async fn statements(&self) -> Option<i64> {
+        // Only the servers' role is counted; the text filter also keeps this monitoring out when
+        // the servers and the benchmark share a role (an external database). Connection health
+        // checks (`SELECT 1`, the empty query) are not a request's SQL and are left out, as the
+        // conformance checks do.
+        self.client
+            .query_one(
+                "SELECT coalesce(sum(s.calls), 0)::int8 FROM pg_stat_statements s \
+                 JOIN pg_roles r ON r.oid = s.userid \
+                 JOIN pg_database d ON d.oid = s.dbid \
+                 WHERE r.rolname = $1 AND d.datname = current_database() \
+                 AND s.query NOT LIKE '%pg_stat%' \
+                 AND s.query !~* '^\\s*select\\s+(1|\\$1)\\s*;?\\s*$' AND s.query <> ''",
+                &[&self.role],
+            )
+            .await
+            .ok()?
+            .try_get(0)
+            .ok()
+    }
+
+    /// Connections the role holds to this database now.
+    pub async fn connections(&self) -> Option<i64> {
+        self.client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE usename = $1 AND datname = current_database() AND pid <> pg_backend_pid()",
+                &[&self.role],
+            )
+            .await
+            .ok()?
+            .try_get(0)
+            .ok()
+    }
+
+    /// `SHOW server_version`.
+    pub async fn server_version(&self) -> Option<String> {
+        self.client
+            .query_one("SHOW server_version", &[])
+            .await
+            .ok()?
+            .try_get(0)
+            .ok()
+    }
+}
+
+/// What /proc says about a process at one moment.
+#[derive(Debug, Clone, Copy, Default)]
+struct ProcSample {
+    cpu_seconds: f64,
+    rss_bytes: u64,
+    threads: u64,
+}
+
+fn read_process(pid: u32) -> Option<ProcSample> {
+    let process = procfs::process::Process::new(i32::try_from(pid).ok()?).ok()?;
+    let stat = process.stat().ok()?;
+    let ticks = procfs::ticks_per_second() as f64;
+    Some(ProcSample {
+        cpu_seconds: (stat.utime + stat.stime) as f64 / ticks,
+        rss_bytes: stat.rss * procfs::page_size(),
+        threads: u64::try_from(stat.num_threads).unwrap_or(0),
+    })
+}
+
+/// Samples a server during one run; [`Sampler::finish`] gives its figures.
+pub struct Sampler {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Peaks>,
+    pid: u32,
+    database: Option<Arc<DatabaseWatch>>,
+    before: ProcSample,
+    statements_before: Option<i64>,
+}
+
+#[derive(Debug, Default)]
+struct Peaks {
+    rss_bytes: u64,
+    threads: u64,
+    db_connections: Option<u64>,
+}
+
+impl Sampler {
+    pub async fn start(pid: u32, database: Option<Arc<DatabaseWatch>>) -> Sampler {
+        let before = read_process(pid).unwrap_or_default();
+        let statements_before = match &database {
+            Some(watch) => watch.statements().await,
+            None => None,
+        };
+        let (stop, mut stopped) = watch::channel(false);
+        let watch_database = database.clone();
+        let task = tokio::spawn(async move {
+            let mut peaks = Peaks::default();
+            let mut interval = tokio::time::interval(PROC_INTERVAL);
+            let mut tick: u32 = 0;
+            loop {
+                tokio::select! {
+                    _ = interval.tick() => {}
+                    _ = stopped.changed() => break,
+                }
+                if let Some(sample) = read_process(pid) {
+                    peaks.rss_bytes = peaks.rss_bytes.max(sample.rss_bytes);
+                    peaks.threads = peaks.threads.max(sample.threads);
+                }
+                if tick.is_multiple_of(DATABASE_EVERY)
+                    && let Some(watch) = &watch_database
+                    && let Some(count) = watch.connections().await
+                {
+                    let count = u64::try_from(count).unwrap_or(0);
+                    peaks.db_connections = Some(peaks.db_connections.unwrap_or(0).max(count));
+                }
+                tick = tick.wrapping_add(1);
+            }
+            peaks
+        });
+        Sampler {
+            stop,
+            task,
+            pid,
+            database,
+            before,
+            statements_before,
+        }
+    }
+
+    /// Stops sampling and computes the figures for `responses` answers.
+    pub async fn finish(self, responses: u64) -> ServerFigures {
+        let _ = self.stop.send(true);
+        let mut peaks = self.task.await.unwrap_or_default();
+        let after = read_process(self.pid).unwrap_or_default();
+        peaks.rss_bytes = peaks.rss_bytes.max(after.rss_bytes);
+        peaks.threads = peaks.threads.max(after.threads);
+        if let Some(watch) = &self.database
+            && let Some(count) = watch.connections().await
+        {
+            let count = u64::try_from(count).unwrap_or(0);
+            peaks.db_connections = Some(peaks.db_connections.unwrap_or(0).max(count));
+        }
+        let statements_after = match &self.database {
+            Some(watch) => watch.statements().await,
+            None => None,
+        };
+        let cpu_seconds = (after.cpu_seconds - self.before.cpu_seconds).max(0.0);
+        let per_answer = |value: f64| (responses > 0).then(|| value / responses as f64);
+        ServerFigures {
+            cpu_seconds,
+            cpu_ms_per_1k: per_answer(cpu_seconds * 1_000.0 * 1_000.0),
+            rss_peak_bytes: peaks.rss_bytes,
+            rss_final_bytes: after.rss_bytes,
+            threads_peak: peaks.threads,
+            threads_final: after.threads,
+            db_connections_peak: peaks.db_connections,
+            statements_per_request: match (self.statements_before, statements_after) {
+                (Some(before), Some(after)) => per_answer((after - before).max(0) as f64),
+                _ => None,
+            },
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! Where things run: the server and the load engine on disjoint CPUs, so that neither steals the
+//! other's cycles and the figures say what the server alone can do. PostgreSQL is left to the
+//! scheduler (it is a shared resource of every variant, not a contestant).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A set of CPU numbers, written as `taskset -c` takes them: `0`, `0-3`, `0,2,4-5`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CpuList(Vec<usize>);
+
+impl CpuList {
+    pub fn new(mut cpus: Vec<usize>) -> Option<CpuList> {
+        cpus.sort_unstable();
+        cpus.dedup();
+        (!cpus.is_empty()).then_some(CpuList(cpus))
+    }
+
+    pub fn cpus(&self) -> &[usize] {
+        &self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn overlaps(&self, other: &CpuList) -> bool {
+        self.0.iter().any(|cpu| other.0.contains(cpu))
+    }
+
+    /// Restricts the calling thread (and the threads it creates later) to these CPUs.
+    pub fn pin_current_thread(&self) -> nix::Result<()> {
+        use nix::sched::{CpuSet, sched_setaffinity};
+        let mut set = CpuSet::new();
+        for &cpu in &self.0 {
+            set.set(cpu)?;
+        }
+        sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+    }
+}
+
+impl fmt::Display for CpuList {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Consecutive CPUs are written as ranges, as taskset prints them.
+        let mut parts = Vec::new();
+        let mut index = 0;
+        while index < self.0.len() {
+            let first = self.0[index];
+            let mut last = first;
+            while index + 1 < self.0.len() && self.0[index + 1] == last + 1 {
+                index += 1;
+                last = self.0[index];
+            }
+            parts.push(if first == last {
+                first.to_string()
+            } else {
+                format!("{first}-{last}")
+            });
+            index += 1;
+        }
+        formatter.write_str(&parts.join(","))
+    }
+}
+
+impl FromStr for CpuList {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<CpuList, String> {
+        let bad = || format!("{text:?} is not a CPU list such as 0, 1-3 or 0,2");
+        let mut cpus = Vec::new();
+        for part in text.split(',').map(str::trim) {
+            match part.split_once('-') {
+                Some((first, last)) => {
+                    let first: usize = first.trim().parse().map_err(|_| bad())?;
+                    let last: usize = last.trim().parse().map_err(|_| bad())?;
+                    if first > last || last >= 1024 {
+                        return Err(bad());
+                    }
+                    cpus.extend(first..=last);
+                }
+                None => {
+                    let cpu: usize = part.parse().map_err(|_| bad())?;
+                    if cpu >= 1024 {
+                        return Err(bad());
+                    }
+                    cpus.push(cpu);
+                }
+            }
+        }
+        CpuList::new(cpus).ok_or_else(bad)
+    }
+}
+
+impl TryFrom<String> for CpuList {
+    type Error = String;
+    fn try_from(text: String) -> Result<CpuList, String> {
+        text.parse()
+    }
+}
+
+impl From<CpuList> for String {
+    fn from(list: CpuList) -> String {
+        list.to_string()
+    }
+}
+
+/// The CPUs this process may use (its affinity mask), in order.
+pub fn allowed_cpus() -> Vec<usize> {
+    use nix::sched::{CpuSet, sched_getaffinity};
+    match sched_getaffinity(nix::unistd::Pid::from_raw(0)) {
+        Ok(set) => (0..CpuSet::count())
+            .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
+            .collect(),
+        Err(_) => (0..bakeoff_core::config::available_cpus().get()).collect(),
+    }
+}
+
+/// Where the server and the engine run during a benchmark, as recorded in the results.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    /// CPUs of the server process (`taskset -c`); `None`: unpinned.
+    pub server_cpus: Option<CpuList>,
+    /// CPUs of the engine threads; `None`: unpinned.
+    pub engine_cpus: Option<CpuList>,
+    /// Engine threads (one single-threaded runtime each).
+    pub engine_threads: usize,
+    /// In words, for the report.
+    pub note: String,
+}
+
+impl Placement {
+    /// The default: with two or more CPUs, the server gets the first half (at least one) and the
+    /// engine the rest (on two CPUs: server on CPU 0, engine on CPU 1). With one CPU nothing can
+    /// be separated, and nothing is pinned.
+    pub fn choose(
+        server: Option<CpuList>,
+        engine: Option<CpuList>,
+        no_pin: bool,
+        engine_threads: Option<usize>,
+    ) -> Result<Placement, String> {
+        let allowed = allowed_cpus();
+        let (server, engine) = if no_pin {
+            (None, None)
+        } else {
+            let half = (allowed.len() / 2).max(1);
+            let default_server = CpuList::new(allowed[..half.min(allowed.len())].to_vec());
+            let default_engine = CpuList::new(allowed[half.min(allowed.len())..].to_vec());
+            match (server, engine) {
+                (Some(server), Some(engine)) => (Some(server), Some(engine)),
+                (Some(server), None) => {
+                    let rest = allowed
+                        .iter()
+                        .copied()
+                        .filter(|cpu| !server.cpus().contains(cpu))
+                        .collect();
+                    let engine = CpuList::new(rest);
+                    (Some(server), engine)
+                }
+                (None, Some(engine)) => {
+                    let rest = allowed
+                        .iter()
+                        .copied()
+                        .filter(|cpu| !engine.cpus().contains(cpu))
+                        .collect();
+                    (CpuList::new(rest), Some(engine))
+                }
+                (None, None) => match (default_server, default_engine) {
+                    (Some(server), Some(engine)) => (Some(server), Some(engine)),
+                    _ => (None, None),
+                },
+            }
+        };
+        for list in [&server, &engine].into_iter().flatten() {
+            if let Some(cpu) = list.cpus().iter().find(|cpu| !allowed.contains(cpu)) {
+                return Err(format!(
+                    "CPU {cpu} is not available here (allowed: {})",
+                    CpuList::new(allowed.clone()).map_or_else(String::new, |l| l.to_string())
+                ));
+            }
+        }
+        if let (Some(server), Some(engine)) = (&server, &engine)
+            && server.overlaps(engine)
+        {
+            return Err(format!(
+                "the server CPUs ({server}) and the engine CPUs ({engine}) overlap; they must be disjoint"
+            ));
+        }
+        let engine_threads = engine_threads
+            .unwrap_or_else(|| engine.as_ref().map_or(1, CpuList::len))
+            .max(1);
+        let note = match (&server, &engine) {
+            (Some(server), Some(engine)) => format!(
+                "server pinned to CPU {server}, load engine ({engine_threads} thread(s)) to CPU {engine}; PostgreSQL unpinned"
+            ),
+            (Some(server), None) => {
+                format!("server pinned to CPU {server}, load engine unpinned; PostgreSQL unpinned")
+            }
+            (None, Some(engine)) => {
+                format!("server unpinned, load engine pinned to CPU {engine}; PostgreSQL unpinned")
+            }
+            (None, None) if no_pin => "nothing pinned (--no-pin)".to_string(),
+            (None, None) => "nothing pinned (a single CPU cannot be split)".to_string(),
+        };
+        Ok(Placement {
+            server_cpus: server,
+            engine_cpus: engine,
+            engine_threads,
+            note,
+        })
+    }
+
+    /// The command that starts `program` on the server CPUs (through `taskset -c`).
+    pub fn server_command(&self, program: &std::path::Path) -> std::process::Command {
+        match &self.server_cpus {
+            Some(cpus) => {
+                let mut command = std::process::Command::new("taskset");
+                command.arg("-c").arg(cpus.to_string()).arg(program);
+                command
+            }
+            None => std::process::Command::new(program),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists_round_trip() {
+        let list: CpuList = "3,0-1, 7".parse().unwrap();
+        assert_eq!(list.cpus(), [0, 1, 3, 7]);
+        assert_eq!(list.to_string(), "0-1,3,7");
+        assert!("".parse::<CpuList>().is_err());
+        assert!("2-1".parse::<CpuList>().is_err());
+        assert!("x".parse::<CpuList>().is_err());
+    }
+}

@@ -1,0 +1,688 @@
+//! The report: side-by-side tables for the terminal and `report.md`, with the best figure of each
+//! column marked and a one-line reading under each table.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::results::{Cell, Measurement, RunResults, ServerResult};
+use crate::scenarios::Scenario;
+
+/// A plain table that renders as Markdown or as aligned text.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    pub headers: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(headers: &[&str]) -> Table {
+        Table {
+            headers: headers.iter().map(ToString::to_string).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut text = format!("| {} |\n", self.headers.join(" | "));
+        let rule: Vec<&str> = self
+            .headers
+            .iter()
+            .enumerate()
+            .map(|(index, _)| if index == 0 { "---" } else { "---:" })
+            .collect();
+        let _ = writeln!(text, "| {} |", rule.join(" | "));
+        for row in &self.rows {
+            let _ = writeln!(text, "| {} |", row.join(" | "));
+        }
+        text
+    }
+
+    pub fn terminal(&self) -> String {
+        let columns = self.headers.len();
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (index, value) in row.iter().enumerate().take(columns) {
+                widths[index] = widths[index].max(value.chars().count());
+            }
+        }
+        let line = |values: &[String]| {
+            let cells: Vec<String> = values
+                .iter()
+                .enumerate()
+                .map(|(index, value)| {
+                    let width = widths.get(index).copied().unwrap_or(0);
+                    if index == 0 {
+                        format!("{value:<width$}")
+                    } else {
+                        format!("{value:>width$}")
+                    }
+                })
+                .collect();
+            cells.join("  ").trim_end().to_string()
+        };
+        let mut text = line(&self.headers);
+        text.push('\n');
+        let total: usize = widths.iter().sum::<usize>() + 2 * columns.saturating_sub(1);
+        text.push_str(&"-".repeat(total));
+        text.push('\n');
+        for row in &self.rows {
+            text.push_str(&line(row));
+            text.push('\n');
+        }
+        text
+    }
+}
+
+/// How the best value of a column is marked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    Markdown,
+    Terminal,
+}
+
+impl Style {
+    fn best(self, value: String) -> String {
+        match self {
+            Style::Markdown => format!("**{value}**"),
+            Style::Terminal => format!("{value}*"),
+        }
+    }
+}
+
+/// Which direction is better for a column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Better {
+    Higher,
+    Lower,
+    Neither,
+}
+
+struct Column {
+    header: &'static str,
+    better: Better,
+    value: fn(&Cell, &Measurement) -> Option<f64>,
+    format: fn(f64) -> String,
+}
+
+fn milliseconds(micros: f64) -> String {
+    let millis = micros / 1_000.0;
+    if millis >= 100.0 {
+        format!("{millis:.0}")
+    } else if millis >= 10.0 {
+        format!("{millis:.1}")
+    } else {
+        format!("{millis:.2}")
+    }
+}
+
+fn whole(value: f64) -> String {
+    group_thousands(value.round() as i64)
+}
+
+fn one_decimal(value: f64) -> String {
+    format!("{value:.1}")
+}
+
+fn two_decimals(value: f64) -> String {
+    format!("{value:.2}")
+}
+
+fn mebibytes(bytes: f64) -> String {
+    format!("{:.1}", bytes / (1u64 << 20) as f64)
+}
+
+/// `12345` as `12,345`.
+pub fn group_thousands(value: i64) -> String {
+    let digits = value.unsigned_abs().to_string();
+    let mut grouped = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    if value < 0 {
+        format!("-{grouped}")
+    } else {
+        grouped
+    }
+}
+
+fn columns() -> Vec<Column> {
+    vec![
+        Column {
+            header: "req/s",
+            better: Better::Higher,
+            value: |cell, _| Some(cell.summary.ok_per_second),
+            format: whole,
+        },
+        Column {
+            header: "±%",
+            better: Better::Neither,
+            value: |cell, _| (cell.runs.len() > 1).then_some(cell.summary.spread_percent),
+            format: one_decimal,
+        },
+        Column {
+            header: "p50 ms",
+            better: Better::Lower,
+            value: |_, run| Some(run.latency_us.p50 as f64),
+            format: milliseconds,
+        },
+        Column {
+            header: "p90 ms",
+            better: Better::Lower,
+            value: |_, run| Some(run.latency_us.p90 as f64),
+            format: milliseconds,
+        },
+        Column {
+            header: "p99 ms",
+            better: Better::Lower,
+            value: |_, run| Some(run.latency_us.p99 as f64),
+            format: milliseconds,
+        },
+        Column {
+            header: "p99.9 ms",
+            better: Better::Lower,
+            value: |_, run| Some(run.latency_us.p99_9 as f64),
+            format: milliseconds,
+        },
+        Column {
+            header: "max ms",
+            better: Better::Lower,
+            value: |_, run| Some(run.latency_us.max as f64),
+            format: milliseconds,
+        },
+        Column {
+            header: "errors",
+            better: Better::Lower,
+            value: |_, run| Some(run.error_count() as f64),
+            format: whole,
+        },
+        Column {
+            header: "CPU ms/1k",
+            better: Better::Lower,
+            value: |_, run| run.server.as_ref()?.cpu_ms_per_1k,
+            format: one_decimal,
+        },
+        Column {
+            header: "RSS MiB",
+            better: Better::Lower,
+            value: |_, run| Some(run.server.as_ref()?.rss_peak_bytes as f64),
+            format: mebibytes,
+        },
+        Column {
+            header: "threads",
+            better: Better::Neither,
+            value: |_, run| Some(run.server.as_ref()?.threads_peak as f64),
+            format: whole,
+        },
+        Column {
+            header: "DB conns",
+            better: Better::Neither,
+            value: |_, run| run.server.as_ref()?.db_connections_peak.map(|v| v as f64),
+            format: whole,
+        },
+        Column {
+            header: "stmts/req",
+            better: Better::Neither,
+            value: |_, run| run.server.as_ref()?.statements_per_request,
+            format: two_decimals,
+        },
+    ]
+}
+
+/// A load level: a connection count, and the open-loop rate if any.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Level {
+    pub connections: usize,
+    pub rate: Option<f64>,
+}
+
+impl Level {
+    pub fn label(&self) -> String {
+        match self.rate {
+            Some(rate) => format!(
+                "{} connections, open loop at {} req/s",
+                self.connections,
+                whole(rate)
+            ),
+            None => format!("{} connections, closed loop", self.connections),
+        }
+    }
+
+    /// For file names: `c64` or `c64-r1000`.
+    pub fn slug(&self) -> String {
+        match self.rate {
+            Some(rate) => format!("c{}-r{}", self.connections, rate.round() as u64),
+            None => format!("c{}", self.connections),
+        }
+    }
+
+    fn matches(&self, cell: &Cell) -> bool {
+        cell.connections == self.connections && cell.rate == self.rate
+    }
+}
+
+/// The levels present in the results, in the order first met.
+pub fn levels(results: &RunResults) -> Vec<Level> {
+    let mut levels: Vec<Level> = Vec::new();
+    for (_, cell) in results.cells() {
+        let level = Level {
+            connections: cell.connections,
+            rate: cell.rate,
+        };
+        if !levels.contains(&level) {
+            levels.push(level);
+        }
+    }
+    levels.sort_by_key(|level| level.connections);
+    levels
+}
+
+/// The scenarios present, in the canonical order.
+pub fn scenarios(results: &RunResults) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for (_, cell) in results.cells() {
+        if !names.contains(&cell.scenario) {
+            names.push(cell.scenario.clone());
+        }
+    }
+    names.sort_by_key(|name| Scenario::from_name(name).map_or(usize::MAX, |s| s as usize));
+    names
+}
+
+/// The servers that have cells at `level` for `scenario`, with the cell.
+fn rows_of<'a>(
+    results: &'a RunResults,
+    level: &Level,
+    scenario: &str,
+) -> Vec<(&'a ServerResult, &'a Cell)> {
+    results
+        .servers
+        .iter()
+        .filter_map(|server| {
+            let cell = server
+                .cells
+                .iter()
+                .find(|cell| cell.scenario == scenario && level.matches(cell))?;
+            Some((server, cell))
+        })
+        .collect()
+}
+
+/// The table of one scenario at one level, best per column marked.
+pub fn scenario_table(results: &RunResults, level: &Level, scenario: &str, style: Style) -> Table {
+    let columns = columns();
+    let rows = rows_of(results, level, scenario);
+    let mut headers = vec!["server"];
+    headers.extend(columns.iter().map(|column| column.header));
+    let mut table = Table::new(&headers);
+    let values: Vec<Vec<Option<f64>>> = rows
+        .iter()
+        .map(|(_, cell)| {
+            columns
+                .iter()
+                .map(|column| cell.median().and_then(|run| (column.value)(cell, run)))
+                .collect()
+        })
+        .collect();
+    for (row_index, (server, _)) in rows.iter().enumerate() {
+        let mut row = vec![server.name.clone()];
+        for (column_index, column) in columns.iter().enumerate() {
+            let value = values[row_index][column_index];
+            let text = value.map_or_else(|| "–".to_string(), |v| (column.format)(v));
+            let best = best_value(&values, column_index, column.better);
+            let is_best = rows.len() > 1
+                && value.is_some()
+                && best.is_some_and(|best| value.is_some_and(|v| v == best));
+            row.push(if is_best { style.best(text) } else { text });
+        }
+        table.rows.push(row);
+    }
+    table
+}
+
+fn best_value(values: &[Vec<Option<f64>>], column: usize, better: Better) -> Option<f64> {
+    let present = values.iter().filter_map(|row| row[column]);
+    match better {
+        Better::Higher => present.max_by(f64::total_cmp),
+        Better::Lower => present.min_by(f64::total_cmp),
+        Better::Neither => None,
+    }
+}
+
+/// Throughput of every server in every scenario at one level.
+pub fn summary_table(results: &RunResults, level: &Level, style: Style) -> Table {
+    let scenarios = scenarios(results);
+    let mut headers = vec!["server".to_string()];
+    headers.extend(scenarios.iter().cloned());
+    let mut table = Table {
+        headers,
+        rows: Vec::new(),
+    };
+    let measured: Vec<&ServerResult> = results
+        .servers
+        .iter()
+        .filter(|server| !server.cells.is_empty())
+        .collect();
+    let best: Vec<Option<f64>> = scenarios
+        .iter()
+        .map(|scenario| {
+            rows_of(results, level, scenario)
+                .iter()
+                .map(|(_, cell)| cell.summary.ok_per_second)
+                .max_by(f64::total_cmp)
+        })
+        .collect();
+    for server in measured {
+        let mut row = vec![server.name.clone()];
+        for (index, scenario) in scenarios.iter().enumerate() {
+            let cell = server
+                .cells
+                .iter()
+                .find(|cell| &cell.scenario == scenario && level.matches(cell));
+            row.push(match cell {
+                None => "–".into(),
+                Some(cell) => {
+                    let text = whole(cell.summary.ok_per_second);
+                    if results.servers.len() > 1 && best[index] == Some(cell.summary.ok_per_second)
+                    {
+                        style.best(text)
+                    } else {
+                        text
+                    }
+                }
+            });
+        }
+        table.rows.push(row);
+    }
+    table
+}
+
+/// Verification, start-up and shutdown of every server.
+pub fn servers_table(results: &RunResults) -> Table {
+    let mut table = Table::new(&[
+        "server",
+        "kind",
+        "verified",
+        "start s",
+        "SIGTERM exit",
+        "status",
+    ]);
+    for server in &results.servers {
+        let verified = if !server.verification.ran {
+            "not run".to_string()
+        } else if server.verification.passed {
+            format!("passed ({} checks)", server.verification.checks)
+        } else {
+            format!(
+                "FAILED {} of {}",
+                server.verification.failures.len(),
+                server.verification.checks
+            )
+        };
+        let shutdown = match &server.shutdown {
+            None => "–".to_string(),
+            Some(shutdown) if shutdown.clean => format!("clean in {:.2} s", shutdown.seconds),
+            Some(shutdown) if shutdown.killed => {
+                format!("killed after {:.1} s", shutdown.seconds)
+            }
+            Some(shutdown) => format!(
+                "exit {} in {:.2} s",
+                shutdown
+                    .exit_code
+                    .map_or_else(|| "by signal".to_string(), |code| code.to_string()),
+                shutdown.seconds
+            ),
+        };
+        table.rows.push(vec![
+            server.name.clone(),
+            server.kind.clone(),
+            verified,
+            server
+                .startup_seconds
+                .map_or_else(|| "–".into(), |seconds| format!("{seconds:.2}")),
+            shutdown,
+            server
+                .skipped
+                .clone()
+                .unwrap_or_else(|| "measured".to_string()),
+        ]);
+    }
+    table
+}
+
+/// One sentence about a scenario table: who leads, by how much, and what went wrong.
+pub fn reading(results: &RunResults, level: &Level, scenario: &str) -> String {
+    let rows = rows_of(results, level, scenario);
+    let mut ranked: Vec<(&ServerResult, &Cell)> = rows.clone();
+    ranked.sort_by(|a, b| {
+        b.1.summary
+            .ok_per_second
+            .total_cmp(&a.1.summary.ok_per_second)
+    });
+    let Some((first, first_cell)) = ranked.first() else {
+        return "No server was measured.".into();
+    };
+    let mut sentence = format!(
+        "{} leads with {} req/s",
+        first.name,
+        whole(first_cell.summary.ok_per_second)
+    );
+    if let Some((last, last_cell)) = ranked.last().filter(|_| ranked.len() > 1) {
+        let slowest = last_cell.summary.ok_per_second;
+        if slowest > 0.0 {
+            let _ = write!(
+                sentence,
+                ", {:.1}× {} (the slowest)",
+                first_cell.summary.ok_per_second / slowest,
+                last.name
+            );
+        } else {
+            let _ = write!(sentence, "; {} answered nothing successfully", last.name);
+        }
+    }
+    let p99s: Vec<(&str, u64)> = rows
+        .iter()
+        .filter_map(|(server, cell)| Some((server.name.as_str(), cell.median()?.latency_us.p99)))
+        .collect();
+    if let Some((name, p99)) = p99s
+        .iter()
+        .min_by_key(|(_, p99)| *p99)
+        .filter(|_| p99s.len() > 1)
+    {
+        let _ = write!(
+            sentence,
+            "; lowest p99: {name} ({} ms)",
+            milliseconds(*p99 as f64)
+        );
+    }
+    let troubled: Vec<String> = rows
+        .iter()
+        .filter_map(|(server, cell)| {
+            let run = cell.median()?;
+            (run.error_count() > 0).then(|| {
+                let kinds: Vec<String> = run
+                    .errors
+                    .iter()
+                    .map(|(kind, count)| format!("{kind} ×{}", group_thousands(*count as i64)))
+                    .collect();
+                format!("{} had errors ({})", server.name, kinds.join(", "))
+            })
+        })
+        .collect();
+    if !troubled.is_empty() {
+        let _ = write!(sentence, "; {}", troubled.join("; "));
+    }
+    sentence.push('.');
+    sentence
+}
+
+/// The whole report as Markdown.
+pub fn markdown(results: &RunResults, charts: &[String]) -> String {
+    let settings = &results.settings;
+    let mut text = String::new();
+    let _ = writeln!(text, "# bakeoff results, {}\n", results.started_at);
+    let _ = writeln!(text, "- **Machine:** {}", results.machine.line());
+    let _ = writeln!(text, "- **Command:** `{}`", settings.command);
+    let rate = settings.rate.map_or_else(
+        || "closed loop".to_string(),
+        |rate| {
+            format!(
+                "open loop at {} req/s (latency from the intended send time)",
+                whole(rate)
+            )
+        },
+    );
+    let _ = writeln!(
+        text,
+        "- **Load:** {} s per cell after a {} s warm-up per server, {} run(s) per cell, {}; connections: {}",
+        settings.duration_seconds,
+        settings.warmup_seconds,
+        settings.repeat,
+        rate,
+        settings
+            .connections
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = writeln!(
+        text,
+        "- **Servers:** WORKERS={} and DB_POOL_SIZE={} for every variant; {} build",
+        settings.workers, settings.db_pool_size, settings.profile
+    );
+    let _ = writeln!(text, "- **Placement:** {}", settings.placement.note);
+    let contacts = settings.contacts.map_or_else(String::new, |count| {
+        format!(", {} contacts", group_thousands(count))
+    });
+    let seed = settings
+        .data_seed
+        .map_or_else(String::new, |seed| format!(", seed {seed}"));
+    let _ = writeln!(
+        text,
+        "- **Database:** {}{contacts}{seed}\n",
+        settings.database
+    );
+
+    text.push_str(
+        "How to read: `req/s` counts answers with status 2xx (and the expected body where it was \
+         checked) per second of the measured window; latencies are percentiles of every answer in \
+         the window; `errors` counts non-2xx answers, failed connections, timeouts, resets and \
+         wrong bodies. `CPU ms/1k` is the server process's user+system CPU time per 1,000 answers, \
+         `RSS MiB` its peak resident memory, `threads` its peak thread count, all read from /proc; \
+         `DB conns` is the peak of its connections in pg_stat_activity and `stmts/req` its \
+         statements (pg_stat_statements) per answer. The best value of a column is in bold. `±%` \
+         is the spread of throughput over repeats.\n\n",
+    );
+
+    text.push_str("## Servers\n\n");
+    text.push_str(&servers_table(results).markdown());
+    for server in &results.servers {
+        if server.verification.ran && !server.verification.passed {
+            let _ = writeln!(text, "\n{} failed verification:\n", server.name);
+            for failure in server.verification.failures.iter().take(20) {
+                let _ = writeln!(text, "- {failure}");
+            }
+            if server.verification.failures.len() > 20 {
+                let _ = writeln!(
+                    text,
+                    "- … and {} more (see results.json)",
+                    server.verification.failures.len() - 20
+                );
+            }
+        }
+    }
+    text.push('\n');
+
+    for level in levels(results) {
+        let _ = writeln!(text, "## Throughput at {}\n", level.label());
+        text.push_str(&summary_table(results, &level, Style::Markdown).markdown());
+        text.push('\n');
+        for scenario in scenarios(results) {
+            let description = Scenario::from_name(&scenario).map_or("", Scenario::description);
+            let _ = writeln!(text, "### {scenario} ({})\n", level.label());
+            if !description.is_empty() {
+                let _ = writeln!(text, "{description}.\n");
+            }
+            text.push_str(&scenario_table(results, &level, &scenario, Style::Markdown).markdown());
+            let _ = writeln!(text, "\n{}\n", reading(results, &level, &scenario));
+            if level.rate.is_some() {
+                text.push_str(&uncorrected_note(results, &level, &scenario));
+            }
+        }
+    }
+
+    if !charts.is_empty() {
+        text.push_str("## Charts\n\n");
+        for chart in charts {
+            let _ = writeln!(text, "![{chart}]({chart})\n");
+        }
+    }
+
+    text.push_str(
+        "## Caveats\n\n\
+         - The server and the load engine run on disjoint CPUs, but PostgreSQL is not pinned: in the \
+         database scenarios it competes with both for the same CPUs, and on a 2-CPU machine that \
+         is most of what the figures show.\n\
+         - Everything runs on one machine over loopback: no network latency, and no other \
+         clients.\n\
+         - Figures from different machines, or different placements, are not comparable; use \
+         `bakeoff compare` between runs on the same machine.\n",
+    );
+    text
+}
+
+fn uncorrected_note(results: &RunResults, level: &Level, scenario: &str) -> String {
+    let mut text =
+        String::from("Uncorrected latency (from the actual send time), for comparison:\n\n");
+    let mut table = Table::new(&["server", "p50 ms", "p99 ms", "p99.9 ms", "max ms"]);
+    for (server, cell) in rows_of(results, level, scenario) {
+        if let Some(latency) = cell.median().and_then(|run| run.uncorrected_latency_us) {
+            table.rows.push(vec![
+                server.name.clone(),
+                milliseconds(latency.p50 as f64),
+                milliseconds(latency.p99 as f64),
+                milliseconds(latency.p99_9 as f64),
+                milliseconds(latency.max as f64),
+            ]);
+        }
+    }
+    text.push_str(&table.markdown());
+    text.push('\n');
+    text
+}
+
+/// The whole report for the terminal: the servers, then each level's summary and scenarios.
+pub fn terminal(results: &RunResults) -> String {
+    let mut text = String::new();
+    let _ = writeln!(text, "\n{}", results.machine.line());
+    let _ = writeln!(text, "{}\n", results.settings.placement.note);
+    text.push_str(&servers_table(results).terminal());
+    for level in levels(results) {
+        let _ = writeln!(
+            text,
+            "\nThroughput (req/s) at {}; * marks the best\n",
+            level.label()
+        );
+        text.push_str(&summary_table(results, &level, Style::Terminal).terminal());
+        for scenario in scenarios(results) {
+            let _ = writeln!(text, "\n{scenario} at {}\n", level.label());
+            text.push_str(&scenario_table(results, &level, &scenario, Style::Terminal).terminal());
+            let _ = writeln!(text, "{}", reading(results, &level, &scenario));
+        }
+    }
+    text
+}
+
+/// Writes `report.md` and the charts into `directory`.
+pub fn write(results: &RunResults, directory: &Path) -> Result<Vec<String>> {
+    let charts = crate::charts::write_all(results, directory)?;
+    let path = directory.join("report.md");
+    std::fs::write(&path, markdown(results, &charts))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(charts)
+}

@@ -1,0 +1,446 @@
+//! `bakeoff load` (the engine alone against one URL) and `bakeoff selftest`: the engine beside wrk
+//! and oha on the fastest endpoint, same machine, same placement, so the report can show that the
+//! engine is not what limits the figures.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use bakeoff_core::config::ENV_VARS;
+use bakeoff_testkit::server::{ServerProcess, workspace_binary};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{self, LiveCounters, LoadSpec, PlannedRequest};
+use crate::placement::{CpuList, Placement};
+use crate::report::{Table, group_thousands};
+use crate::results::{Measurement, Percentiles};
+use crate::run::{TargetSpec, parse_duration};
+
+/// The options of `bakeoff load`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoadArgs {
+    /// The URL to load, http://127.0.0.1:PORT/PATH.
+    pub url: String,
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub duration: Duration,
+    /// Open loop at this many requests per second.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    #[arg(long)]
+    pub engine_cpus: Option<CpuList>,
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    pub timeout: Duration,
+    /// Allow a non-loopback URL.
+    #[arg(long)]
+    pub allow_remote: bool,
+}
+
+/// `bakeoff load URL`: prints the engine's figures for one URL.
+pub async fn load(args: LoadArgs) -> Result<()> {
+    let (address, path) = split_url(&args.url)?;
+    let spec = LoadSpec {
+        address,
+        requests: Arc::new(vec![PlannedRequest::new(&path, None)?]),
+        connections: args.connections,
+        threads: args.threads,
+        warmup: Duration::ZERO,
+        duration: args.duration,
+        rate: args.rate,
+        timeout: args.timeout,
+        check_every: u64::MAX,
+        cpus: args.engine_cpus,
+        seed: 1,
+        allow_remote: args.allow_remote,
+    };
+    let live = Arc::new(LiveCounters::default());
+    let outcome = tokio::task::spawn_blocking(move || engine::run(&spec, &live)).await??;
+    let measurement = Measurement::from_outcome(&outcome, None);
+    println!("{}", serde_json::to_string_pretty(&measurement)?);
+    Ok(())
+}
+
+/// Splits `http://host:port/path?query` into an address and the path with its query.
+fn split_url(url: &str) -> Result<(SocketAddr, String)> {
+    let rest = url
+        .strip_prefix("http://")
+        .with_context(|| format!("{url:?}: only http:// URLs are loaded"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(index) => rest.split_at(index),
+        None => (rest, "/"),
+    };
+    let target =
+        TargetSpec::parse(&format!("url=http://{authority}")).map_err(anyhow::Error::msg)?;
+    Ok((target.address()?, path.to_string()))
+}
+
+/// The options of `bakeoff selftest`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SelftestArgs {
+    /// The variant whose /version is loaded (no database needed).
+    #[arg(long, default_value = "axum-tokio-postgres")]
+    pub variant: String,
+    /// Load this running server's URL instead of starting a variant.
+    #[arg(long)]
+    pub url: Option<String>,
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub duration: Duration,
+    /// Rounds of (wrk, engine, oha), alternated so that drift hits every tool alike.
+    #[arg(long, default_value_t = 2)]
+    pub rounds: usize,
+    #[arg(long)]
+    pub server_cpus: Option<CpuList>,
+    #[arg(long)]
+    pub engine_cpus: Option<CpuList>,
+    #[arg(long)]
+    pub no_pin: bool,
+    /// Use the debug build of the variant.
+    #[arg(long)]
+    pub debug: bool,
+    /// Write selftest.json here as well.
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+}
+
+/// One tool's figures in one round.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ToolFigure {
+    pub tool: String,
+    pub round: usize,
+    pub requests_per_second: f64,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SelftestResults {
+    pub started_at: String,
+    pub machine: crate::machine::Machine,
+    pub url: String,
+    pub connections: usize,
+    pub duration_seconds: f64,
+    pub placement: Placement,
+    pub figures: Vec<ToolFigure>,
+    /// Best engine round over best wrk round.
+    pub engine_over_wrk: Option<f64>,
+    pub engine_over_oha: Option<f64>,
+}
+
+/// `bakeoff selftest`.
+pub async fn selftest(args: SelftestArgs) -> Result<SelftestResults> {
+    let placement = Placement::choose(
+        args.server_cpus.clone(),
+        args.engine_cpus.clone(),
+        args.no_pin,
+        None,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let mut server = None;
+    let url = match &args.url {
+        Some(url) => url.trim_end_matches('/').to_string() + "/version",
+        None => {
+            let binary = workspace_binary(&args.variant, !args.debug)?;
+            let mut command = placement.server_command(&binary);
+            for variable in ENV_VARS {
+                command.env_remove(variable);
+            }
+            // /version needs no database: an address where none listens is enough, since an
+            // unreachable database is not fatal at startup.
+            command
+                .env("DATABASE_URL", "postgres://bakeoff@127.0.0.1:1/none")
+                .env("BIND", "127.0.0.1:0")
+                .env(
+                    "WORKERS",
+                    placement
+                        .server_cpus
+                        .as_ref()
+                        .map_or(1, CpuList::len)
+                        .to_string(),
+                )
+                .env("RUST_LOG", "off");
+            let process =
+                tokio::task::spawn_blocking(move || ServerProcess::spawn(command)).await??;
+            let url = format!("{}/version", process.base_url());
+            server = Some(process);
+            url
+        }
+    };
+    let (address, path) = split_url(&url)?;
+    eprintln!(
+        "selftest: {url}, {} connections, {} s per tool and round; {}",
+        args.connections,
+        args.duration.as_secs_f64(),
+        placement.note
+    );
+
+    let mut figures = Vec::new();
+    for round in 1..=args.rounds.max(1) {
+        figures.push(run_wrk(&url, &args, &placement, round));
+        figures.push(run_engine(address, &path, &args, &placement, round).await?);
+        figures.push(run_oha(&url, &args, &placement, round));
+        for figure in &figures[figures.len() - 3..] {
+            eprintln!(
+                "round {round}: {:<8} {:>10} req/s{}",
+                figure.tool,
+                group_thousands(figure.requests_per_second.round() as i64),
+                figure
+                    .note
+                    .as_ref()
+                    .map_or_else(String::new, |note| format!("  ({note})"))
+            );
+        }
+    }
+    if let Some(process) = server {
+        let _ =
+            tokio::task::spawn_blocking(move || process.terminate(Duration::from_secs(5))).await;
+    }
+
+    let best = |tool: &str| {
+        figures
+            .iter()
+            .filter(|figure| figure.tool == tool && figure.note.is_none())
+            .map(|figure| figure.requests_per_second)
+            .max_by(f64::total_cmp)
+    };
+    let engine_best = best("bakeoff");
+    let ratio = |other: Option<f64>| match (engine_best, other) {
+        (Some(engine), Some(other)) if other > 0.0 => Some(engine / other),
+        _ => None,
+    };
+    let results = SelftestResults {
+        started_at: crate::machine::utc_now().0,
+        machine: crate::machine::Machine::describe(),
+        url,
+        connections: args.connections,
+        duration_seconds: args.duration.as_secs_f64(),
+        placement,
+        engine_over_wrk: ratio(best("wrk")),
+        engine_over_oha: ratio(best("oha")),
+        figures,
+    };
+    if let Some(directory) = &args.out {
+        std::fs::create_dir_all(directory)?;
+        std::fs::write(
+            directory.join("selftest.json"),
+            serde_json::to_string_pretty(&results)?,
+        )?;
+    }
+    Ok(results)
+}
+
+/// The selftest as a table with the verdict.
+pub fn render(results: &SelftestResults) -> String {
+    let mut table = Table::new(&["tool", "round", "req/s", "p50 ms", "p99 ms", "note"]);
+    for figure in &results.figures {
+        table.rows.push(vec![
+            figure.tool.clone(),
+            figure.round.to_string(),
+            group_thousands(figure.requests_per_second.round() as i64),
+            figure
+                .p50_ms
+                .map_or_else(|| "–".into(), |v| format!("{v:.2}")),
+            figure
+                .p99_ms
+                .map_or_else(|| "–".into(), |v| format!("{v:.2}")),
+            figure.note.clone().unwrap_or_default(),
+        ]);
+    }
+    let mut text = format!(
+        "\n{}\n{}; {} connections, {} s each\n\n{}",
+        results.machine.line(),
+        results.placement.note,
+        results.connections,
+        results.duration_seconds,
+        table.terminal()
+    );
+    let ratio =
+        |value: Option<f64>| value.map_or_else(|| "n/a".to_string(), |v| format!("{v:.2}×"));
+    text.push_str(&format!(
+        "\nbakeoff engine, best round: {} wrk's, {} oha's\n",
+        ratio(results.engine_over_wrk),
+        ratio(results.engine_over_oha)
+    ));
+    text
+}
+
+fn on_engine_cpus(program: &str, placement: &Placement) -> Command {
+    match &placement.engine_cpus {
+        Some(cpus) => {
+            let mut command = Command::new("taskset");
+            command.arg("-c").arg(cpus.to_string()).arg(program);
+            command
+        }
+        None => Command::new(program),
+    }
+}
+
+fn missing(tool: &str, round: usize, note: &str) -> ToolFigure {
+    ToolFigure {
+        tool: tool.into(),
+        round,
+        requests_per_second: 0.0,
+        p50_ms: None,
+        p99_ms: None,
+        note: Some(note.into()),
+    }
+}
+
+fn run_wrk(url: &str, args: &SelftestArgs, placement: &Placement, round: usize) -> ToolFigure {
+    let threads = placement.engine_threads.min(args.connections).max(1);
+    let output = on_engine_cpus("wrk", placement)
+        .arg(format!("-t{threads}"))
+        .arg(format!("-c{}", args.connections))
+        .arg(format!("-d{}s", args.duration.as_secs().max(1)))
+        .arg("--latency")
+        .arg(url)
+        .output();
+    let output = match output {
+        Ok(output) if output.status.success() => output,
+        Ok(_) | Err(_) => {
+            return missing(
+                "wrk",
+                round,
+                "wrk not installed or failed (apt-get install wrk)",
+            );
+        }
+    };
+    let text = String::from_utf8_lossy(&output.stdout);
+    parse_wrk(&text, round).unwrap_or_else(|| missing("wrk", round, "unreadable wrk output"))
+}
+
+/// Reads `Requests/sec:` and the `--latency` distribution of wrk's output.
+pub fn parse_wrk(text: &str, round: usize) -> Option<ToolFigure> {
+    let rate = text.lines().find_map(|line| {
+        line.trim()
+            .strip_prefix("Requests/sec:")
+            .and_then(|value| value.trim().parse::<f64>().ok())
+    })?;
+    let percentile = |name: &str| {
+        text.lines().find_map(|line| {
+            let mut parts = line.split_whitespace();
+            (parts.next()? == name).then_some(())?;
+            wrk_millis(parts.next()?)
+        })
+    };
+    Some(ToolFigure {
+        tool: "wrk".into(),
+        round,
+        requests_per_second: rate,
+        p50_ms: percentile("50%"),
+        p99_ms: percentile("99%"),
+        note: None,
+    })
+}
+
+fn wrk_millis(value: &str) -> Option<f64> {
+    let split = value.find(|c: char| c.is_ascii_alphabetic())?;
+    let (number, unit) = value.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    Some(match unit {
+        "us" => number / 1_000.0,
+        "ms" => number,
+        "s" => number * 1_000.0,
+        "m" => number * 60_000.0,
+        _ => return None,
+    })
+}
+
+fn run_oha(url: &str, args: &SelftestArgs, placement: &Placement, round: usize) -> ToolFigure {
+    let output = on_engine_cpus("oha", placement)
+        .arg("-z")
+        .arg(format!("{}s", args.duration.as_secs().max(1)))
+        .arg("-c")
+        .arg(args.connections.to_string())
+        .arg("--no-tui")
+        .arg("--output-format")
+        .arg("json")
+        .arg(url)
+        .output();
+    let output = match output {
+        Ok(output) if output.status.success() => output,
+        Ok(_) | Err(_) => {
+            return missing(
+                "oha",
+                round,
+                "oha not installed or failed (cargo install oha)",
+            );
+        }
+    };
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(&output.stdout) else {
+        return missing("oha", round, "unreadable oha output");
+    };
+    let seconds = |pointer: &str| value.pointer(pointer).and_then(serde_json::Value::as_f64);
+    ToolFigure {
+        tool: "oha".into(),
+        round,
+        requests_per_second: seconds("/summary/requestsPerSec").unwrap_or(0.0),
+        p50_ms: seconds("/latencyPercentiles/p50").map(|s| s * 1_000.0),
+        p99_ms: seconds("/latencyPercentiles/p99").map(|s| s * 1_000.0),
+        note: None,
+    }
+}
+
+async fn run_engine(
+    address: SocketAddr,
+    path: &str,
+    args: &SelftestArgs,
+    placement: &Placement,
+    round: usize,
+) -> Result<ToolFigure> {
+    let spec = LoadSpec {
+        address,
+        requests: Arc::new(vec![PlannedRequest::new(path, None)?]),
+        connections: args.connections,
+        threads: placement.engine_threads,
+        warmup: Duration::ZERO,
+        duration: Duration::from_secs(args.duration.as_secs().max(1)),
+        rate: None,
+        timeout: Duration::from_secs(5),
+        check_every: u64::MAX,
+        cpus: placement.engine_cpus.clone(),
+        seed: round as u64,
+        allow_remote: false,
+    };
+    let live = Arc::new(LiveCounters::default());
+    let outcome = tokio::task::spawn_blocking(move || engine::run(&spec, &live)).await??;
+    if outcome.ok == 0 {
+        bail!("the engine got no successful answer from {address}{path}");
+    }
+    let latency = Percentiles::of(&outcome.latency);
+    Ok(ToolFigure {
+        tool: "bakeoff".into(),
+        round,
+        requests_per_second: outcome.ok_per_second(),
+        p50_ms: Some(latency.p50 as f64 / 1_000.0),
+        p99_ms: Some(latency.p99 as f64 / 1_000.0),
+        note: (outcome.error_count() > 0).then(|| format!("{} errors", outcome.error_count())),
+    })
+}
+
+/// Reads a selftest.json written earlier.
+pub fn read(path: &Path) -> Result<SelftestResults> {
+    let text = std::fs::read_to_string(path)?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    #[test]
+    fn reads_wrk_output() {
+        let text = "Running 10s test @ http://127.0.0.1:8000/version\n  1 threads and 64 connections\n  Latency Distribution\n     50%  412.00us\n     75%  500.00us\n     90%  1.20ms\n     99%  2.50ms\n  100000 requests in 10.00s, 15.00MB read\nRequests/sec:  10000.50\nTransfer/sec:      1.50MB\n";
+        let figure = super::parse_wrk(text, 1).unwrap();
+        assert_eq!(figure.requests_per_second, 10000.5);
+        assert_eq!(figure.p50_ms, Some(0.412));
+        assert_eq!(figure.p99_ms, Some(2.5));
+    }
+}
