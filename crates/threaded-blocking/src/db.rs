@@ -2,9 +2,12 @@
 //! by `bakeoff_core::orm`) run on it, one blocking statement after another.
 //!
 //! r2d2 opens its connections on background threads, so creating the pool never needs the
-//! database, and keeps retrying while PostgreSQL is down. Every checkout first runs diesel's
-//! connection check (`SELECT 1`, seen by pg_stat_statements as `SELECT $1`), so a connection that
-//! died with a PostgreSQL restart is replaced before a request can fail on it.
+//! database, and keeps retrying while PostgreSQL is down, backing off to at most half the wait
+//! timeout between attempts. Every checkout first runs diesel's connection check, a prepared
+//! `SELECT 1` (pg_stat_statements shows it as `SELECT 1`; the statement budget does not count
+//! it), so a connection that died with a PostgreSQL restart is replaced before a request can fail
+//! on it. A checkout that finds no live connection within `DB_WAIT_TIMEOUT_MS` is a 503: while
+//! PostgreSQL is down every database request waits that long, holding its thread.
 
 use std::time::Duration;
 

@@ -133,6 +133,10 @@ fn work(server: &Server, app: &App, shutdown: &Shutdown) -> Option<std::io::Erro
 }
 
 /// Stopping the workers: each is woken from `recv()` once, after the requests already queued.
+///
+/// tiny_http closes its listening socket only when the `Server` is dropped, so connections keep
+/// being accepted until the process exits; a request that arrives after the signal queues behind
+/// the wake-ups, is never taken, and its connection is closed by the exit.
 struct Shutdown {
     begun: AtomicBool,
     server: Arc<Server>,
