@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use bakeoff::{compare, report, results, run, selftest, verify};
+use bakeoff::{compare, db, report, results, run, selftest, verify};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -22,6 +22,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The local PostgreSQL: `db up`, `db seed`, `db url`, `db down`.
+    Db(db::DbArgs),
+    /// Start the local database (seeding it if empty) and run one server over it.
+    Serve(db::ServeArgs),
     /// Run the benchmark: every variant in turn, every scenario, report and charts.
     Run(run::RunArgs),
     /// Check one server against the contract.
@@ -82,6 +86,8 @@ fn main() -> ExitCode {
 async fn execute(command: Command) -> Result<ExitCode> {
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
     match command {
+        Command::Db(args) => db::db(args).await?,
+        Command::Serve(args) => db::serve(args).await?,
         Command::Run(args) => {
             run::run(args, command_line).await?;
         }

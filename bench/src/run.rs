@@ -831,7 +831,12 @@ impl Meter {
     }
 
     fn cell_done(&self, line: &str) {
-        self.bar.println(line);
+        // A hidden bar (no terminal, as in CI) prints nothing: the line goes to stderr directly.
+        if self.bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.bar.println(line);
+        }
         self.bar.inc(1);
     }
 

@@ -1,0 +1,126 @@
+//! `bakeoff run --quick` over one real variant (the first whose debug binary is built), shortened
+//! to one second per cell: the whole pipeline from a throwaway database to the written report.
+
+use std::path::Path;
+use std::process::Command;
+
+use bakeoff::results::RunResults;
+use bakeoff::scenarios::Scenario;
+use bakeoff::variants::VARIANTS;
+use bakeoff_testkit::server::workspace_binary;
+
+fn bakeoff() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bakeoff"));
+    command.env_remove("DATABASE_URL");
+    command
+}
+
+fn assert_svg(path: &Path) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(
+        text.starts_with("<svg") && text.trim_end().ends_with("</svg>"),
+        "{}",
+        path.display()
+    );
+    assert!(text.contains("<text"), "{} has no labels", path.display());
+}
+
+#[test]
+fn a_quick_run_writes_results_report_and_charts() {
+    let variant = VARIANTS
+        .iter()
+        .find(|name| workspace_binary(name, false).is_ok())
+        .unwrap_or_else(|| {
+            panic!("no variant's debug binary is built; run `cargo build --workspace` first")
+        });
+    let out = tempfile::tempdir().unwrap();
+    let status = bakeoff()
+        .args(["run", "--quick", "--debug", "--variants", variant])
+        .args([
+            "--duration",
+            "1s",
+            "--warmup",
+            "500ms",
+            "--connections",
+            "8",
+        ])
+        .arg("--out")
+        .arg(out.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let directories: Vec<_> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(directories.len(), 1);
+    let directory = &directories[0];
+    let results = RunResults::read(directory).unwrap();
+    assert_eq!(results.servers.len(), 1);
+    let server = &results.servers[0];
+    assert!(
+        server.verification.passed,
+        "{:?}",
+        server.verification.failures
+    );
+    assert!(
+        server.shutdown.as_ref().unwrap().clean,
+        "{:?}",
+        server.shutdown
+    );
+    assert_eq!(server.cells.len(), Scenario::ALL.len());
+    for cell in &server.cells {
+        let run = cell.median().unwrap();
+        assert!(run.ok > 0, "{} answered nothing", cell.scenario);
+        assert_eq!(run.error_count(), 0, "{}: {:?}", cell.scenario, run.errors);
+        assert!(run.checked_bodies > 0);
+        let figures = run.server.as_ref().unwrap();
+        assert!(
+            figures.cpu_seconds > 0.0 && figures.rss_peak_bytes > 0 && figures.threads_peak > 0
+        );
+        let statements = figures.statements_per_request.unwrap();
+        let expected = match cell.scenario.as_str() {
+            "version" | "fibonacci" => 0.0..=0.0,
+            "types" => 0.9..=1.1,
+            _ => 1.9..=3.1,
+        };
+        assert!(
+            expected.contains(&statements),
+            "{}: {statements} statements per request",
+            cell.scenario
+        );
+    }
+    assert!(results.machine.postgres_version.is_some());
+
+    let report = std::fs::read_to_string(directory.join("report.md")).unwrap();
+    assert!(report.contains("## Servers") && report.contains("| server | req/s |"));
+    for kind in ["throughput", "latency", "cpu", "memory"] {
+        assert_svg(&directory.join(format!("{kind}-c8.svg")));
+        assert!(report.contains(&format!("{kind}-c8.svg")));
+    }
+
+    // The report renders again from results.json alone, and a run compared with itself is all noise.
+    std::fs::remove_file(directory.join("report.md")).unwrap();
+    assert!(
+        bakeoff()
+            .arg("report")
+            .arg(directory)
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(directory.join("report.md").is_file());
+    let output = bakeoff()
+        .arg("compare")
+        .arg(directory)
+        .arg(directory)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        text.contains("0 of 6 cells changed beyond the noise band"),
+        "{text}"
+    );
+}
