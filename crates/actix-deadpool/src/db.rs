@@ -4,6 +4,11 @@
 //! Statements are prepared per connection and cached on it (`prepare_cached`), so a connection
 //! prepares each SQL text once in its life. Connections are opened lazily, on checkout, so the
 //! pool (and the server) starts while the database is still unreachable.
+//!
+//! A connection's socket is driven by a task on the event loop of the worker that opened it, and
+//! stays there while other workers check the connection out. So a worker busy in a blocking
+//! handler also delays the queries of other workers' requests that drew one of its connections:
+//! a cost of sharing one pool between single-threaded event loops, visible under mixed load.
 
 use std::time::Duration;
 
@@ -17,7 +22,7 @@ use tokio_postgres::{Client, NoTls, Statement};
 #[derive(Debug, thiserror::Error)]
 pub enum PoolSetupError {
     #[error("DATABASE_URL: {0}")]
-    DatabaseUrl(#[source] tokio_postgres::Error),
+    DatabaseUrl(String),
     #[error("cannot build the connection pool: {0}")]
     Build(#[from] deadpool_postgres::BuildError),
 }
@@ -30,61 +35,76 @@ pub enum PoolSetupError {
 /// PostgreSQL's default `max_connections` (100) on ordinary machines.
 pub const CONNECTIONS_PER_WORKER: usize = 4;
 
-/// The pool's maximum size: `DB_POOL_SIZE`, or [`CONNECTIONS_PER_WORKER`] x `WORKERS`.
-pub fn pool_size(config: &Config) -> usize {
-    config.db_pool_size_or(config.workers.get() * CONNECTIONS_PER_WORKER)
+/// The pool, with what a checkout and `/test/resmon` need to know about it.
+pub struct Database {
+    pool: Pool,
+    /// `DB_WAIT_TIMEOUT_MS`: the longest a request waits for a connection.
+    wait: Duration,
+    /// The pool's maximum size.
+    pub size: usize,
 }
 
-/// Builds the pool without connecting.
-///
-/// deadpool waits for a free connection forever by default; here every step of a checkout
-/// (waiting for a slot, opening a connection, checking an idle one) is bounded by
-/// `DB_WAIT_TIMEOUT_MS`, past which the request gets 503.
-pub fn pool(config: &Config) -> Result<Pool, PoolSetupError> {
-    let pg_config: tokio_postgres::Config = config
-        .database_url
-        .as_str()
-        .parse()
-        .map_err(PoolSetupError::DatabaseUrl)?;
-    let manager = Manager::from_config(
-        pg_config,
-        NoTls,
-        ManagerConfig {
-            // `Verified` runs an empty query on every checkout of an idle connection: one that a
-            // PostgreSQL restart broke is then dropped and replaced instead of failing the
-            // request that drew it. The empty query is not a statement, so it is neither counted
-            // against the SQL budget nor tracked by pg_stat_statements.
-            recycling_method: RecyclingMethod::Verified,
-        },
-    );
-    let wait: Duration = config.db_wait_timeout;
-    Ok(Pool::builder(manager)
-        .max_size(pool_size(config))
-        .wait_timeout(Some(wait))
-        .create_timeout(Some(wait))
-        .recycle_timeout(Some(wait))
-        .runtime(Runtime::Tokio1)
-        .build()?)
+impl Database {
+    /// Builds the pool without connecting: `DB_POOL_SIZE` connections at most, by default
+    /// [`CONNECTIONS_PER_WORKER`] x `WORKERS`.
+    pub fn new(config: &Config) -> Result<Database, PoolSetupError> {
+        let pg_config: tokio_postgres::Config =
+            config.database_url.as_str().parse().map_err(|error| {
+                // tokio-postgres keeps the reason (an unknown option, say) in the error's source.
+                let reason = std::error::Error::source(&error)
+                    .map_or(String::new(), |source| format!(": {source}"));
+                PoolSetupError::DatabaseUrl(format!("{error}{reason}"))
+            })?;
+        let manager = Manager::from_config(
+            pg_config,
+            NoTls,
+            ManagerConfig {
+                // `Verified` runs an empty query on every checkout of an idle connection: one
+                // that a PostgreSQL restart broke is then dropped and replaced instead of failing
+                // the request that drew it. The empty query is not a statement, so it is neither
+                // counted against the SQL budget nor tracked by pg_stat_statements.
+                recycling_method: RecyclingMethod::Verified,
+            },
+        );
+        let size = config.db_pool_size_or(config.workers.get() * CONNECTIONS_PER_WORKER);
+        let wait = config.db_wait_timeout;
+        // deadpool waits forever by default; here each step of a checkout (waiting for a free
+        // slot, checking an idle connection, opening a new one) gives up after the wait timeout.
+        let pool = Pool::builder(manager)
+            .max_size(size)
+            .wait_timeout(Some(wait))
+            .recycle_timeout(Some(wait))
+            .create_timeout(Some(wait))
+            .runtime(Runtime::Tokio1)
+            .build()?;
+        Ok(Database { pool, wait, size })
+    }
+
+    /// Checks a connection out; 503 when none can be had within the wait timeout.
+    pub async fn checkout(&self) -> Result<Pooled, ApiError> {
+        // A checkout may take several steps (against a database that hangs: one recycle timeout
+        // per idle connection, then a create timeout), so the whole of it is bounded too.
+        let Ok(checkout) = tokio::time::timeout(self.wait, self.pool.get()).await else {
+            tracing::warn!("no database connection within the wait timeout");
+            return Err(ApiError::DatabaseUnavailable);
+        };
+        checkout.map(Pooled).map_err(|error| match error {
+            PoolError::Backend(error) => pg::database_error(error),
+            PoolError::Timeout(kind) => {
+                tracing::warn!(?kind, "no database connection within the wait timeout");
+                ApiError::DatabaseUnavailable
+            }
+            PoolError::Closed => ApiError::DatabaseUnavailable,
+            error @ (PoolError::NoRuntimeSpecified | PoolError::PostCreateHook(_)) => {
+                tracing::error!(%error, "connection pool misconfigured");
+                ApiError::Internal
+            }
+        })
+    }
 }
 
-/// A connection checked out of the pool for one request.
+/// A connection checked out of the pool for one request; dropping it gives it back.
 pub struct Pooled(Object);
-
-/// Checks a connection out; 503 when none can be had within the wait timeout.
-pub async fn checkout(pool: &Pool) -> Result<Pooled, ApiError> {
-    pool.get().await.map(Pooled).map_err(|error| match error {
-        PoolError::Backend(error) => pg::database_error(error),
-        PoolError::Timeout(kind) => {
-            tracing::warn!(?kind, "no database connection within the wait timeout");
-            ApiError::DatabaseUnavailable
-        }
-        PoolError::Closed => ApiError::DatabaseUnavailable,
-        error @ (PoolError::NoRuntimeSpecified | PoolError::PostCreateHook(_)) => {
-            tracing::error!(%error, "connection pool misconfigured");
-            ApiError::Internal
-        }
-    })
-}
 
 impl pg::Connection for Pooled {
     fn client(&self) -> &Client {

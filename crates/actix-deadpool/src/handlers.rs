@@ -13,14 +13,13 @@ use bakeoff_core::{
 };
 use serde::Serialize;
 
-use crate::db;
+use crate::db::Database;
 use crate::error::Error;
 
-/// What every worker shares: the pool, and the sizes `/test/resmon` reports.
+/// What every worker shares: the database pool, and the worker count `/test/resmon` reports.
 pub struct AppState {
-    pub pool: deadpool_postgres::Pool,
+    pub database: Database,
     pub workers: usize,
-    pub pool_size: usize,
 }
 
 type Response = Result<HttpResponse, Error>;
@@ -37,20 +36,20 @@ pub async fn version() -> HttpResponse {
 }
 
 pub async fn types(state: web::Data<AppState>) -> Response {
-    let connection = db::checkout(&state.pool).await?;
+    let connection = state.database.checkout().await?;
     Ok(json(&pg::list_types(&connection).await?))
 }
 
 pub async fn contacts(request: HttpRequest, state: web::Data<AppState>) -> Response {
     // Validate before taking a connection: a bad request should not wait for the pool.
     let page = PageRequest::from_query(Some(request.query_string()))?;
-    let connection = db::checkout(&state.pool).await?;
+    let connection = state.database.checkout().await?;
     Ok(json(&pg::list_contacts(&connection, &page).await?))
 }
 
 pub async fn contact(contact_id: web::Path<String>, state: web::Data<AppState>) -> Response {
     let id = ContactId::parse(&contact_id)?;
-    let connection = db::checkout(&state.pool).await?;
+    let connection = state.database.checkout().await?;
     Ok(json(&pg::get_contact(&connection, id).await?))
 }
 
@@ -100,8 +99,8 @@ pub async fn blocking_iobound(millis: web::Path<String>) -> Response {
 }
 
 pub async fn resmon(state: web::Data<AppState>) -> Response {
-    let snapshot =
-        resmon::snapshot(crate::VARIANT.name, state.workers, state.pool_size).map_err(|error| {
+    let snapshot = resmon::snapshot(crate::VARIANT.name, state.workers, state.database.size)
+        .map_err(|error| {
             tracing::error!(%error, "cannot read /proc");
             ApiError::Internal
         })?;

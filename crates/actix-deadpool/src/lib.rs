@@ -15,7 +15,7 @@ use actix_web::{App, HttpServer, Resource, Responder, web};
 use bakeoff_core::config::{self, SHUTDOWN_DEADLINE};
 use bakeoff_core::{Config, Variant, workload};
 
-pub use db::{CONNECTIONS_PER_WORKER, PoolSetupError};
+pub use db::{CONNECTIONS_PER_WORKER, Database, PoolSetupError};
 pub use error::Error;
 pub use handlers::AppState;
 
@@ -85,9 +85,8 @@ where
 pub async fn run(config: Config) -> Result<(), RunError> {
     workload::warm_up();
     let state = web::Data::new(AppState {
-        pool: db::pool(&config)?,
+        database: Database::new(&config)?,
         workers: config.workers.get(),
-        pool_size: db::pool_size(&config),
     });
     let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
         .workers(config.workers.get())
