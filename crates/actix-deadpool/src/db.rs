@@ -66,7 +66,7 @@ impl Database {
                 recycling_method: RecyclingMethod::Verified,
             },
         );
-        let size = config.db_pool_size_or(config.workers.get() * CONNECTIONS_PER_WORKER);
+        let size = config.db_pool_size_or(config.workers_or_cpus() * CONNECTIONS_PER_WORKER);
         let wait = config.db_wait_timeout;
         // deadpool waits forever by default; here each step of a checkout (waiting for a free
         // slot, checking an idle connection, opening a new one) gives up after the wait timeout.

@@ -86,10 +86,10 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     workload::warm_up();
     let state = web::Data::new(AppState {
         database: Database::new(&config)?,
-        workers: config.workers.get(),
+        workers: config.workers_or_cpus(),
     });
     let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
-        .workers(config.workers.get())
+        .workers(config.workers_or_cpus())
         .shutdown_timeout(SHUTDOWN_DEADLINE.as_secs())
         .shutdown_signal(stop_signal().map_err(RunError::Serve)?)
         .bind(config.bind)

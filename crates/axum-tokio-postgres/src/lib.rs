@@ -27,7 +27,7 @@ pub const VARIANT: Variant = Variant {
 /// Builds the runtime with `WORKERS` threads and serves until SIGTERM or SIGINT.
 pub fn run(config: Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.workers.get())
+        .worker_threads(config.workers_or_cpus())
         .enable_all()
         .build()
         .context("building the tokio runtime")?;
@@ -37,7 +37,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 /// Serves on the configured address; returns after a graceful shutdown.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     bakeoff_core::workload::warm_up();
-    let pool_size = config.db_pool_size_or(config.workers.get());
+    let pool_size = config.db_pool_size_or(config.workers_or_cpus());
     let database = database::Database::start(
         config.database_url.as_str(),
         pool_size,
@@ -46,7 +46,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     .context("DATABASE_URL")?;
     let state = AppState {
         database: Arc::new(database),
-        workers: config.workers.get(),
+        workers: config.workers_or_cpus(),
         pool_size,
     };
 

@@ -47,13 +47,16 @@ pub fn router(state: AppState) -> Router {
     ];
     let mut router = Router::new();
     for (path, method_router) in routes {
+        // axum would answer HEAD with the GET handler; the contract allows GET alone, as the
+        // other variants do.
+        let method_router = method_router.head(method_not_allowed);
         router = router
             .route(path, method_router.clone())
             .route(&format!("{path}/"), method_router);
     }
     router
         .fallback(|| async { Json(Err(ApiError::RouteNotFound)) })
-        .method_not_allowed_fallback(|| async { Json(Err(ApiError::MethodNotAllowed)) })
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
@@ -91,6 +94,10 @@ fn json<T: serde::Serialize>(result: Result<T, ApiError>) -> Json {
 fn segment(path: Result<Path<String>, PathRejection>) -> String {
     path.map(|Path(segment)| segment)
         .unwrap_or_else(|_| char::REPLACEMENT_CHARACTER.to_string())
+}
+
+async fn method_not_allowed() -> Json {
+    Json(Err(ApiError::MethodNotAllowed))
 }
 
 async fn version() -> Json {

@@ -86,8 +86,8 @@ pub struct ConfigError {
 pub struct Config {
     pub database_url: DatabaseUrl,
     pub bind: SocketAddr,
-    /// Request-serving threads.
-    pub workers: NonZeroUsize,
+    /// Request-serving threads; `None` means the variant's default.
+    pub workers: Option<NonZeroUsize>,
     /// Database connections; `None` means the variant's default.
     pub db_pool_size: Option<NonZeroUsize>,
     /// How long a request may wait for a database connection before it gets 503.
@@ -123,13 +123,13 @@ impl Config {
         })?;
 
         let workers = match present("WORKERS") {
-            None => available_cpus(),
-            Some(text) => parse_positive(&text).ok_or_else(|| {
+            None => None,
+            Some(text) => Some(parse_positive(&text).ok_or_else(|| {
                 error(
                     "WORKERS",
                     format!("{text:?} is not a whole number of at least 1"),
                 )
-            })?,
+            })?),
         };
         let db_pool_size = match present("DB_POOL_SIZE") {
             None => None,
@@ -164,7 +164,17 @@ impl Config {
         })
     }
 
-    /// `DB_POOL_SIZE`, or the variant's default.
+    /// `WORKERS`, or the variant's default.
+    pub fn workers_or(&self, default: usize) -> usize {
+        self.workers.map_or(default.max(1), NonZeroUsize::get)
+    }
+
+    /// `WORKERS`, or the CPUs available to the process: the default of the async variants.
+    pub fn workers_or_cpus(&self) -> usize {
+        self.workers_or(available_cpus().get())
+    }
+
+    /// `DB_POOL_SIZE`, or the variant's default (usually derived from the workers).
     pub fn db_pool_size_or(&self, default: usize) -> usize {
         self.db_pool_size.map_or(default.max(1), NonZeroUsize::get)
     }
@@ -299,6 +309,7 @@ mod tests {
         let config = config_from(&[("DATABASE_URL", "postgres://u:secret@h/d")]).unwrap();
         assert_eq!(config.bind.to_string(), DEFAULT_BIND);
         assert_eq!(config.db_pool_size_or(7), 7);
+        assert_eq!(config.workers_or(5), 5);
         assert!(!format!("{:?}", config.database_url).contains("secret"));
     }
 }

@@ -149,7 +149,7 @@ mod tests {
 
     #[test]
     fn fibonacci_starts_at_one_one() {
-        let fib = |n| fibonacci(FibonacciN::parse(&n.to_string()).unwrap());
+        let fib = |n: u32| fibonacci(FibonacciN::parse(&n.to_string()).unwrap());
         assert_eq!(
             [fib(0), fib(1), fib(2), fib(10), fib(25)],
             [1, 1, 2, 89, 121_393]

@@ -821,6 +821,16 @@ impl<'a> Checker<'a> {
                 self.compare_error(&what, &answer, &value, &ApiError::MethodNotAllowed);
             }
         }
+        // HEAD has no body to compare: every variant answers only GET, so HEAD is 405 too.
+        self.report.checks += 1;
+        if let Some(answer) = self.send(reqwest::Method::HEAD, "/types").await
+            && answer.status != 405
+        {
+            self.fail(format!(
+                "HEAD /types: status {} (expected 405)",
+                answer.status
+            ));
+        }
         Ok(())
     }
 

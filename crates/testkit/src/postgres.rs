@@ -363,11 +363,13 @@ impl Cluster {
             .batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             .await?;
         crate::seed::apply_schema(&client).await?;
-        // Servers only read.
+        // Servers only read, but a user who exported the app URL may reseed through it
+        // (`bakeoff db seed` with DATABASE_URL set), so the role may write the contact tables.
         client
             .batch_execute(&format!(
-                "GRANT USAGE ON SCHEMA public TO {APP_ROLE}; \
-                 GRANT SELECT ON ALL TABLES IN SCHEMA public TO {APP_ROLE}"
+                "GRANT USAGE, CREATE ON SCHEMA public TO {APP_ROLE}; \
+                 GRANT ALL ON ALL TABLES IN SCHEMA public TO {APP_ROLE}; \
+                 GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {APP_ROLE}"
             ))
             .await
             .context("granting the app role its rights")?;

@@ -52,16 +52,8 @@ pub enum ServeError {
 }
 
 /// The request-serving threads: `WORKERS` when set, otherwise gunicorn's `2 x CPUs + 1`.
-///
-/// Core's [`Config::workers`] already holds the CPU count when `WORKERS` is unset, so whether it
-/// was set is read here, by the same rule as core (absent or blank means unset).
 pub fn workers(config: &Config) -> usize {
-    let set = std::env::var("WORKERS").is_ok_and(|value| !value.trim().is_empty());
-    if set {
-        config.workers.get()
-    } else {
-        2 * config::available_cpus().get() + 1
-    }
+    config.workers_or(2 * config::available_cpus().get() + 1)
 }
 
 /// Serves until SIGTERM or SIGINT, then finishes the requests already taken and returns.

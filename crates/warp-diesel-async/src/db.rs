@@ -32,7 +32,7 @@ pub const CONNECTIONS_PER_WORKER: usize = 4;
 
 /// The pool's maximum size: `DB_POOL_SIZE`, or [`CONNECTIONS_PER_WORKER`] x `WORKERS`.
 pub fn pool_size(config: &Config) -> usize {
-    config.db_pool_size_or(config.workers.get() * CONNECTIONS_PER_WORKER)
+    config.db_pool_size_or(config.workers_or_cpus() * CONNECTIONS_PER_WORKER)
 }
 
 /// Builds the pool without connecting, so the server starts while PostgreSQL is still down.

@@ -24,7 +24,7 @@ pub const VARIANT: Variant = Variant {
 /// Builds the runtime with `WORKERS` threads and serves until SIGTERM or SIGINT.
 pub fn run(config: Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.workers.get())
+        .worker_threads(config.workers_or_cpus())
         .enable_all()
         .build()
         .context("building the tokio runtime")?;
@@ -36,7 +36,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     bakeoff_core::workload::warm_up();
     let state = AppState {
         pool: db::pool(&config).context("building the connection pool")?,
-        workers: config.workers.get(),
+        workers: config.workers_or_cpus(),
         pool_size: db::pool_size(&config),
     };
 
