@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod docker;
 mod engine;
 mod quick_run;
 mod test_server;
