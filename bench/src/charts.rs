@@ -9,7 +9,7 @@ use plotters::prelude::*;
 use crate::report::{Level, levels, scenarios};
 use crate::results::{Cell, Measurement, RunResults};
 
-const SIZE: (u32, u32) = (1100, 520);
+pub(crate) const SIZE: (u32, u32) = (1100, 520);
 const COLORS: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
@@ -21,11 +21,11 @@ const COLORS: [RGBColor; 8] = [
     RGBColor(127, 127, 127),
 ];
 
-fn color(index: usize) -> RGBColor {
+pub(crate) fn color(index: usize) -> RGBColor {
     COLORS[index % COLORS.len()]
 }
 
-fn drawing_error(error: impl std::fmt::Display) -> anyhow::Error {
+pub(crate) fn drawing_error(error: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("drawing a chart: {error}")
 }
 

@@ -151,7 +151,7 @@ impl ErrorKind {
         }
     }
 
-    fn of_hyper(error: &hyper::Error) -> ErrorKind {
+    pub fn of_hyper(error: &hyper::Error) -> ErrorKind {
         if error.is_timeout() {
             ErrorKind::Timeout
         } else if error.is_parse() || error.is_parse_status() || error.is_parse_too_large() {

@@ -6,6 +6,7 @@
 
 pub mod charts;
 pub mod compare;
+pub mod concurrency;
 pub mod db;
 pub mod engine;
 pub mod machine;

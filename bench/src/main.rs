@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use bakeoff::{compare, db, report, results, run, selftest, verify};
+use bakeoff::{compare, concurrency, db, report, results, run, selftest, verify};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,6 +28,8 @@ enum Command {
     Serve(db::ServeArgs),
     /// Run the benchmark: every variant in turn, every scenario, report and charts.
     Run(run::RunArgs),
+    /// The concurrency study: bursts of N requests of T seconds each, per workload and variant.
+    Concurrency(concurrency::ConcurrencyArgs),
     /// Check one server against the contract.
     Verify(verify::VerifyArgs),
     /// Load one URL with the engine and print its figures.
@@ -90,6 +92,9 @@ async fn execute(command: Command) -> Result<ExitCode> {
         Command::Serve(args) => db::serve(args).await?,
         Command::Run(args) => {
             run::run(args, command_line).await?;
+        }
+        Command::Concurrency(args) => {
+            concurrency::concurrency(args, command_line).await?;
         }
         Command::Verify(args) => {
             let report = verify::verify(args).await?;

@@ -667,7 +667,7 @@ async fn measure_target(
 }
 
 /// Waits until `/version` answers 200; returns its body.
-async fn wait_until_ready(address: SocketAddr) -> Result<Bytes> {
+pub async fn wait_until_ready(address: SocketAddr) -> Result<Bytes> {
     let started = Instant::now();
     loop {
         match engine::get_once(address, "/version", Duration::from_secs(2)).await {

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod docker;
+mod concurrency;
 mod engine;
 mod quick_run;
 mod test_server;

@@ -1,0 +1,244 @@
+//! The burst timer: N connections are opened first, then N identical requests are released
+//! together, and the burst lasts until the last answer is in. This is the study's measure: how
+//! long a client waits for the slowest of N simultaneous requests, each asking for about T seconds
+//! of server work.
+//!
+//! A probe can ride along: at a set moment after the release it reads the server's thread count
+//! and memory from /proc (when the server is a local process) and asks `/test/resmon` over a
+//! connection of its own, recording how long that answer took while the burst was in flight.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::future::join_all;
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{HOST, HeaderValue};
+use hyper::{Request, Uri};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+
+use crate::engine::ErrorKind;
+
+/// How long opened connections are given to be accepted before the release, so that the burst
+/// times the requests and not the server's accept loop.
+const SETTLE: Duration = Duration::from_millis(10);
+
+/// One burst.
+#[derive(Debug, Clone)]
+pub struct BurstSpec {
+    pub address: SocketAddr,
+    /// The path every request of the burst asks for.
+    pub path: String,
+    /// How many requests (and connections).
+    pub concurrency: usize,
+    /// A request not answered within this counts as a timeout.
+    pub timeout: Duration,
+    pub probe: Option<Probe>,
+}
+
+/// A look at the server while the burst is in flight.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    /// When, after the release.
+    pub after: Duration,
+    /// Asked over the probe's own connection (`/test/resmon`); `None` asks nothing.
+    pub path: Option<String>,
+    /// The server's process, read from /proc at that moment when it runs here.
+    pub pid: Option<u32>,
+}
+
+/// What one request of a burst got.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The status and body, or how the exchange failed.
+    pub result: Result<(u16, Bytes), ErrorKind>,
+    /// From the release to the end of the answer (or the failure).
+    pub seconds: f64,
+}
+
+/// What the probe saw.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeOutcome {
+    /// Threads of the server process, from /proc.
+    pub threads: Option<i64>,
+    /// Resident memory of the server process, from /proc.
+    pub rss_bytes: Option<u64>,
+    /// The probe request's answer.
+    pub answer: Option<Result<(u16, Bytes), ErrorKind>>,
+    /// From sending the probe request to its answer.
+    pub answered_after: Option<f64>,
+}
+
+/// A finished burst.
+#[derive(Debug, Clone)]
+pub struct BurstOutcome {
+    /// From the release to the last answer (or failure): the figure the study plots.
+    pub seconds: f64,
+    /// One per request, in connection order.
+    pub answers: Vec<Answer>,
+    pub probe: Option<ProbeOutcome>,
+}
+
+impl BurstOutcome {
+    /// Answers with status 200.
+    pub fn ok(&self) -> usize {
+        self.answers
+            .iter()
+            .filter(|answer| matches!(answer.result, Ok((200, _))))
+            .count()
+    }
+
+    /// The earliest answer, in seconds from the release.
+    pub fn first_seconds(&self) -> f64 {
+        self.answers
+            .iter()
+            .map(|answer| answer.seconds)
+            .fold(f64::INFINITY, f64::min)
+    }
+}
+
+/// A client connection whose I/O runs in its own task, aborted on drop.
+struct Link {
+    sender: SendRequest<Empty<Bytes>>,
+    driver: JoinHandle<()>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+async fn connect(address: SocketAddr, timeout: Duration) -> Result<Link, ErrorKind> {
+    let opening = async {
+        let stream = TcpStream::connect(address)
+            .await
+            .map_err(|_| ErrorKind::Connect)?;
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|_| ErrorKind::Connect)?;
+        let driver = tokio::spawn(async move {
+            // Its errors surface on the request side, where they are counted.
+            let _ = connection.await;
+        });
+        Ok(Link { sender, driver })
+    };
+    tokio::time::timeout(timeout, opening)
+        .await
+        .map_err(|_| ErrorKind::Connect)?
+}
+
+async fn exchange(
+    link: &mut Link,
+    address: SocketAddr,
+    uri: &Uri,
+) -> Result<(u16, Bytes), ErrorKind> {
+    let mut request = Request::new(Empty::<Bytes>::new());
+    *request.uri_mut() = uri.clone();
+    let host = HeaderValue::from_str(&address.to_string()).map_err(|_| ErrorKind::Protocol)?;
+    request.headers_mut().insert(HOST, host);
+    link.sender
+        .ready()
+        .await
+        .map_err(|error| ErrorKind::of_hyper(&error))?;
+    let response = link
+        .sender
+        .send_request(request)
+        .await
+        .map_err(|error| ErrorKind::of_hyper(&error))?;
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|error| ErrorKind::of_hyper(&error))?
+        .to_bytes();
+    Ok((status, body))
+}
+
+/// Opens the connections, releases the requests together and waits for every answer.
+pub async fn run(spec: &BurstSpec) -> anyhow::Result<BurstOutcome> {
+    anyhow::ensure!(spec.concurrency >= 1, "a burst needs at least one request");
+    let uri: Uri = spec
+        .path
+        .parse()
+        .map_err(|error| anyhow::anyhow!("{:?} is not a request path: {error}", spec.path))?;
+    let probe_uri: Option<Uri> = match spec.probe.as_ref().and_then(|p| p.path.as_ref()) {
+        Some(path) => Some(
+            path.parse()
+                .map_err(|error| anyhow::anyhow!("{path:?} is not a request path: {error}"))?,
+        ),
+        None => None,
+    };
+
+    // Every connection is open before the clock starts; one that cannot be opened is a failed
+    // request of the burst, not a reason to stop.
+    let mut links: Vec<Result<Link, ErrorKind>> =
+        join_all((0..spec.concurrency).map(|_| connect(spec.address, spec.timeout))).await;
+    let mut probe_link = match &probe_uri {
+        Some(_) => Some(connect(spec.address, spec.timeout).await),
+        None => None,
+    };
+    tokio::time::sleep(SETTLE).await;
+
+    let released = Instant::now();
+    let requests = join_all(links.iter_mut().map(|link| {
+        let uri = &uri;
+        async move {
+            let result = match link {
+                Ok(link) => tokio::time::timeout(spec.timeout, exchange(link, spec.address, uri))
+                    .await
+                    .unwrap_or(Err(ErrorKind::Timeout)),
+                Err(kind) => Err(*kind),
+            };
+            Answer {
+                result,
+                seconds: released.elapsed().as_secs_f64(),
+            }
+        }
+    }));
+    let probing = async {
+        let probe = spec.probe.as_ref()?;
+        tokio::time::sleep_until((released + probe.after).into()).await;
+        let mut outcome = ProbeOutcome::default();
+        if let Some(pid) = probe.pid
+            && let Some((threads, rss_bytes)) = read_process(pid)
+        {
+            outcome.threads = Some(threads);
+            outcome.rss_bytes = Some(rss_bytes);
+        }
+        if let (Some(uri), Some(link)) = (&probe_uri, probe_link.as_mut()) {
+            let sent = Instant::now();
+            let result = match link {
+                Ok(link) => tokio::time::timeout(spec.timeout, exchange(link, spec.address, uri))
+                    .await
+                    .unwrap_or(Err(ErrorKind::Timeout)),
+                Err(kind) => Err(*kind),
+            };
+            outcome.answered_after = Some(sent.elapsed().as_secs_f64());
+            outcome.answer = Some(result);
+        }
+        Some(outcome)
+    };
+    let (answers, probe) = tokio::join!(requests, probing);
+    let seconds = answers
+        .iter()
+        .map(|answer| answer.seconds)
+        .fold(0.0, f64::max);
+    Ok(BurstOutcome {
+        seconds,
+        answers,
+        probe,
+    })
+}
+
+/// Threads and resident bytes of a local process.
+pub fn read_process(pid: u32) -> Option<(i64, u64)> {
+    let process = procfs::process::Process::new(i32::try_from(pid).ok()?).ok()?;
+    let stat = process.stat().ok()?;
+    Some((stat.num_threads, stat.rss * procfs::page_size()))
+}

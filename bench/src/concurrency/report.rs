@@ -1,0 +1,362 @@
+//! The study's tables, for the terminal and `report.md`: the calibration, one table of burst times
+//! per workload beside its reference lines, the concurrency ceilings, and the threads and memory
+//! idle and during the largest burst.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use super::charts::{self, worker_counts};
+use super::{StudyResults, StudyServer, Workload, human_duration};
+use crate::report::Table;
+
+fn mebibytes(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / (1u64 << 20) as f64)
+}
+
+fn or_dash<T>(value: Option<T>, format: impl Fn(T) -> String) -> String {
+    value.map_or_else(|| "-".to_string(), format)
+}
+
+/// Servers that have figures.
+fn studied(results: &StudyResults) -> impl Iterator<Item = &StudyServer> {
+    results
+        .servers
+        .iter()
+        .filter(|server| server.calibration.is_some())
+}
+
+/// The study's calibration step, one row per server.
+pub fn calibration_table(results: &StudyResults) -> Table {
+    let samples = results.settings.calibration_samples;
+    let mut table = Table::new(&[
+        "server",
+        "workers",
+        &format!("one iteration, mean of {samples} (ms)"),
+        "min (ms)",
+        "max (ms)",
+        &format!("iterations for T = {} s", results.settings.seconds),
+        "work per request (s)",
+    ]);
+    for server in studied(results) {
+        let Some(calibration) = &server.calibration else {
+            continue;
+        };
+        table.rows.push(vec![
+            server.name.clone(),
+            or_dash(server.workers, |w| w.to_string()),
+            format!("{:.2}", calibration.mean_seconds * 1_000.0),
+            format!("{:.2}", calibration.min_seconds * 1_000.0),
+            format!("{:.2}", calibration.max_seconds * 1_000.0),
+            calibration.iterations.to_string(),
+            format!("{:.3}", calibration.work_seconds),
+        ]);
+    }
+    table
+}
+
+/// Burst times of one workload: a row per N, a column per server, then the reference lines.
+pub fn workload_table(results: &StudyResults, workload: Workload) -> Table {
+    let t = results.settings.seconds;
+    let servers: Vec<&StudyServer> = studied(results)
+        .filter(|server| server.workload(workload).is_some())
+        .collect();
+    let workers = worker_counts(results);
+    let mut headers = vec!["N".to_string()];
+    headers.extend(servers.iter().map(|server| server.name.clone()));
+    headers.push("T".to_string());
+    headers.extend(workers.iter().map(|w| format!("T x ceil(N/{w})")));
+    let cpus = results.settings.server_cpus.max(1);
+    if workload.is_cpu() {
+        headers.push(format!("N x T/{cpus}"));
+    }
+    let mut table = Table {
+        headers,
+        rows: Vec::new(),
+    };
+    for n in 1..=results.settings.max_concurrency {
+        let mut row = vec![n.to_string()];
+        for server in &servers {
+            let point = server
+                .workload(workload)
+                .and_then(|w| w.points.iter().find(|p| p.concurrency == n));
+            row.push(or_dash(point, |point| {
+                let failed = point.runs.iter().any(|run| !run.failures.is_empty());
+                format!(
+                    "{:.3}{}",
+                    point.median_seconds,
+                    if failed { " !" } else { "" }
+                )
+            }));
+        }
+        row.push(format!("{t:.3}"));
+        row.extend(
+            workers
+                .iter()
+                .map(|&w| format!("{:.3}", t * n.div_ceil(w) as f64)),
+        );
+        if workload.is_cpu() {
+            row.push(format!("{:.3}", t * n as f64 / cpus as f64));
+        }
+        table.rows.push(row);
+    }
+    table
+}
+
+/// The largest N each server serves within the ceiling factor of T, per workload.
+pub fn ceiling_table(results: &StudyResults) -> Table {
+    let workloads = results.workloads();
+    let mut headers = vec!["server".to_string(), "workers".to_string()];
+    headers.extend(workloads.iter().map(|w| w.name().to_string()));
+    let mut table = Table {
+        headers,
+        rows: Vec::new(),
+    };
+    let k = results.settings.max_concurrency;
+    for server in studied(results) {
+        let mut row = vec![
+            server.name.clone(),
+            or_dash(server.workers, |w| w.to_string()),
+        ];
+        for &workload in &workloads {
+            row.push(or_dash(server.workload(workload), |w| {
+                if w.ceiling >= k {
+                    format!(">= {k}")
+                } else {
+                    w.ceiling.to_string()
+                }
+            }));
+        }
+        table.rows.push(row);
+    }
+    table
+}
+
+/// Threads and memory idle and during the largest burst, and how long `/test/resmon` took to
+/// answer while that burst was in flight.
+pub fn resources_table(results: &StudyResults) -> Table {
+    let mut table = Table::new(&[
+        "server",
+        "workload",
+        "threads idle",
+        "threads in burst",
+        "RSS idle (MiB)",
+        "RSS in burst (MiB)",
+        "/test/resmon answered after (s)",
+    ]);
+    for server in studied(results) {
+        let idle_threads = or_dash(server.idle.as_ref(), |s| s.threads.to_string());
+        let idle_rss = or_dash(server.idle.as_ref(), |s| mebibytes(s.rss_bytes));
+        for workload in &server.workloads {
+            let peak = workload.peak.as_ref();
+            table.rows.push(vec![
+                server.name.clone(),
+                workload.workload.clone(),
+                idle_threads.clone(),
+                or_dash(peak.and_then(|p| p.threads()), |t| t.to_string()),
+                idle_rss.clone(),
+                or_dash(peak.and_then(|p| p.rss_bytes()), mebibytes),
+                or_dash(peak, |p| match (&p.resmon_error, p.resmon_answered_after) {
+                    (Some(error), _) => format!("failed: {error}"),
+                    (None, Some(seconds)) => format!("{seconds:.3}"),
+                    (None, None) => "-".to_string(),
+                }),
+            ]);
+        }
+    }
+    table
+}
+
+/// Every failed request, one line per point, or an empty list.
+pub fn failures(results: &StudyResults) -> Vec<String> {
+    let mut lines = Vec::new();
+    for server in &results.servers {
+        for workload in &server.workloads {
+            for point in &workload.points {
+                for (index, run) in point.runs.iter().enumerate() {
+                    if !run.failures.is_empty() {
+                        lines.push(format!(
+                            "{} {} N={} run {}: {} ok, {:?}",
+                            server.name,
+                            workload.workload,
+                            point.concurrency,
+                            index + 1,
+                            run.ok,
+                            run.failures
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    lines
+}
+
+fn settings_lines(results: &StudyResults) -> Vec<String> {
+    let settings = &results.settings;
+    vec![
+        format!(
+            "T = {} s of server work per request; bursts of N = 1..={} concurrent requests; {} burst(s) per point, median kept",
+            settings.seconds, settings.max_concurrency, settings.repeat
+        ),
+        format!(
+            "WORKERS: {}",
+            settings.workers.map_or_else(
+                || "each variant's default".to_string(),
+                |w| format!("{w} for every variant")
+            )
+        ),
+        format!(
+            "calibration: mean of {} calls to /test/calibrate per server",
+            settings.calibration_samples
+        ),
+        format!("placement: {}", settings.placement.note),
+        format!(
+            "{} binaries; database: {}",
+            settings.profile, settings.database
+        ),
+        format!(
+            "took {} (estimated {} to {})",
+            human_duration(settings.elapsed_seconds),
+            human_duration(settings.estimated_seconds[0]),
+            human_duration(settings.estimated_seconds[1])
+        ),
+    ]
+}
+
+const READING: &str = "\
+Each point is one burst: N connections are opened, then N identical requests are released \
+together, and the time until the last answer is recorded (the median of the repeats). Two \
+reference lines frame it: T, what a server that serves every request at once achieves, and \
+T x ceil(N / W), what W workers taking the requests in waves of W achieve. CPU work cannot go \
+below what the CPUs can do either: N requests of T on C CPUs need at least N x T / C, the third \
+line of the CPU workloads. The ceiling is the \
+largest N whose burst (and every smaller one) stays within the ceiling factor times T. \
+`!` marks a point where a request failed (see Failures).";
+
+/// `report.md`.
+pub fn markdown(results: &StudyResults, charts: &[String]) -> String {
+    let mut text = String::from("# bakeoff concurrency study\n\n");
+    let _ = writeln!(
+        text,
+        "{} to {}, on {}.\n",
+        results.started_at,
+        results.finished_at,
+        results.machine.line()
+    );
+    for line in settings_lines(results) {
+        let _ = writeln!(text, "- {line}");
+    }
+    let _ = writeln!(text, "- command: `{}`\n", results.settings.command);
+    let _ = writeln!(text, "{READING}\n");
+
+    let skipped: Vec<&StudyServer> = results
+        .servers
+        .iter()
+        .filter(|server| server.skipped.is_some())
+        .collect();
+    if !skipped.is_empty() {
+        text.push_str("## Not studied\n\n");
+        for server in skipped {
+            let _ = writeln!(
+                text,
+                "- {}: {}",
+                server.name,
+                server.skipped.as_deref().unwrap_or_default()
+            );
+        }
+        text.push('\n');
+    }
+
+    let _ = writeln!(
+        text,
+        "## Calibration\n\n{}",
+        calibration_table(results).markdown()
+    );
+    let _ = writeln!(
+        text,
+        "## Concurrency ceilings\n\nThe largest N served within {} x T.\n\n{}",
+        results.settings.ceiling_factor,
+        ceiling_table(results).markdown()
+    );
+    for workload in results.workloads() {
+        let _ = writeln!(text, "## {}: {}\n", workload.name(), workload.description());
+        let chart = charts::file_name(workload);
+        if charts.contains(&chart) {
+            let _ = writeln!(text, "![{}]({chart})\n", workload.name());
+        }
+        let _ = writeln!(
+            text,
+            "Time until the last answer, seconds.\n\n{}",
+            workload_table(results, workload).markdown()
+        );
+    }
+    let _ = writeln!(
+        text,
+        "## Threads and memory\n\nIdle (/test/resmon before the first burst) and during the first burst at N = {} \
+         (/proc, {} s after the release), with how long /test/resmon took to answer while that burst was in flight.\n\n{}",
+        results.settings.max_concurrency,
+        results.settings.seconds / 2.0,
+        resources_table(results).markdown()
+    );
+    let failures = failures(results);
+    if !failures.is_empty() {
+        text.push_str("## Failures\n\n");
+        for line in failures {
+            let _ = writeln!(text, "- {line}");
+        }
+    }
+    text
+}
+
+/// The tables for the terminal.
+pub fn terminal(results: &StudyResults) -> String {
+    let mut text = String::new();
+    for line in settings_lines(results) {
+        let _ = writeln!(text, "{line}");
+    }
+    let _ = writeln!(
+        text,
+        "\nCalibration\n{}",
+        calibration_table(results).terminal()
+    );
+    for workload in results.workloads() {
+        let _ = writeln!(
+            text,
+            "{} ({}): time until the last answer, s\n{}",
+            workload.name(),
+            workload.description(),
+            workload_table(results, workload).terminal()
+        );
+    }
+    let _ = writeln!(
+        text,
+        "Concurrency ceiling (largest N within {} x T)\n{}",
+        results.settings.ceiling_factor,
+        ceiling_table(results).terminal()
+    );
+    let _ = writeln!(
+        text,
+        "Threads and memory, idle and during the largest burst\n{}",
+        resources_table(results).terminal()
+    );
+    let failures = failures(results);
+    if !failures.is_empty() {
+        text.push_str("Failures\n");
+        for line in failures {
+            let _ = writeln!(text, "  {line}");
+        }
+    }
+    text
+}
+
+/// Writes `concurrency.json`, the charts and `report.md` into `directory`; returns the charts.
+pub fn write(results: &StudyResults, directory: &Path) -> Result<Vec<String>> {
+    results.write(directory)?;
+    let charts = charts::write_all(results, directory)?;
+    let path = directory.join("report.md");
+    std::fs::write(&path, markdown(results, &charts))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(charts)
+}
