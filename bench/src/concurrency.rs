@@ -273,6 +273,9 @@ pub struct Peak {
     pub concurrency: usize,
     /// Seconds after the release.
     pub at_seconds: f64,
+    /// Just before the burst: a pool that grew in an earlier workload may still hold its threads.
+    pub threads_before: Option<i64>,
+    pub rss_before_bytes: Option<u64>,
     /// From /proc, for servers the study started.
     pub threads: Option<i64>,
     pub rss_bytes: Option<u64>,
@@ -746,12 +749,17 @@ async fn study_server(
             for repeat in 0..plan.repeat {
                 // The first burst at the largest N carries the probe, in the middle of the
                 // first wave of work.
-                let probe =
-                    (concurrency == plan.max_concurrency && repeat == 0).then(|| burst::Probe {
-                        after: Duration::from_secs_f64(plan.seconds / 2.0),
-                        path: Some(RESMON_PATH.to_string()),
-                        pid,
-                    });
+                let probed = concurrency == plan.max_concurrency && repeat == 0;
+                let before = if probed {
+                    resources_now(address, pid).await
+                } else {
+                    (None, None)
+                };
+                let probe = probed.then(|| burst::Probe {
+                    after: Duration::from_secs_f64(plan.seconds / 2.0),
+                    path: Some(RESMON_PATH.to_string()),
+                    pid,
+                });
                 let outcome = burst::run(&burst::BurstSpec {
                     address,
                     path: path.clone(),
@@ -761,7 +769,7 @@ async fn study_server(
                 })
                 .await?;
                 if let Some(seen) = &outcome.probe {
-                    peak = Some(peak_of(concurrency, plan.seconds / 2.0, seen));
+                    peak = Some(peak_of(concurrency, plan.seconds / 2.0, before, seen));
                 }
                 runs.push(burst_run(&outcome));
                 tokio::time::sleep(PAUSE).await;
@@ -864,7 +872,24 @@ fn burst_run(outcome: &burst::BurstOutcome) -> BurstRun {
     }
 }
 
-fn peak_of(concurrency: usize, at_seconds: f64, seen: &burst::ProbeOutcome) -> Peak {
+/// Threads and resident bytes now: from /proc for a local process, else from /test/resmon.
+async fn resources_now(address: SocketAddr, pid: Option<u32>) -> (Option<i64>, Option<u64>) {
+    if let Some((threads, rss)) = pid.and_then(burst::read_process) {
+        return (Some(threads), Some(rss));
+    }
+    match get_once(address, RESMON_PATH, Duration::from_secs(10)).await {
+        Ok((200, body)) => serde_json::from_slice::<ResourceSnapshot>(&body)
+            .map_or((None, None), |s| (Some(s.threads), Some(s.rss_bytes))),
+        _ => (None, None),
+    }
+}
+
+fn peak_of(
+    concurrency: usize,
+    at_seconds: f64,
+    (threads_before, rss_before_bytes): (Option<i64>, Option<u64>),
+    seen: &burst::ProbeOutcome,
+) -> Peak {
     let (resmon, resmon_error) = match &seen.answer {
         Some(Ok((200, body))) => match serde_json::from_slice::<ResourceSnapshot>(body) {
             Ok(snapshot) => (Some(snapshot), None),
@@ -877,6 +902,8 @@ fn peak_of(concurrency: usize, at_seconds: f64, seen: &burst::ProbeOutcome) -> P
     Peak {
         concurrency,
         at_seconds,
+        threads_before,
+        rss_before_bytes,
         threads: seen.threads,
         rss_bytes: seen.rss_bytes,
         resmon,

@@ -33,6 +33,8 @@ pub fn calibration_table(results: &StudyResults) -> Table {
     let mut table = Table::new(&[
         "server",
         "workers",
+        "threads at start",
+        "RSS at start (MiB)",
         &format!("one iteration, mean of {samples} (ms)"),
         "min (ms)",
         "max (ms)",
@@ -46,6 +48,8 @@ pub fn calibration_table(results: &StudyResults) -> Table {
         table.rows.push(vec![
             server.name.clone(),
             or_dash(server.workers, |w| w.to_string()),
+            or_dash(server.idle.as_ref(), |s| s.threads.to_string()),
+            or_dash(server.idle.as_ref(), |s| mebibytes(s.rss_bytes)),
             format!("{:.2}", calibration.mean_seconds * 1_000.0),
             format!("{:.2}", calibration.min_seconds * 1_000.0),
             format!("{:.2}", calibration.max_seconds * 1_000.0),
@@ -133,29 +137,27 @@ pub fn ceiling_table(results: &StudyResults) -> Table {
     table
 }
 
-/// Threads and memory idle and during the largest burst, and how long `/test/resmon` took to
-/// answer while that burst was in flight.
+/// Threads and memory just before and during the largest burst, and how long `/test/resmon`
+/// took to answer while that burst was in flight.
 pub fn resources_table(results: &StudyResults) -> Table {
     let mut table = Table::new(&[
         "server",
         "workload",
-        "threads idle",
+        "threads before",
         "threads in burst",
-        "RSS idle (MiB)",
+        "RSS before (MiB)",
         "RSS in burst (MiB)",
         "/test/resmon answered after (s)",
     ]);
     for server in studied(results) {
-        let idle_threads = or_dash(server.idle.as_ref(), |s| s.threads.to_string());
-        let idle_rss = or_dash(server.idle.as_ref(), |s| mebibytes(s.rss_bytes));
         for workload in &server.workloads {
             let peak = workload.peak.as_ref();
             table.rows.push(vec![
                 server.name.clone(),
                 workload.workload.clone(),
-                idle_threads.clone(),
+                or_dash(peak.and_then(|p| p.threads_before), |t| t.to_string()),
                 or_dash(peak.and_then(|p| p.threads()), |t| t.to_string()),
-                idle_rss.clone(),
+                or_dash(peak.and_then(|p| p.rss_before_bytes), mebibytes),
                 or_dash(peak.and_then(|p| p.rss_bytes()), mebibytes),
                 or_dash(peak, |p| match (&p.resmon_error, p.resmon_answered_after) {
                     (Some(error), _) => format!("failed: {error}"),
@@ -294,8 +296,10 @@ pub fn markdown(results: &StudyResults, charts: &[String]) -> String {
     }
     let _ = writeln!(
         text,
-        "## Threads and memory\n\nIdle (/test/resmon before the first burst) and during the first burst at N = {} \
-         (/proc, {} s after the release), with how long /test/resmon took to answer while that burst was in flight.\n\n{}",
+        "## Threads and memory\n\nJust before and during the first burst at N = {} ({} s after the release; \
+         /proc for the variants, /test/resmon for targets), with how long /test/resmon took to answer while that \
+         burst was in flight. Threads a pool started for an earlier workload may still be there before the next \
+         one (tokio keeps idle blocking threads for 10 s); the calibration table has the figures at start.\n\n{}",
         results.settings.max_concurrency,
         results.settings.seconds / 2.0,
         resources_table(results).markdown()
@@ -338,7 +342,7 @@ pub fn terminal(results: &StudyResults) -> String {
     );
     let _ = writeln!(
         text,
-        "Threads and memory, idle and during the largest burst\n{}",
+        "Threads and memory, just before and during the largest burst\n{}",
         resources_table(results).terminal()
     );
     let failures = failures(results);

@@ -216,6 +216,7 @@ fn a_quick_study_writes_results_report_and_charts() {
         }
         let peak = workload.peak.as_ref().unwrap();
         assert!(peak.threads.unwrap() >= 1 && peak.rss_bytes.unwrap() > 0);
+        assert!(peak.threads_before.unwrap() >= 1 && peak.rss_before_bytes.unwrap() > 0);
         assert!(peak.resmon.is_some(), "{:?}", peak.resmon_error);
     }
     // A non-blocking wait is served at once whatever the workers.
