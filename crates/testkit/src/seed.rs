@@ -21,8 +21,23 @@ pub const SCHEMA_SQL: &str = include_str!("../../../schema/schema.sql");
 /// Contacts per COPY chunk (and per progress report).
 const CHUNK: u32 = 10_000;
 
-/// Applies the schema (idempotent).
+/// Applies the schema if any of its tables is absent. (Re-running it on a complete schema would
+/// be harmless for the owner, but `CREATE INDEX IF NOT EXISTS` still demands ownership, and a role
+/// that may only write the data must be able to reseed.)
 pub async fn apply_schema(client: &Client) -> Result<()> {
+    let complete: bool = client
+        .query_one(
+            "SELECT to_regclass('contact_types') IS NOT NULL AND to_regclass('contacts') IS NOT NULL \
+               AND to_regclass('contact_phones') IS NOT NULL \
+               AND to_regclass('contact_emails') IS NOT NULL",
+            &[],
+        )
+        .await
+        .context("looking for the schema")?
+        .get(0);
+    if complete {
+        return Ok(());
+    }
     client
         .batch_execute(SCHEMA_SQL)
         .await
@@ -142,7 +157,7 @@ pub async fn seed(
         .context("reading the role's rights")?
         .get(0);
     client
-        .batch_execute("TRUNCATE contacts, contact_phones, contact_emails RESTART IDENTITY CASCADE")
+        .batch_execute("TRUNCATE contacts, contact_phones, contact_emails CASCADE")
         .await
         .context("emptying the contact tables")?;
     if superuser {
