@@ -1,6 +1,8 @@
 //! The test kit against a real PostgreSQL: the seeder is deterministic whichever path loads the
 //! rows, reseeding replaces the data, and a cluster survives a stop and start.
 
+#![allow(clippy::unwrap_used)]
+
 use bakeoff_testkit::postgres::LocalPostgres;
 use bakeoff_testkit::seed::{SeedSpec, seed};
 
