@@ -13,15 +13,17 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Empty};
-use hyper::client::conn::http1::SendRequest;
+use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper::header::{HOST, HeaderValue};
 use hyper::{Request, Uri};
 use hyper_util::rt::TokioIo;
@@ -109,6 +111,8 @@ pub struct LoadOutcome {
     pub uncorrected: Option<Histogram<u64>>,
     /// Failures in the window by kind.
     pub errors: BTreeMap<ErrorKind, u64>,
+    /// CPU time the engine threads used while sending (all threads together).
+    pub engine_cpu: Duration,
 }
 
 impl LoadOutcome {
@@ -326,7 +330,10 @@ impl ThreadContext {
             };
             local.spawn_local(worker.run(link));
         }
+        let cpu_before = thread_cpu_time();
         runtime.block_on(local);
+        let cpu_used = thread_cpu_time().saturating_sub(cpu_before);
+        tally.borrow_mut().engine_cpu += cpu_used;
         drop(runtime);
         Rc::try_unwrap(tally)
             .map(RefCell::into_inner)
@@ -360,10 +367,13 @@ impl Clock {
     }
 }
 
-/// One keep-alive connection: the request side of hyper's client; its connection task runs beside
-/// it on the same thread.
+/// One keep-alive connection: the request side of hyper's client and the connection future that
+/// does the I/O. Both are polled by the same task, so an exchange costs no cross-task wake-up.
 struct Link {
     sender: SendRequest<Empty<Bytes>>,
+    connection: Pin<Box<Connection<TokioIo<TcpStream>, Empty<Bytes>>>>,
+    /// The connection future has finished: the socket is closed.
+    closed: bool,
 }
 
 impl Link {
@@ -377,11 +387,11 @@ impl Link {
             let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
                 .await
                 .map_err(|_| ErrorKind::Connect)?;
-            tokio::task::spawn_local(async move {
-                // Its errors surface on the request side, where they are counted.
-                let _ = connection.await;
-            });
-            Ok(Link { sender })
+            Ok(Link {
+                sender,
+                connection: Box::pin(connection),
+                closed: false,
+            })
         };
         tokio::time::timeout(timeout, connecting)
             .await
@@ -395,12 +405,35 @@ impl Link {
         request: Request<Empty<Bytes>>,
         check: Option<&Bytes>,
     ) -> Result<(u16, u64, bool), ErrorKind> {
-        self.sender
+        let Link {
+            sender,
+            connection,
+            closed,
+        } = self;
+        let work = std::pin::pin!(Link::request(sender, request, check));
+        if *closed {
+            return work.await;
+        }
+        match futures_util::future::select(work, connection.as_mut()).await {
+            Either::Left((outcome, _)) => outcome,
+            Either::Right((_, work)) => {
+                // The connection ended (its error, if any, surfaces on the request side).
+                *closed = true;
+                work.await
+            }
+        }
+    }
+
+    async fn request(
+        sender: &mut SendRequest<Empty<Bytes>>,
+        request: Request<Empty<Bytes>>,
+        check: Option<&Bytes>,
+    ) -> Result<(u16, u64, bool), ErrorKind> {
+        sender
             .ready()
             .await
             .map_err(|error| ErrorKind::of_hyper(&error))?;
-        let response = self
-            .sender
+        let response = sender
             .send_request(request)
             .await
             .map_err(|error| ErrorKind::of_hyper(&error))?;
@@ -454,6 +487,11 @@ impl ConnectionWorker {
         });
         let mut sent_count: u64 = 0;
         let mut responses: u64 = 0;
+        // One timer for the connection's life, moved forward for each request: extending a
+        // registered timer is a compare-and-swap, where a fresh timeout per request would go
+        // through the timer wheel every time.
+        let timer = tokio::time::sleep(self.spec.timeout);
+        tokio::pin!(timer);
         loop {
             if self.live.stop.load(Ordering::Relaxed) {
                 break;
@@ -471,9 +509,6 @@ impl ConnectionWorker {
                 }
                 None => None,
             };
-            if Instant::now() >= self.clock.end {
-                break;
-            }
             sent_count += 1;
 
             let current = match link.take() {
@@ -496,13 +531,26 @@ impl ConnectionWorker {
             let expected = planned.expected.as_ref().filter(|_| check);
 
             let sent = Instant::now();
-            let result =
-                tokio::time::timeout(self.spec.timeout, current.exchange(request, expected)).await;
+            if sent >= self.clock.end {
+                break;
+            }
+            timer.as_mut().reset((sent + self.spec.timeout).into());
+            let result = {
+                let exchange = std::pin::pin!(current.exchange(request, expected));
+                match futures_util::future::select(exchange, timer.as_mut()).await {
+                    Either::Left((result, _)) => Ok(result),
+                    Either::Right(((), _)) => Err(()),
+                }
+            };
             let done = Instant::now();
             match result {
                 Ok(Ok((status, length, body_matches))) => {
                     responses += 1;
-                    self.live.responses.fetch_add(1, Ordering::Relaxed);
+                    // The shared counter is for the progress display: every 64th answer is
+                    // enough, and spares the hot path an atomic operation each time.
+                    if responses.is_multiple_of(64) {
+                        self.live.responses.fetch_add(64, Ordering::Relaxed);
+                    }
                     link = Some(current);
                     let latency = done.saturating_duration_since(intended.unwrap_or(sent));
                     let uncorrected = intended.map(|_| done.saturating_duration_since(sent));
@@ -516,7 +564,7 @@ impl ConnectionWorker {
                     );
                 }
                 Ok(Err(kind)) => self.count_error(kind, done),
-                Err(_elapsed) => self.count_error(ErrorKind::Timeout, done),
+                Err(()) => self.count_error(ErrorKind::Timeout, done),
             }
         }
     }
@@ -561,6 +609,14 @@ impl ConnectionWorker {
     }
 }
 
+/// CPU time of the calling thread so far (from the scheduler's own accounting, in nanoseconds).
+fn thread_cpu_time() -> Duration {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        .map_or(Duration::ZERO, Duration::from_nanos)
+}
+
 fn micros(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros())
         .unwrap_or(u64::MAX)
@@ -587,6 +643,7 @@ struct Tally {
     checked_bodies: u64,
     errors: BTreeMap<ErrorKind, u64>,
     last_completion: Option<Instant>,
+    engine_cpu: Duration,
 }
 
 impl Tally {
@@ -601,6 +658,7 @@ impl Tally {
             checked_bodies: 0,
             errors: BTreeMap::new(),
             last_completion: None,
+            engine_cpu: Duration::ZERO,
         }
     }
 
@@ -615,6 +673,7 @@ impl Tally {
         self.total_responses += other.total_responses;
         self.body_bytes += other.body_bytes;
         self.checked_bodies += other.checked_bodies;
+        self.engine_cpu += other.engine_cpu;
         for (kind, count) in other.errors {
             *self.errors.entry(kind).or_insert(0) += count;
         }
@@ -635,6 +694,7 @@ impl Tally {
             latency: self.latency,
             uncorrected: if open_loop { self.uncorrected } else { None },
             errors: self.errors,
+            engine_cpu: self.engine_cpu,
         }
     }
 }

@@ -118,6 +118,8 @@ pub struct ToolFigure {
     pub requests_per_second: f64,
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
+    /// The tool's own CPU time per request, in microseconds: what sending costs it.
+    pub cpu_us_per_request: Option<f64>,
     pub note: Option<String>,
 }
 
@@ -189,9 +191,12 @@ pub async fn selftest(args: SelftestArgs) -> Result<SelftestResults> {
         figures.push(run_oha(&url, &args, &placement, round));
         for figure in &figures[figures.len() - 3..] {
             eprintln!(
-                "round {round}: {:<8} {:>10} req/s{}",
+                "round {round}: {:<8} {:>10} req/s {:>6} µs CPU/req{}",
                 figure.tool,
                 group_thousands(figure.requests_per_second.round() as i64),
+                figure
+                    .cpu_us_per_request
+                    .map_or_else(|| "–".into(), |v| format!("{v:.1}")),
                 figure
                     .note
                     .as_ref()
@@ -239,7 +244,15 @@ pub async fn selftest(args: SelftestArgs) -> Result<SelftestResults> {
 
 /// The selftest as a table with the verdict.
 pub fn render(results: &SelftestResults) -> String {
-    let mut table = Table::new(&["tool", "round", "req/s", "p50 ms", "p99 ms", "note"]);
+    let mut table = Table::new(&[
+        "tool",
+        "round",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "CPU µs/req",
+        "note",
+    ]);
     for figure in &results.figures {
         table.rows.push(vec![
             figure.tool.clone(),
@@ -251,6 +264,9 @@ pub fn render(results: &SelftestResults) -> String {
             figure
                 .p99_ms
                 .map_or_else(|| "–".into(), |v| format!("{v:.2}")),
+            figure
+                .cpu_us_per_request
+                .map_or_else(|| "–".into(), |v| format!("{v:.1}")),
             figure.note.clone().unwrap_or_default(),
         ]);
     }
@@ -290,12 +306,14 @@ fn missing(tool: &str, round: usize, note: &str) -> ToolFigure {
         requests_per_second: 0.0,
         p50_ms: None,
         p99_ms: None,
+        cpu_us_per_request: None,
         note: Some(note.into()),
     }
 }
 
 fn run_wrk(url: &str, args: &SelftestArgs, placement: &Placement, round: usize) -> ToolFigure {
     let threads = placement.engine_threads.min(args.connections).max(1);
+    let cpu_before = children_cpu();
     let output = on_engine_cpus("wrk", placement)
         .arg(format!("-t{threads}"))
         .arg(format!("-c{}", args.connections))
@@ -313,8 +331,29 @@ fn run_wrk(url: &str, args: &SelftestArgs, placement: &Placement, round: usize) 
             );
         }
     };
+    let cpu = children_cpu().saturating_sub(cpu_before);
     let text = String::from_utf8_lossy(&output.stdout);
-    parse_wrk(&text, round).unwrap_or_else(|| missing("wrk", round, "unreadable wrk output"))
+    let mut figure =
+        parse_wrk(&text, round).unwrap_or_else(|| missing("wrk", round, "unreadable wrk output"));
+    figure.cpu_us_per_request = per_request(cpu, figure.requests_per_second, args.duration);
+    figure
+}
+
+/// CPU time of the waited-for child processes so far (user + system).
+fn children_cpu() -> Duration {
+    use nix::sys::resource::{UsageWho, getrusage};
+    getrusage(UsageWho::RUSAGE_CHILDREN).map_or(Duration::ZERO, |usage| {
+        let time = |value: nix::sys::time::TimeVal| {
+            Duration::from_secs(value.tv_sec().max(0) as u64)
+                + Duration::from_micros(value.tv_usec().max(0) as u64)
+        };
+        time(usage.user_time()) + time(usage.system_time())
+    })
+}
+
+fn per_request(cpu: Duration, rate: f64, duration: Duration) -> Option<f64> {
+    let requests = rate * duration.as_secs().max(1) as f64;
+    (requests > 0.0 && !cpu.is_zero()).then(|| cpu.as_secs_f64() * 1e6 / requests)
 }
 
 /// Reads `Requests/sec:` and the `--latency` distribution of wrk's output.
@@ -337,6 +376,7 @@ pub fn parse_wrk(text: &str, round: usize) -> Option<ToolFigure> {
         requests_per_second: rate,
         p50_ms: percentile("50%"),
         p99_ms: percentile("99%"),
+        cpu_us_per_request: None,
         note: None,
     })
 }
@@ -355,6 +395,7 @@ fn wrk_millis(value: &str) -> Option<f64> {
 }
 
 fn run_oha(url: &str, args: &SelftestArgs, placement: &Placement, round: usize) -> ToolFigure {
+    let cpu_before = children_cpu();
     let output = on_engine_cpus("oha", placement)
         .arg("-z")
         .arg(format!("{}s", args.duration.as_secs().max(1)))
@@ -378,13 +419,16 @@ fn run_oha(url: &str, args: &SelftestArgs, placement: &Placement, round: usize) 
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(&output.stdout) else {
         return missing("oha", round, "unreadable oha output");
     };
+    let cpu = children_cpu().saturating_sub(cpu_before);
     let seconds = |pointer: &str| value.pointer(pointer).and_then(serde_json::Value::as_f64);
+    let rate = seconds("/summary/requestsPerSec").unwrap_or(0.0);
     ToolFigure {
         tool: "oha".into(),
         round,
-        requests_per_second: seconds("/summary/requestsPerSec").unwrap_or(0.0),
+        requests_per_second: rate,
         p50_ms: seconds("/latencyPercentiles/p50").map(|s| s * 1_000.0),
         p99_ms: seconds("/latencyPercentiles/p99").map(|s| s * 1_000.0),
+        cpu_us_per_request: per_request(cpu, rate, args.duration),
         note: None,
     }
 }
@@ -422,6 +466,8 @@ async fn run_engine(
         requests_per_second: outcome.ok_per_second(),
         p50_ms: Some(latency.p50 as f64 / 1_000.0),
         p99_ms: Some(latency.p99 as f64 / 1_000.0),
+        cpu_us_per_request: (outcome.total_responses > 0)
+            .then(|| outcome.engine_cpu.as_secs_f64() * 1e6 / outcome.total_responses as f64),
         note: (outcome.error_count() > 0).then(|| format!("{} errors", outcome.error_count())),
     })
 }
