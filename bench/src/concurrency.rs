@@ -219,7 +219,10 @@ pub struct StudyServer {
     pub workloads: Vec<WorkloadResult>,
 }
 
-/// The average of the calls to `/test/calibrate`, as the study computed it.
+/// The study's calibration and baseline: the average of the calls to `/test/calibrate` gives the
+/// iterations for T, and one request of those iterations is then timed. A single iteration timed
+/// alone is not what the same iteration costs in a loop (fresh memory, cold caches), so when the
+/// baseline is more than a tenth off T the iterations are corrected once by the ratio.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Calibration {
     pub samples: usize,
@@ -227,9 +230,15 @@ pub struct Calibration {
     pub mean_seconds: f64,
     pub min_seconds: f64,
     pub max_seconds: f64,
-    /// The iterations that take about T on this server.
+    /// T / mean, as the study derived it.
+    pub calibrated_iterations: u32,
+    /// Server-side duration of one request of `calibrated_iterations` (median of 3): the study's
+    /// baseline.
+    pub calibrated_baseline_seconds: f64,
+    /// The iterations the bursts ask for.
     pub iterations: u32,
-    /// iterations x mean: the CPU work one request asks for.
+    /// Server-side duration of one request of `iterations` (median of 3): the CPU work of one
+    /// request of the CPU workloads.
     pub work_seconds: f64,
 }
 
@@ -453,7 +462,8 @@ impl Plan {
         let k = self.max_concurrency as f64;
         let bursts = self.workloads.len() as f64 * self.repeat as f64;
         let pause = PAUSE.as_secs_f64();
-        let overhead = OVERHEAD_PER_SERVER.as_secs_f64();
+        // The baseline times up to six requests of T.
+        let overhead = OVERHEAD_PER_SERVER.as_secs_f64() + 6.0 * self.seconds;
         (
             overhead + bursts * k * (self.seconds + pause),
             overhead + bursts * (self.seconds * k * (k + 1.0) / 2.0 + k * pause),
@@ -712,26 +722,41 @@ async fn study_server(
     };
     result.workers = result.idle.as_ref().map(|snapshot| snapshot.workers);
 
-    // One cheap request of each workload first: code paths, thread pools and allocations are
-    // warm before anything is timed.
+    // A burst of cheap requests of each workload first: code paths, every thread of the pools
+    // and their memory are warm before anything is timed.
     for workload in &plan.workloads {
-        let path = workload.path(1, 1);
-        match get_once(address, &path, quick_timeout).await {
-            Ok((200, _)) => {}
-            Ok((status, _)) => bail!("{path} answered {status} during the warm-up"),
-            Err(kind) => bail!("{path} failed during the warm-up ({})", kind.name()),
+        let outcome = burst::run(&burst::BurstSpec {
+            address,
+            path: workload.path(1, 1),
+            concurrency: plan.max_concurrency,
+            timeout: quick_timeout,
+            probe: None,
+        })
+        .await?;
+        let run = burst_run(&outcome);
+        if !run.failures.is_empty() {
+            bail!(
+                "{} failed during the warm-up: {:?}",
+                workload.path(1, 1),
+                run.failures
+            );
         }
     }
 
     let calibration = calibrate(address, plan).await?;
     eprintln!(
-        "{name}: average of {} - duration of one iteration: {:.6} seconds; {} iterations for {} s",
-        calibration.samples, calibration.mean_seconds, calibration.iterations, plan.seconds
+        "{name}: average of {} - duration of one iteration: {:.6} seconds; {} iterations for {} s \
+         took {:.3} s in one request",
+        calibration.samples,
+        calibration.mean_seconds,
+        calibration.calibrated_iterations,
+        plan.seconds,
+        calibration.calibrated_baseline_seconds
     );
-    if (calibration.work_seconds - plan.seconds).abs() > 0.1 * plan.seconds {
+    if calibration.iterations != calibration.calibrated_iterations {
         eprintln!(
-            "{name}: note: {} iteration(s) take about {:.3} s here, not {} s",
-            calibration.iterations, calibration.work_seconds, plan.seconds
+            "{name}: corrected to {} iterations, which took {:.3} s",
+            calibration.iterations, calibration.work_seconds
         );
     }
     // The slowest a burst can be is every request one after another; twice that, plus slack,
@@ -821,32 +846,61 @@ async fn study_server(
     Ok(result)
 }
 
-/// The study's calibration: the mean of the server-side durations of one iteration.
+/// The study's calibration: the mean of the server-side durations of one iteration, then the
+/// baseline of the iterations it gives, corrected once when it is more than a tenth off T.
 async fn calibrate(address: SocketAddr, plan: &Plan) -> Result<Calibration> {
     let mut durations = Vec::with_capacity(plan.calibration_samples);
     for _ in 0..plan.calibration_samples {
-        let (status, body) = get_once(address, "/test/calibrate", Duration::from_secs(30))
-            .await
-            .map_err(|kind| anyhow::anyhow!("/test/calibrate failed ({})", kind.name()))?;
-        anyhow::ensure!(status == 200, "/test/calibrate answered {status}");
-        let body: TimedBody = serde_json::from_slice(&body)
-            .context("/test/calibrate's answer is not a timed body")?;
-        durations.push(body.result);
+        durations.push(timed(address, "/test/calibrate").await?);
     }
     let mean = durations.iter().sum::<f64>() / durations.len().max(1) as f64;
     anyhow::ensure!(
         mean > 0.0,
         "/test/calibrate reports no time for one iteration"
     );
-    let iterations = ((plan.seconds / mean).round() as u32).clamp(Iterations::MIN, Iterations::MAX);
+    let for_t = |per_iteration: f64| {
+        ((plan.seconds / per_iteration).round() as u32).clamp(Iterations::MIN, Iterations::MAX)
+    };
+    let calibrated_iterations = for_t(mean);
+    let calibrated_baseline = baseline(address, calibrated_iterations).await?;
+    let (iterations, work_seconds) =
+        if (calibrated_baseline - plan.seconds).abs() > 0.1 * plan.seconds {
+            let corrected = for_t(calibrated_baseline / f64::from(calibrated_iterations));
+            (corrected, baseline(address, corrected).await?)
+        } else {
+            (calibrated_iterations, calibrated_baseline)
+        };
     Ok(Calibration {
         samples: durations.len(),
         mean_seconds: mean,
         min_seconds: durations.iter().copied().fold(f64::INFINITY, f64::min),
         max_seconds: durations.iter().copied().fold(0.0, f64::max),
+        calibrated_iterations,
+        calibrated_baseline_seconds: calibrated_baseline,
         iterations,
-        work_seconds: f64::from(iterations) * mean,
+        work_seconds,
     })
+}
+
+/// The median server-side duration of three requests of `iterations` in a row.
+async fn baseline(address: SocketAddr, iterations: u32) -> Result<f64> {
+    let path = Workload::SyncCpubound.path(iterations, 0);
+    let mut durations = Vec::with_capacity(3);
+    for _ in 0..3 {
+        durations.push(timed(address, &path).await?);
+    }
+    Ok(median(&durations))
+}
+
+/// The `result` (server-side seconds) of one request to a timed endpoint.
+async fn timed(address: SocketAddr, path: &str) -> Result<f64> {
+    let (status, body) = get_once(address, path, Duration::from_secs(60))
+        .await
+        .map_err(|kind| anyhow::anyhow!("{path} failed ({})", kind.name()))?;
+    anyhow::ensure!(status == 200, "{path} answered {status}");
+    let body: TimedBody = serde_json::from_slice(&body)
+        .with_context(|| format!("{path}'s answer is not a timed body"))?;
+    Ok(body.result)
 }
 
 fn burst_run(outcome: &burst::BurstOutcome) -> BurstRun {

@@ -39,7 +39,9 @@ pub fn calibration_table(results: &StudyResults) -> Table {
         "min (ms)",
         "max (ms)",
         &format!("iterations for T = {} s", results.settings.seconds),
-        "work per request (s)",
+        "one request of those (s)",
+        "iterations used",
+        "one request (s)",
     ]);
     for server in studied(results) {
         let Some(calibration) = &server.calibration else {
@@ -53,6 +55,8 @@ pub fn calibration_table(results: &StudyResults) -> Table {
             format!("{:.2}", calibration.mean_seconds * 1_000.0),
             format!("{:.2}", calibration.min_seconds * 1_000.0),
             format!("{:.2}", calibration.max_seconds * 1_000.0),
+            calibration.calibrated_iterations.to_string(),
+            format!("{:.3}", calibration.calibrated_baseline_seconds),
             calibration.iterations.to_string(),
             format!("{:.3}", calibration.work_seconds),
         ]);
@@ -237,6 +241,14 @@ line of the CPU workloads. The ceiling is the \
 largest N whose burst (and every smaller one) stays within the ceiling factor times T. \
 `!` marks a point where a request failed (see Failures).";
 
+const CALIBRATION: &str = "\
+As in the study: the mean of the calls to /test/calibrate (one iteration each, timed by the \
+server) gives the iterations for T, and one request of those iterations is then timed (median of \
+three, server-side). One iteration timed alone costs more than the same iteration in a loop \
+(fresh memory, cold caches), so when that request is more than a tenth off T the iterations are \
+corrected once by the ratio; the bursts use the corrected count. Threads and memory at start are \
+/test/resmon before any request.";
+
 /// `report.md`.
 pub fn markdown(results: &StudyResults, charts: &[String]) -> String {
     let mut text = String::from("# bakeoff concurrency study\n\n");
@@ -273,7 +285,7 @@ pub fn markdown(results: &StudyResults, charts: &[String]) -> String {
 
     let _ = writeln!(
         text,
-        "## Calibration\n\n{}",
+        "## Calibration\n\n{CALIBRATION}\n\n{}",
         calibration_table(results).markdown()
     );
     let _ = writeln!(
