@@ -209,8 +209,11 @@ pub struct StudyServer {
     pub name: String,
     /// `variant` (started by the study) or `target` (already running).
     pub kind: String,
-    /// Why it was not (fully) studied.
+    /// Why it was not studied.
     pub skipped: Option<String>,
+    /// What went wrong on the way without stopping the study (a failed warm-up request).
+    #[serde(default)]
+    pub notes: Vec<String>,
     /// The workers it reports in /test/resmon.
     pub workers: Option<usize>,
     /// /test/resmon before the first burst.
@@ -537,6 +540,7 @@ fn not_studied(name: &str, kind: &str, reason: String) -> StudyServer {
         name: name.to_string(),
         kind: kind.to_string(),
         skipped: Some(reason),
+        notes: Vec::new(),
         workers: None,
         idle: None,
         calibration: None,
@@ -734,12 +738,24 @@ async fn study_server(
         })
         .await?;
         let run = burst_run(&outcome);
-        if !run.failures.is_empty() {
+        if run.ok == 0 {
             bail!(
                 "{} failed during the warm-up: {:?}",
                 workload.path(1, 1),
                 run.failures
             );
+        }
+        if !run.failures.is_empty() {
+            // Worth knowing, but the bursts record their own failures: the study goes on.
+            let note = format!(
+                "warm-up: {} of {} concurrent requests to {} failed: {:?}",
+                outcome.answers.len() - run.ok,
+                outcome.answers.len(),
+                workload.path(1, 1),
+                run.failures
+            );
+            eprintln!("{name}: {note}");
+            result.notes.push(note);
         }
     }
 

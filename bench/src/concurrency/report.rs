@@ -174,6 +174,20 @@ pub fn resources_table(results: &StudyResults) -> Table {
     table
 }
 
+/// Servers not studied and why, then what went wrong without stopping a server's study.
+pub fn notes(results: &StudyResults) -> Vec<String> {
+    let mut lines = Vec::new();
+    for server in &results.servers {
+        if let Some(reason) = &server.skipped {
+            lines.push(format!("{}: not studied: {reason}", server.name));
+        }
+        for note in &server.notes {
+            lines.push(format!("{}: {note}", server.name));
+        }
+    }
+    lines
+}
+
 /// Every failed request, one line per point, or an empty list.
 pub fn failures(results: &StudyResults) -> Vec<String> {
     let mut lines = Vec::new();
@@ -265,20 +279,11 @@ pub fn markdown(results: &StudyResults, charts: &[String]) -> String {
     let _ = writeln!(text, "- command: `{}`\n", results.settings.command);
     let _ = writeln!(text, "{READING}\n");
 
-    let skipped: Vec<&StudyServer> = results
-        .servers
-        .iter()
-        .filter(|server| server.skipped.is_some())
-        .collect();
-    if !skipped.is_empty() {
-        text.push_str("## Not studied\n\n");
-        for server in skipped {
-            let _ = writeln!(
-                text,
-                "- {}: {}",
-                server.name,
-                server.skipped.as_deref().unwrap_or_default()
-            );
+    let notes = notes(results);
+    if !notes.is_empty() {
+        text.push_str("## Not studied, and notes\n\n");
+        for line in notes {
+            let _ = writeln!(text, "- {line}");
         }
         text.push('\n');
     }
@@ -357,6 +362,13 @@ pub fn terminal(results: &StudyResults) -> String {
         "Threads and memory, just before and during the largest burst\n{}",
         resources_table(results).terminal()
     );
+    let notes = notes(results);
+    if !notes.is_empty() {
+        text.push_str("Not studied, and notes\n");
+        for line in notes {
+            let _ = writeln!(text, "  {line}");
+        }
+    }
     let failures = failures(results);
     if !failures.is_empty() {
         text.push_str("Failures\n");
