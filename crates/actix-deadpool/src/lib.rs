@@ -91,7 +91,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
         .workers(config.workers_or_cpus())
         .shutdown_timeout(SHUTDOWN_DEADLINE.as_secs())
-        .shutdown_signal(stop_signal().map_err(RunError::Serve)?)
+        .shutdown_signal(bakeoff_core::shutdown::signal().map_err(RunError::Serve)?)
         .bind(config.bind)
         .map_err(|source| RunError::Bind {
             address: config.bind,
@@ -101,26 +101,4 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         config::announce_listening(address);
     }
     server.run().await.map_err(RunError::Serve)
-}
-
-/// Resolves on SIGTERM or SIGINT. actix treats SIGINT as an immediate stop; the contract wants
-/// both to be graceful, so the server takes its stop signal from here instead. The handlers are
-/// installed now, before the address is announced, so an early signal is never lost.
-fn stop_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
-            _ = interrupt.recv() => tracing::info!("SIGINT: shutting down"),
-        }
-        // actix drops workers still busy after the shutdown timeout, but only once they yield:
-        // a worker stuck in a blocking handler never does. A plain thread enforces the deadline.
-        std::thread::spawn(|| {
-            std::thread::sleep(SHUTDOWN_DEADLINE);
-            tracing::warn!("requests still running at the shutdown deadline; exiting anyway");
-            std::process::exit(0);
-        });
-    })
 }

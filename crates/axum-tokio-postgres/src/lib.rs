@@ -13,7 +13,7 @@ mod routes;
 use std::sync::Arc;
 
 use anyhow::Context;
-use bakeoff_core::config::{Config, SHUTDOWN_DEADLINE, Variant, announce_listening};
+use bakeoff_core::config::{Config, Variant, announce_listening};
 
 pub use routes::{AppState, router};
 
@@ -50,41 +50,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         pool_size,
     };
 
+    let shutdown = bakeoff_core::shutdown::signal().context("installing the SIGTERM handler")?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("binding {}", config.bind))?;
     announce_listening(listener.local_addr().context("reading the bound address")?);
     axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await
         .context("serving")?;
     Ok(())
-}
-
-/// Resolves on SIGTERM or SIGINT, and from then on bounds the drain by the shutdown deadline.
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        _ = terminate => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-    tracing::info!("shutting down: no new connections, finishing requests in flight");
-    // axum waits for every in-flight request; a request that outlives the deadline must not keep
-    // the process alive, so a plain thread (not a task, which a stuck runtime might not run)
-    // ends it.
-    std::thread::spawn(|| {
-        std::thread::sleep(SHUTDOWN_DEADLINE);
-        tracing::warn!("requests still in flight after the shutdown deadline; exiting");
-        std::process::exit(1);
-    });
 }

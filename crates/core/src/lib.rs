@@ -12,6 +12,7 @@ pub mod model;
 pub mod openapi;
 pub mod params;
 pub mod resmon;
+pub mod shutdown;
 pub mod sql;
 pub mod workload;
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
-use bakeoff_core::config::{self, Config, SHUTDOWN_DEADLINE, Variant};
+use bakeoff_core::config::{self, Config, Variant};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use tiny_http::Server;
@@ -169,12 +169,7 @@ fn watch_signals(shutdown: Arc<Shutdown>) -> Result<(), ServeError> {
             if let Some(signal) = signals.forever().next() {
                 tracing::info!(signal, "shutting down: finishing requests in flight");
                 shutdown.begin();
-                thread::sleep(SHUTDOWN_DEADLINE);
-                tracing::warn!(
-                    deadline_seconds = SHUTDOWN_DEADLINE.as_secs(),
-                    "requests still in flight at the shutdown deadline; exiting anyway"
-                );
-                std::process::exit(0);
+                bakeoff_core::shutdown::enforce_deadline();
             }
         })
         .map_err(ServeError::Signals)?;

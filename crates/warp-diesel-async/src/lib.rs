@@ -10,7 +10,7 @@ pub mod db;
 mod routes;
 
 use anyhow::Context;
-use bakeoff_core::config::{Config, SHUTDOWN_DEADLINE, Variant, announce_listening};
+use bakeoff_core::config::{Config, Variant, announce_listening};
 
 pub use routes::{AppState, routes};
 
@@ -40,6 +40,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         pool_size: db::pool_size(&config),
     };
 
+    let shutdown = bakeoff_core::shutdown::signal().context("installing the SIGTERM handler")?;
     // Binding here rather than in warp's `run(addr)`, which panics on failure and does not tell
     // the port it got when BIND asks for port 0.
     let listener = tokio::net::TcpListener::bind(config.bind)
@@ -48,36 +49,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     announce_listening(listener.local_addr().context("reading the bound address")?);
     warp::serve(routes(state))
         .incoming(listener)
-        .graceful(shutdown_signal())
+        .graceful(shutdown)
         .run()
         .await;
     Ok(())
-}
-
-/// Resolves on SIGTERM or SIGINT, and from then on bounds the drain by the shutdown deadline.
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        _ = terminate => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-    tracing::info!("shutting down: no new connections, finishing requests in flight");
-    // warp's graceful server waits for every open connection to finish; a request that outlives
-    // the deadline must not keep the process alive, so a plain thread (not a task, which a
-    // runtime whose workers are all blocked would never run) ends it.
-    std::thread::spawn(|| {
-        std::thread::sleep(SHUTDOWN_DEADLINE);
-        tracing::warn!("requests still in flight after the shutdown deadline; exiting");
-        std::process::exit(1);
-    });
 }
