@@ -54,6 +54,18 @@ impl ApiError {
         ApiError::InvalidInput(BTreeMap::from([(parameter, message.into())]))
     }
 
+    /// A database failure: 503 when the database (or the connection to it) is unavailable,
+    /// otherwise a bug, logged with its detail and answered with a 500 that carries none.
+    pub fn from_database(error: &dyn std::fmt::Display, unavailable: bool) -> ApiError {
+        if unavailable {
+            tracing::warn!(%error, "database unavailable");
+            ApiError::DatabaseUnavailable
+        } else {
+            tracing::error!(%error, "database error");
+            ApiError::Internal
+        }
+    }
+
     /// The HTTP status code.
     pub fn status(&self) -> u16 {
         match self {

@@ -275,13 +275,7 @@ pub fn is_unavailable(error: &DieselError) -> bool {
 /// 500 whose detail never reaches the client. `NotFound` is for the caller to handle first
 /// (a missing contact is a 404); reaching here it is a bug like any other.
 pub fn database_error(error: DieselError) -> ApiError {
-    if is_unavailable(&error) {
-        tracing::warn!(%error, "database unavailable");
-        ApiError::DatabaseUnavailable
-    } else {
-        tracing::error!(%error, "database error");
-        ApiError::Internal
-    }
+    ApiError::from_database(&error, is_unavailable(&error))
 }
 
 #[cfg(test)]

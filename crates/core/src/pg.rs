@@ -187,11 +187,5 @@ pub fn is_unavailable(error: &tokio_postgres::Error) -> bool {
 /// Maps a driver error to the contract: 503 when the database is unavailable, otherwise a logged
 /// 500 whose detail never reaches the client.
 pub fn database_error(error: tokio_postgres::Error) -> ApiError {
-    if is_unavailable(&error) {
-        tracing::warn!(%error, "database unavailable");
-        ApiError::DatabaseUnavailable
-    } else {
-        tracing::error!(%error, "database error");
-        ApiError::Internal
-    }
+    ApiError::from_database(&error, is_unavailable(&error))
 }
