@@ -69,13 +69,13 @@ pub fn write_all(results: &RunResults, directory: &Path) -> Result<Vec<String>> 
             (
                 "throughput",
                 format!("Throughput, {}", level.label()),
-                "requests per second (2xx)",
+                "2xx answers per second",
                 series_of(|cell, _| Some(cell.summary.ok_per_second)),
             ),
             (
                 "cpu",
                 format!("Server CPU per 1,000 requests, {}", level.label()),
-                "CPU milliseconds (user + system)",
+                "user + system CPU ms",
                 series_of(|_, run| run.server.as_ref()?.cpu_ms_per_1k),
             ),
             (
@@ -108,7 +108,8 @@ pub fn write_all(results: &RunResults, directory: &Path) -> Result<Vec<String>> 
     Ok(written)
 }
 
-/// Bars grouped by category (scenario), one bar per series (server).
+/// One panel per category (scenario), each with its own scale, and one bar per series (server)
+/// in it: scenarios differ by orders of magnitude, and a shared axis would flatten the slow ones.
 fn grouped_bars(
     path: &Path,
     title: &str,
@@ -116,70 +117,97 @@ fn grouped_bars(
     categories: &[String],
     series: &[Series],
 ) -> Result<()> {
-    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    let columns = 3usize.min(categories.len()).max(1);
+    let rows = categories.len().div_ceil(columns);
+    let size = (SIZE.0, 60 + 300 * rows as u32);
+    let root = SVGBackend::new(path, size).into_drawing_area();
     root.fill(&WHITE).map_err(drawing_error)?;
-    let highest = series
-        .iter()
-        .flat_map(|s| s.values.iter().flatten())
-        .copied()
-        .fold(0.0f64, f64::max);
-    let top = if highest > 0.0 { highest * 1.15 } else { 1.0 };
-    let centers: Vec<f64> = (0..categories.len())
-        .map(|index| index as f64 + 0.5)
-        .collect();
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(80)
-        .build_cartesian_2d(0f64..categories.len() as f64, 0f64..top)
+    let root = root
+        .titled(&format!("{title} ({axis})"), ("sans-serif", 22))
         .map_err(drawing_error)?;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(1)
-        .x_label_formatter(&|_| String::new())
-        .y_desc(axis)
-        .draw()
-        .map_err(drawing_error)?;
-    let labels: Vec<(f64, String)> = centers
-        .into_iter()
-        .zip(categories.iter().cloned())
-        .collect();
-    label_x_axis(&root, &chart, 0.0, &labels, 14)?;
-
-    let group_width = 0.8;
-    let bar_width = group_width / series.len().max(1) as f64;
-    for (series_index, one) in series.iter().enumerate() {
-        let fill = color(series_index);
-        let bars = one
-            .values
+    let panels = root.split_evenly((rows, columns));
+    let bars = series.len().max(1) as f64;
+    for (index, (panel, category)) in panels.iter().zip(categories).enumerate() {
+        let highest = series
             .iter()
-            .enumerate()
-            .filter_map(|(category, value)| {
-                let value = (*value)?;
-                let left =
-                    category as f64 + (1.0 - group_width) / 2.0 + series_index as f64 * bar_width;
-                Some(Rectangle::new(
-                    [(left, 0.0), (left + bar_width * 0.92, value)],
-                    fill.filled(),
-                ))
-            });
+            .filter_map(|one| one.values.get(index).copied().flatten())
+            .fold(0.0f64, f64::max);
+        let top = if highest > 0.0 { highest * 1.15 } else { 1.0 };
+        let mut chart = ChartBuilder::on(panel)
+            .caption(category, ("sans-serif", 16))
+            .margin(8)
+            .x_label_area_size(10)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..bars, 0f64..top)
+            .map_err(drawing_error)?;
         chart
-            .draw_series(bars)
-            .map_err(drawing_error)?
-            .label(one.name.clone())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], fill.filled()));
+            .configure_mesh()
+            .disable_x_mesh()
+            .disable_x_axis()
+            .y_labels(6)
+            .y_label_formatter(&|value: &f64| short_number(*value))
+            .draw()
+            .map_err(drawing_error)?;
+        for (series_index, one) in series.iter().enumerate() {
+            let Some(value) = one.values.get(index).copied().flatten() else {
+                continue;
+            };
+            let fill = color(series_index);
+            let left = series_index as f64 + 0.1;
+            let drawn = chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(left, 0.0), (left + 0.8, value)],
+                    fill.filled(),
+                )))
+                .map_err(drawing_error)?;
+            // The first panel carries the legend for all.
+            if index == 0 {
+                drawn.label(one.name.clone()).legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], fill.filled())
+                });
+            }
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    short_number(value),
+                    (left + 0.4, value),
+                    TextStyle::from(("sans-serif", 11).into_font()).pos(
+                        plotters::style::text_anchor::Pos::new(
+                            plotters::style::text_anchor::HPos::Center,
+                            plotters::style::text_anchor::VPos::Bottom,
+                        ),
+                    ),
+                )))
+                .map_err(drawing_error)?;
+        }
+        if index == 0 {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .label_font(("sans-serif", 11))
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .draw()
+                .map_err(drawing_error)?;
+        }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(drawing_error)?;
     root.present().map_err(drawing_error)?;
     Ok(())
+}
+
+/// `123456` as `123k`, `1234` as `1.2k`, small values with one decimal.
+fn short_number(value: f64) -> String {
+    let magnitude = value.abs();
+    if magnitude >= 1_000_000.0 {
+        format!("{:.1}M", value / 1_000_000.0)
+    } else if magnitude >= 10_000.0 {
+        format!("{:.0}k", value / 1_000.0)
+    } else if magnitude >= 1_000.0 {
+        format!("{:.1}k", value / 1_000.0)
+    } else if magnitude >= 10.0 || magnitude == 0.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.1}")
+    }
 }
 
 /// One panel per scenario: p50, p90, p99, p99.9 and max of each server, on a log scale.
@@ -202,7 +230,7 @@ fn latency_panels(
         )
         .map_err(drawing_error)?;
     let panels = root.split_evenly((rows, columns));
-    for (panel, scenario) in panels.iter().zip(scenario_names) {
+    for (panel_index, (panel, scenario)) in panels.iter().zip(scenario_names).enumerate() {
         let lines: Vec<(usize, String, [f64; 5])> = results
             .servers
             .iter()
@@ -269,13 +297,15 @@ fn latency_panels(
                 .enumerate()
                 .map(|(i, v)| (i as f64, *v))
                 .collect();
-            chart
+            let line = chart
                 .draw_series(LineSeries::new(coordinates.clone(), stroke.stroke_width(2)))
-                .map_err(drawing_error)?
-                .label(name.clone())
-                .legend(move |(x, y)| {
+                .map_err(drawing_error)?;
+            // The first panel carries the legend for all.
+            if panel_index == 0 {
+                line.label(name.clone()).legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 14, y)], stroke.stroke_width(2))
                 });
+            }
             chart
                 .draw_series(
                     coordinates
@@ -284,14 +314,16 @@ fn latency_panels(
                 )
                 .map_err(drawing_error)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font(("sans-serif", 11))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(drawing_error)?;
+        if panel_index == 0 && !lines.is_empty() {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
+                .label_font(("sans-serif", 11))
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .draw()
+                .map_err(drawing_error)?;
+        }
     }
     root.present().map_err(drawing_error)?;
     Ok(())

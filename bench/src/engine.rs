@@ -516,7 +516,11 @@ impl ConnectionWorker {
                 None => match Link::connect(self.spec.address, self.spec.timeout).await {
                     Ok(fresh) => fresh,
                     Err(kind) => {
-                        self.count_error(kind, Instant::now());
+                        let failed = Instant::now();
+                        self.count_error(kind, failed);
+                        if failed >= self.clock.end {
+                            break;
+                        }
                         tokio::time::sleep(RECONNECT_PAUSE).await;
                         continue;
                     }

@@ -344,8 +344,14 @@ pub fn scenario_table(results: &RunResults, level: &Level, scenario: &str, style
     table
 }
 
+/// The best value of a column; none when every row has the same value (nothing stands out).
 fn best_value(values: &[Vec<Option<f64>>], column: usize, better: Better) -> Option<f64> {
     let present = values.iter().filter_map(|row| row[column]);
+    let mut distinct = present.clone();
+    let first = distinct.next()?;
+    if distinct.all(|value| value == first) {
+        return None;
+    }
     match better {
         Better::Higher => present.max_by(f64::total_cmp),
         Better::Lower => present.min_by(f64::total_cmp),
