@@ -265,6 +265,9 @@ pub struct Point {
     pub runs: Vec<BurstRun>,
     /// The median burst time over the runs (the upper one of two).
     pub median_seconds: f64,
+    /// The median over the runs of the server-side time per request (each run's mean).
+    #[serde(default)]
+    pub median_server_seconds: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -277,6 +280,12 @@ pub struct BurstRun {
     pub ok: usize,
     /// Everything else, by kind: `status-503`, `timeout`, `body`, ...
     pub failures: BTreeMap<String, usize>,
+    /// The time each request took inside the server (its `result`), averaged over the answers:
+    /// it stays at T when requests queue, and grows when they share the CPUs.
+    #[serde(default)]
+    pub server_seconds_mean: Option<f64>,
+    #[serde(default)]
+    pub server_seconds_max: Option<f64>,
 }
 
 /// The server while the largest burst was in flight.
@@ -816,9 +825,11 @@ async fn study_server(
                 tokio::time::sleep(PAUSE).await;
             }
             let seconds: Vec<f64> = runs.iter().map(|run| run.seconds).collect();
+            let server: Vec<f64> = runs.iter().filter_map(|r| r.server_seconds_mean).collect();
             let point = Point {
                 concurrency,
                 median_seconds: median(&seconds),
+                median_server_seconds: (!server.is_empty()).then(|| median(&server)),
                 runs,
             };
             let failures: usize = point
@@ -920,25 +931,32 @@ async fn timed(address: SocketAddr, path: &str) -> Result<f64> {
 }
 
 fn burst_run(outcome: &burst::BurstOutcome) -> BurstRun {
-    let mut ok = 0;
     let mut failures = BTreeMap::new();
+    let mut server_seconds = Vec::new();
     for answer in &outcome.answers {
         let failure = match &answer.result {
-            Ok((200, body)) if serde_json::from_slice::<TimedBody>(body).is_ok() => None,
-            Ok((200, _)) => Some("body".to_string()),
+            Ok((200, body)) => match serde_json::from_slice::<TimedBody>(body) {
+                Ok(timed) => {
+                    server_seconds.push(timed.result);
+                    None
+                }
+                Err(_) => Some("body".to_string()),
+            },
             Ok((status, _)) => Some(format!("status-{status}")),
             Err(kind) => Some(kind.name()),
         };
-        match failure {
-            None => ok += 1,
-            Some(kind) => *failures.entry(kind).or_insert(0) += 1,
+        if let Some(kind) = failure {
+            *failures.entry(kind).or_insert(0) += 1;
         }
     }
+    let count = server_seconds.len();
     BurstRun {
         seconds: outcome.seconds,
         first_seconds: outcome.first_seconds(),
-        ok,
+        ok: count,
         failures,
+        server_seconds_mean: (count > 0).then(|| server_seconds.iter().sum::<f64>() / count as f64),
+        server_seconds_max: server_seconds.iter().copied().reduce(f64::max),
     }
 }
 
@@ -992,6 +1010,7 @@ mod tests {
             concurrency,
             runs: Vec::new(),
             median_seconds: seconds,
+            median_server_seconds: None,
         }
     }
 

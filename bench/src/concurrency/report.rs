@@ -112,6 +112,33 @@ pub fn workload_table(results: &StudyResults, workload: Workload) -> Table {
     table
 }
 
+/// The time each request spent inside the server (the mean of a burst, median of the runs): at
+/// T when requests wait their turn, above T when they share the CPUs.
+pub fn server_time_table(results: &StudyResults, workload: Workload) -> Table {
+    let servers: Vec<&StudyServer> = studied(results)
+        .filter(|server| server.workload(workload).is_some())
+        .collect();
+    let mut headers = vec!["N".to_string()];
+    headers.extend(servers.iter().map(|server| server.name.clone()));
+    let mut table = Table {
+        headers,
+        rows: Vec::new(),
+    };
+    for n in 1..=results.settings.max_concurrency {
+        let mut row = vec![n.to_string()];
+        for server in &servers {
+            let point = server
+                .workload(workload)
+                .and_then(|w| w.points.iter().find(|p| p.concurrency == n));
+            row.push(or_dash(point.and_then(|p| p.median_server_seconds), |s| {
+                format!("{s:.3}")
+            }));
+        }
+        table.rows.push(row);
+    }
+    table
+}
+
 /// The largest N each server serves within the ceiling factor of T, per workload.
 pub fn ceiling_table(results: &StudyResults) -> Table {
     let workloads = results.workloads();
@@ -310,6 +337,14 @@ pub fn markdown(results: &StudyResults, charts: &[String]) -> String {
             "Time until the last answer, seconds.\n\n{}",
             workload_table(results, workload).markdown()
         );
+        if workload.is_cpu() {
+            let _ = writeln!(
+                text,
+                "Time each request spent in the server, seconds (mean of the burst): it stays \
+                 near T while requests wait their turn, and grows when they share the CPUs.\n\n{}",
+                server_time_table(results, workload).markdown()
+            );
+        }
     }
     let _ = writeln!(
         text,
@@ -350,6 +385,14 @@ pub fn terminal(results: &StudyResults) -> String {
             workload.description(),
             workload_table(results, workload).terminal()
         );
+        if workload.is_cpu() {
+            let _ = writeln!(
+                text,
+                "{}: time each request spent in the server, s (mean of the burst)\n{}",
+                workload.name(),
+                server_time_table(results, workload).terminal()
+            );
+        }
     }
     let _ = writeln!(
         text,

@@ -206,6 +206,7 @@ fn a_quick_study_writes_results_report_and_charts() {
                 workload.workload, run
             );
             assert!(run.failures.is_empty());
+            assert!(point.median_server_seconds.unwrap() > 0.0);
             // No burst can beat a wait of T (CPU work in a debug build varies too much to say).
             let cpu = workload.workload.ends_with("cpubound");
             assert!(
