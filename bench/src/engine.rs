@@ -414,9 +414,11 @@ impl Link {
         if *closed {
             return work.await;
         }
-        match futures_util::future::select(work, connection.as_mut()).await {
-            Either::Left((outcome, _)) => outcome,
-            Either::Right((_, work)) => {
+        // The connection is polled first: it writes the request and reads the answer, and the
+        // request side then finds the answer ready in the same pass instead of a wake-up later.
+        match futures_util::future::select(connection.as_mut(), work).await {
+            Either::Right((outcome, _)) => outcome,
+            Either::Left((_, work)) => {
                 // The connection ended (its error, if any, surfaces on the request side).
                 *closed = true;
                 work.await
