@@ -537,7 +537,7 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
         || "closed loop".to_string(),
         |rate| {
             format!(
-                "open loop at {} req/s (latency from the intended send time)",
+                "open loop at {} req/s (a request that found its connection busy counts from its intended send time)",
                 whole(rate)
             )
         },
