@@ -3,8 +3,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod docker;
 mod concurrency;
+mod docker;
 mod engine;
 mod quick_run;
 mod test_server;
