@@ -230,6 +230,12 @@ fn columns() -> Vec<Column> {
             value: |_, run| run.server.as_ref()?.statements_per_request,
             format: two_decimals,
         },
+        Column {
+            header: "engine %",
+            better: Better::Neither,
+            value: |_, run| run.engine_busy_percent,
+            format: |value| format!("{value:.0}"),
+        },
     ]
 }
 
@@ -460,6 +466,9 @@ pub fn servers_table(results: &RunResults) -> Table {
     table
 }
 
+/// Above this share of its time busy, the engine may be what limits a cell.
+pub const ENGINE_BOUND_PERCENT: f64 = 90.0;
+
 /// One sentence about a scenario table: who leads, by how much, and what went wrong.
 pub fn reading(results: &RunResults, level: &Level, scenario: &str) -> String {
     let rows = rows_of(results, level, scenario);
@@ -522,6 +531,22 @@ pub fn reading(results: &RunResults, level: &Level, scenario: &str) -> String {
     if !troubled.is_empty() {
         let _ = write!(sentence, "; {}", troubled.join("; "));
     }
+    let engine_bound: Vec<&str> = rows
+        .iter()
+        .filter(|(_, cell)| {
+            cell.median()
+                .and_then(|run| run.engine_busy_percent)
+                .is_some_and(|busy| busy >= ENGINE_BOUND_PERCENT)
+        })
+        .map(|(server, _)| server.name.as_str())
+        .collect();
+    if !engine_bound.is_empty() {
+        let _ = write!(
+            sentence,
+            "; the load engine was at least {ENGINE_BOUND_PERCENT:.0}% busy against {}, so that figure is the engine's limit, not the server's",
+            engine_bound.join(", ")
+        );
+    }
     sentence.push('.');
     sentence
 }
@@ -581,7 +606,8 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
          wrong bodies. `CPU ms/1k` is the server process's user+system CPU time per 1,000 answers, \
          `RSS MiB` its peak resident memory, `threads` its peak thread count, all read from /proc; \
          `DB conns` is the peak of its connections in pg_stat_activity and `stmts/req` its \
-         statements (pg_stat_statements) per answer. The best value of a column is in bold. `±%` \
+         statements (pg_stat_statements) per answer. `engine %` is how busy the load engine was: \
+         near 100 the engine, not the server, limits that row. The best value of a column is in bold. `±%` \
          is the spread of throughput over repeats.\n\n",
     );
 

@@ -176,11 +176,23 @@ pub struct Measurement {
     pub errors: BTreeMap<String, u64>,
     /// Seen from outside the server (absent for targets the run did not start).
     pub server: Option<ServerFigures>,
+    /// How busy the load engine's threads were, in percent of their time: near 100 the engine,
+    /// not the server, may be what limits the figures.
+    #[serde(default)]
+    pub engine_busy_percent: Option<f64>,
 }
 
 impl Measurement {
-    pub fn from_outcome(outcome: &LoadOutcome, server: Option<ServerFigures>) -> Measurement {
+    pub fn from_outcome(
+        outcome: &LoadOutcome,
+        server: Option<ServerFigures>,
+        engine_threads: usize,
+    ) -> Measurement {
         let seconds = outcome.measured.as_secs_f64();
+        let engine_busy_percent = (seconds > 0.0 && engine_threads > 0).then(|| {
+            (outcome.engine_cpu.as_secs_f64() / (seconds * engine_threads as f64) * 100.0)
+                .min(100.0)
+        });
         Measurement {
             seconds,
             ok: outcome.ok,
@@ -196,6 +208,7 @@ impl Measurement {
                 .map(|(kind, count)| (kind.name(), *count))
                 .collect(),
             server,
+            engine_busy_percent,
         }
     }
 

@@ -764,7 +764,8 @@ async fn measure_cells(
                     Some(sampler) => Some(sampler.finish(outcome.total_responses).await),
                     None => None,
                 };
-                let measurement = Measurement::from_outcome(&outcome, figures);
+                let measurement =
+                    Measurement::from_outcome(&outcome, figures, plan.placement.engine_threads);
                 meter.cell_done(&format!(
                     "{name:<22} {:<16} c={connections:<4} {:>9} req/s  p99 {:>8.2} ms  errors {}",
                     scenario.name(),

@@ -61,7 +61,7 @@ pub async fn load(args: LoadArgs) -> Result<()> {
     };
     let live = Arc::new(LiveCounters::default());
     let outcome = tokio::task::spawn_blocking(move || engine::run(&spec, &live)).await??;
-    let measurement = Measurement::from_outcome(&outcome, None);
+    let measurement = Measurement::from_outcome(&outcome, None, args.threads);
     println!("{}", serde_json::to_string_pretty(&measurement)?);
     Ok(())
 }
