@@ -52,8 +52,9 @@ const OVERHEAD_PER_SERVER: Duration = Duration::from_secs(3);
 #[command(after_help = "\
 Time: each point is a burst lasting from T (all N requests served at once) to N x T (one at a \
 time), so one workload costs between R x K x T and R x T x K(K+1)/2. The defaults (T = 0.5 s, \
-K = 2 x CPUs + 2 capped at 12, R = 3) keep the whole study over the four variants to a few \
-minutes on 2 CPUs (8 at the very worst); the estimate is printed before anything starts. \
+K = 2 x CPUs + 2 capped at 12, R = 3) keep the whole study over the four variants to about 6 \
+minutes on 2 CPUs (3 at best, 9 at the very worst); the estimate is printed before anything \
+starts. \
 --quick (K = 4, T = 0.1 s, R = 1) does one variant in well under a minute.")]
 pub struct ConcurrencyArgs {
     /// Variants to study, comma-separated (default: every variant in bench/src/variants.rs).
