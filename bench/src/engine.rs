@@ -1,5 +1,5 @@
-//! The load engine: N keep-alive HTTP/1.1 connections driven by hyper's connection-level client,
-//! in a closed loop (each connection sends its next request as soon as the previous answer is
+//! The load engine: N keep-alive HTTP/1.1 connections (the lean client of [`crate::http1`]) in
+//! a closed loop (each connection sends its next request as soon as the previous answer is
 //! read) or an open loop (requests leave on a fixed schedule, and a request that had to wait for
 //! its connection counts its latency from the time it was due, not from when it could be sent:
 //! coordinated omission corrected, as wrk2 does; the engine's own timer lateness, up to a
@@ -14,7 +14,6 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, OnceLock};
@@ -23,14 +22,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::future::Either;
 use hdrhistogram::Histogram;
-use http_body_util::{BodyExt, Empty};
-use hyper::client::conn::http1::{Connection, SendRequest};
-use hyper::header::{HOST, HeaderValue};
-use hyper::{Request, Uri};
-use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpStream;
 
+use crate::http1::{self, BodyUse, Connection, GetRequest};
 use crate::placement::CpuList;
 
 /// The highest latency the histograms hold (one hour, in microseconds); longer ones saturate.
@@ -47,17 +41,18 @@ const RECONNECT_PAUSE: Duration = Duration::from_millis(20);
 /// answer must carry.
 #[derive(Debug, Clone)]
 pub struct PlannedRequest {
-    pub uri: Uri,
+    pub path: String,
     pub expected: Option<Bytes>,
 }
 
 impl PlannedRequest {
     /// A request for `path_and_query` (which must start with `/`).
     pub fn new(path_and_query: &str, expected: Option<Bytes>) -> anyhow::Result<PlannedRequest> {
-        let uri: Uri = path_and_query.parse().map_err(|error| {
-            anyhow::anyhow!("{path_and_query:?} is not a request path: {error}")
-        })?;
-        Ok(PlannedRequest { uri, expected })
+        http1::check_path(path_and_query).map_err(anyhow::Error::msg)?;
+        Ok(PlannedRequest {
+            path: path_and_query.to_string(),
+            expected,
+        })
     }
 }
 
@@ -153,18 +148,6 @@ impl ErrorKind {
             ErrorKind::Reset => "reset".into(),
             ErrorKind::Protocol => "protocol".into(),
             ErrorKind::Body => "body".into(),
-        }
-    }
-
-    pub fn of_hyper(error: &hyper::Error) -> ErrorKind {
-        if error.is_timeout() {
-            ErrorKind::Timeout
-        } else if error.is_parse() || error.is_parse_status() || error.is_parse_too_large() {
-            ErrorKind::Protocol
-        } else {
-            // Closed, canceled, incomplete message or an I/O error on the socket: the server went
-            // away in the middle of an exchange.
-            ErrorKind::Reset
         }
     }
 }
@@ -313,6 +296,15 @@ impl ThreadContext {
         self.barrier.wait();
         self.barrier.wait();
         let (runtime, links) = prepared?;
+        // Every request this thread may send, on the wire as it goes, built before the clock.
+        let wire_requests = self
+            .spec
+            .requests
+            .iter()
+            .map(|planned| GetRequest::new(self.spec.address, &planned.path))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(SpecError::Start)?;
+        let wire_requests = Rc::new(wire_requests);
         let start = self.start.get().copied().unwrap_or_else(Instant::now);
         let clock = Clock {
             window_start: start + self.spec.warmup,
@@ -325,6 +317,7 @@ impl ThreadContext {
                 spec: self.spec.clone(),
                 live: Arc::clone(&self.live),
                 tally: Rc::clone(&tally),
+                wire_requests: Rc::clone(&wire_requests),
                 clock,
                 start,
                 rng: SplitMix64::new(self.spec.seed ^ (*index as u64).wrapping_mul(0x9e37_79b9)),
@@ -343,11 +336,11 @@ impl ThreadContext {
 
     /// Opens this thread's connections before the clock starts, so that connecting is not
     /// measured; one that fails here is retried in the loop and counted there.
-    async fn connect_all(&self) -> Vec<Option<Link>> {
+    async fn connect_all(&self) -> Vec<Option<Connection>> {
         let attempts = self
             .connection_indexes
             .iter()
-            .map(|_| Link::connect(self.spec.address, self.spec.timeout));
+            .map(|_| Connection::open(self.spec.address, self.spec.timeout));
         futures_util::future::join_all(attempts)
             .await
             .into_iter()
@@ -368,117 +361,20 @@ impl Clock {
     }
 }
 
-/// One keep-alive connection: the request side of hyper's client and the connection future that
-/// does the I/O. Both are polled by the same task, so an exchange costs no cross-task wake-up.
-struct Link {
-    sender: SendRequest<Empty<Bytes>>,
-    connection: Pin<Box<Connection<TokioIo<TcpStream>, Empty<Bytes>>>>,
-    /// The connection future has finished: the socket is closed.
-    closed: bool,
-}
-
-impl Link {
-    async fn connect(address: SocketAddr, timeout: Duration) -> Result<Link, ErrorKind> {
-        let connecting = async {
-            let stream = TcpStream::connect(address)
-                .await
-                .map_err(|_| ErrorKind::Connect)?;
-            // Requests are small and answered one at a time: send each at once.
-            stream.set_nodelay(true).map_err(|_| ErrorKind::Connect)?;
-            let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(|_| ErrorKind::Connect)?;
-            Ok(Link {
-                sender,
-                connection: Box::pin(connection),
-                closed: false,
-            })
-        };
-        tokio::time::timeout(timeout, connecting)
-            .await
-            .map_err(|_| ErrorKind::Connect)?
-    }
-
-    /// Sends one request and reads the whole answer; returns the status, the body length and
-    /// whether the body matched (when it was checked).
-    async fn exchange(
-        &mut self,
-        request: Request<Empty<Bytes>>,
-        check: Option<&Bytes>,
-    ) -> Result<(u16, u64, bool), ErrorKind> {
-        let Link {
-            sender,
-            connection,
-            closed,
-        } = self;
-        let work = std::pin::pin!(Link::request(sender, request, check));
-        if *closed {
-            return work.await;
-        }
-        // The connection is polled first: it writes the request and reads the answer, and the
-        // request side then finds the answer ready in the same pass instead of a wake-up later.
-        match futures_util::future::select(connection.as_mut(), work).await {
-            Either::Right((outcome, _)) => outcome,
-            Either::Left((_, work)) => {
-                // The connection ended (its error, if any, surfaces on the request side).
-                *closed = true;
-                work.await
-            }
-        }
-    }
-
-    async fn request(
-        sender: &mut SendRequest<Empty<Bytes>>,
-        request: Request<Empty<Bytes>>,
-        check: Option<&Bytes>,
-    ) -> Result<(u16, u64, bool), ErrorKind> {
-        sender
-            .ready()
-            .await
-            .map_err(|error| ErrorKind::of_hyper(&error))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|error| ErrorKind::of_hyper(&error))?;
-        let status = response.status().as_u16();
-        let mut body = response.into_body();
-        match check {
-            Some(expected) if (200..300).contains(&status) => {
-                let bytes = body
-                    .collect()
-                    .await
-                    .map_err(|error| ErrorKind::of_hyper(&error))?
-                    .to_bytes();
-                Ok((status, bytes.len() as u64, bytes == *expected))
-            }
-            _ => {
-                let mut length = 0u64;
-                while let Some(frame) = body.frame().await {
-                    let frame = frame.map_err(|error| ErrorKind::of_hyper(&error))?;
-                    if let Some(data) = frame.data_ref() {
-                        length += data.len() as u64;
-                    }
-                }
-                Ok((status, length, true))
-            }
-        }
-    }
-}
-
 struct ConnectionWorker {
     index: usize,
     spec: LoadSpec,
     live: Arc<LiveCounters>,
     tally: Rc<RefCell<Tally>>,
+    /// `spec.requests` serialized, in the same order.
+    wire_requests: Rc<Vec<GetRequest>>,
     clock: Clock,
     start: Instant,
     rng: SplitMix64,
 }
 
 impl ConnectionWorker {
-    async fn run(mut self, first: Option<Link>) {
-        let host = HeaderValue::from_str(&self.spec.address.to_string())
-            .unwrap_or_else(|_| HeaderValue::from_static("localhost"));
+    async fn run(mut self, first: Option<Connection>) {
         let mut link = first;
         // Open loop: this connection's share of the rate, staggered so connections do not send
         // in lockstep.
@@ -519,7 +415,7 @@ impl ConnectionWorker {
 
             let current = match link.take() {
                 Some(current) => current,
-                None => match Link::connect(self.spec.address, self.spec.timeout).await {
+                None => match Connection::open(self.spec.address, self.spec.timeout).await {
                     Ok(fresh) => fresh,
                     Err(kind) => {
                         let failed = Instant::now();
@@ -533,12 +429,17 @@ impl ConnectionWorker {
                 },
             };
             let mut current = current;
-            let planned = &self.spec.requests[self.rng.below(self.spec.requests.len())];
-            let mut request = Request::new(Empty::new());
-            *request.uri_mut() = planned.uri.clone();
-            request.headers_mut().insert(HOST, host.clone());
+            let chosen = self.rng.below(self.spec.requests.len());
+            let request = &self.wire_requests[chosen];
             let check = responses.is_multiple_of(self.spec.check_every.max(1));
-            let expected = planned.expected.as_ref().filter(|_| check);
+            let expected = self.spec.requests[chosen]
+                .expected
+                .as_ref()
+                .filter(|_| check);
+            let body_use = match expected {
+                Some(expected) => BodyUse::Compare(expected),
+                None => BodyUse::Count,
+            };
 
             let sent = Instant::now();
             if sent >= self.clock.end {
@@ -546,7 +447,7 @@ impl ConnectionWorker {
             }
             timer.as_mut().reset((sent + self.spec.timeout).into());
             let result = {
-                let exchange = std::pin::pin!(current.exchange(request, expected));
+                let exchange = std::pin::pin!(current.exchange(request, body_use));
                 match futures_util::future::select(exchange, timer.as_mut()).await {
                     Either::Left((result, _)) => Ok(result),
                     Either::Right(((), _)) => Err(()),
@@ -554,14 +455,17 @@ impl ConnectionWorker {
             };
             let done = Instant::now();
             match result {
-                Ok(Ok((status, length, body_matches))) => {
+                Ok(Ok(answer)) => {
                     responses += 1;
                     // The shared counter is for the progress display: every 64th answer is
                     // enough, and spares the hot path an atomic operation each time.
                     if responses.is_multiple_of(64) {
                         self.live.responses.fetch_add(64, Ordering::Relaxed);
                     }
-                    link = Some(current);
+                    // A connection the server is closing is replaced before the next request.
+                    if current.is_reusable() {
+                        link = Some(current);
+                    }
                     // Open loop: a request that found its connection still busy when it was due
                     // waited for the server, and that wait counts (coordinated omission
                     // corrected). One that found it free waited only for the engine's timer
@@ -574,9 +478,9 @@ impl ConnectionWorker {
                     let uncorrected = intended.map(|_| done.saturating_duration_since(sent));
                     self.count_response(
                         done,
-                        status,
-                        length,
-                        expected.map(|_| body_matches),
+                        answer.status,
+                        answer.body_length,
+                        expected.map(|_| answer.body_matches),
                         latency,
                         uncorrected,
                     );
@@ -746,42 +650,4 @@ impl SplitMix64 {
     }
 }
 
-/// One GET on a fresh connection: the status and the whole body. For readiness checks and
-/// one-off requests, not for load.
-pub async fn get_once(
-    address: SocketAddr,
-    path: &str,
-    timeout: Duration,
-) -> Result<(u16, Bytes), ErrorKind> {
-    let exchange = async {
-        let stream = TcpStream::connect(address)
-            .await
-            .map_err(|_| ErrorKind::Connect)?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|_| ErrorKind::Connect)?;
-        let driver = tokio::spawn(connection);
-        let uri: Uri = path.parse().map_err(|_| ErrorKind::Protocol)?;
-        let mut request = Request::new(Empty::<Bytes>::new());
-        *request.uri_mut() = uri;
-        let host = HeaderValue::from_str(&address.to_string()).map_err(|_| ErrorKind::Protocol)?;
-        request.headers_mut().insert(HOST, host);
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|error| ErrorKind::of_hyper(&error))?;
-        let status = response.status().as_u16();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|error| ErrorKind::of_hyper(&error))?
-            .to_bytes();
-        drop(sender);
-        driver.abort();
-        Ok((status, body))
-    };
-    tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| ErrorKind::Timeout)?
-}
+pub use crate::http1::get_once;

@@ -9,6 +9,7 @@ pub mod compare;
 pub mod concurrency;
 pub mod db;
 pub mod engine;
+pub mod http1;
 pub mod machine;
 pub mod monitor;
 pub mod placement;

@@ -178,7 +178,7 @@ impl Pools {
                 let bare = requests
                     .iter()
                     .map(|request| PlannedRequest {
-                        uri: request.uri.clone(),
+                        path: request.path.clone(),
                         expected: None,
                     })
                     .collect();

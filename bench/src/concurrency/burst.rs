@@ -12,15 +12,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::future::join_all;
-use http_body_util::{BodyExt, Empty};
-use hyper::client::conn::http1::SendRequest;
-use hyper::header::{HOST, HeaderValue};
-use hyper::{Request, Uri};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
-use tokio::task::JoinHandle;
 
 use crate::engine::ErrorKind;
+use crate::http1::{Connection, GetRequest};
 
 /// How long opened connections are given to be accepted before the release, so that the burst
 /// times the requests and not the server's accept loop.
@@ -100,97 +94,31 @@ impl BurstOutcome {
     }
 }
 
-/// A client connection whose I/O runs in its own task, aborted on drop.
-struct Link {
-    sender: SendRequest<Empty<Bytes>>,
-    driver: JoinHandle<()>,
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        self.driver.abort();
-    }
-}
-
-async fn connect(address: SocketAddr, timeout: Duration) -> Result<Link, ErrorKind> {
-    let opening = async {
-        let stream = TcpStream::connect(address)
-            .await
-            .map_err(|_| ErrorKind::Connect)?;
-        let _ = stream.set_nodelay(true);
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|_| ErrorKind::Connect)?;
-        let driver = tokio::spawn(async move {
-            // Its errors surface on the request side, where they are counted.
-            let _ = connection.await;
-        });
-        Ok(Link { sender, driver })
-    };
-    tokio::time::timeout(timeout, opening)
-        .await
-        .map_err(|_| ErrorKind::Connect)?
-}
-
-async fn exchange(
-    link: &mut Link,
-    address: SocketAddr,
-    uri: &Uri,
-) -> Result<(u16, Bytes), ErrorKind> {
-    let mut request = Request::new(Empty::<Bytes>::new());
-    *request.uri_mut() = uri.clone();
-    let host = HeaderValue::from_str(&address.to_string()).map_err(|_| ErrorKind::Protocol)?;
-    request.headers_mut().insert(HOST, host);
-    link.sender
-        .ready()
-        .await
-        .map_err(|error| ErrorKind::of_hyper(&error))?;
-    let response = link
-        .sender
-        .send_request(request)
-        .await
-        .map_err(|error| ErrorKind::of_hyper(&error))?;
-    let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|error| ErrorKind::of_hyper(&error))?
-        .to_bytes();
-    Ok((status, body))
-}
-
 /// Opens the connections, releases the requests together and waits for every answer.
 pub async fn run(spec: &BurstSpec) -> anyhow::Result<BurstOutcome> {
     anyhow::ensure!(spec.concurrency >= 1, "a burst needs at least one request");
-    let uri: Uri = spec
-        .path
-        .parse()
-        .map_err(|error| anyhow::anyhow!("{:?} is not a request path: {error}", spec.path))?;
-    let probe_uri: Option<Uri> = match spec.probe.as_ref().and_then(|p| p.path.as_ref()) {
-        Some(path) => Some(
-            path.parse()
-                .map_err(|error| anyhow::anyhow!("{path:?} is not a request path: {error}"))?,
-        ),
+    let request = GetRequest::new(spec.address, &spec.path).map_err(anyhow::Error::msg)?;
+    let probe_request = match spec.probe.as_ref().and_then(|p| p.path.as_ref()) {
+        Some(path) => Some(GetRequest::new(spec.address, path).map_err(anyhow::Error::msg)?),
         None => None,
     };
 
     // Every connection is open before the clock starts; one that cannot be opened is a failed
     // request of the burst, not a reason to stop.
-    let mut links: Vec<Result<Link, ErrorKind>> =
-        join_all((0..spec.concurrency).map(|_| connect(spec.address, spec.timeout))).await;
-    let mut probe_link = match &probe_uri {
-        Some(_) => Some(connect(spec.address, spec.timeout).await),
+    let mut links: Vec<Result<Connection, ErrorKind>> =
+        join_all((0..spec.concurrency).map(|_| Connection::open(spec.address, spec.timeout))).await;
+    let mut probe_link = match &probe_request {
+        Some(_) => Some(Connection::open(spec.address, spec.timeout).await),
         None => None,
     };
     tokio::time::sleep(SETTLE).await;
 
     let released = Instant::now();
     let requests = join_all(links.iter_mut().map(|link| {
-        let uri = &uri;
+        let request = &request;
         async move {
             let result = match link {
-                Ok(link) => tokio::time::timeout(spec.timeout, exchange(link, spec.address, uri))
+                Ok(link) => tokio::time::timeout(spec.timeout, link.get(request))
                     .await
                     .unwrap_or(Err(ErrorKind::Timeout)),
                 Err(kind) => Err(*kind),
@@ -211,10 +139,10 @@ pub async fn run(spec: &BurstSpec) -> anyhow::Result<BurstOutcome> {
             outcome.threads = Some(threads);
             outcome.rss_bytes = Some(rss_bytes);
         }
-        if let (Some(uri), Some(link)) = (&probe_uri, probe_link.as_mut()) {
+        if let (Some(request), Some(link)) = (&probe_request, probe_link.as_mut()) {
             let sent = Instant::now();
             let result = match link {
-                Ok(link) => tokio::time::timeout(spec.timeout, exchange(link, spec.address, uri))
+                Ok(link) => tokio::time::timeout(spec.timeout, link.get(request))
                     .await
                     .unwrap_or(Err(ErrorKind::Timeout)),
                 Err(kind) => Err(*kind),

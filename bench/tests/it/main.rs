@@ -1,10 +1,12 @@
-//! The benchmark's tests: the load engine against a small server whose behaviour is known, and a
-//! short `bakeoff run --quick` over one real variant.
+//! The benchmark's tests: the load engine and its HTTP/1.1 client against small servers whose
+//! behaviour is known, the concurrency study, the Docker files, and a short `bakeoff run --quick`
+//! over one real variant.
 
 #![allow(clippy::unwrap_used)]
 
 mod concurrency;
 mod docker;
 mod engine;
+mod http1;
 mod quick_run;
 mod test_server;
