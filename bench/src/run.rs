@@ -33,7 +33,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(15);
 /// The options of `bakeoff run`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
-    /// Variants to run, comma-separated (default: every variant in bench/src/variants.rs).
+    /// Variants to run, comma-separated (default: every variant in bench/src/variants.rs);
+    /// `none` runs only the servers given with --target.
     #[arg(long, value_delimiter = ',')]
     pub variants: Vec<String>,
     /// Scenarios to measure, comma-separated (default: all).
@@ -402,10 +403,16 @@ fn selected_variants(args: &RunArgs) -> Result<Vec<String>> {
     if args.variants.is_empty() {
         return Ok(VARIANTS.iter().map(ToString::to_string).collect());
     }
+    if args.variants == ["none"] {
+        if args.targets.is_empty() {
+            bail!("--variants none leaves nothing to run: add servers with --target NAME=URL");
+        }
+        return Ok(Vec::new());
+    }
     for name in &args.variants {
         if !crate::variants::is_known(name) {
             bail!(
-                "{name:?} is not a variant; the variants are {} (a running server can be added with --target NAME=URL)",
+                "{name:?} is not a variant; the variants are {} (or `none`; a running server can be added with --target NAME=URL)",
                 VARIANTS.join(", ")
             );
         }

@@ -688,6 +688,13 @@ fn check_compose(compose: &Yaml, workspace: &Workspace) -> Vec<String> {
         if command.first().map(String::as_str) != Some("run") {
             problems.push("service bench does not run `bakeoff run`".to_string());
         }
+        if flag_values(&command, "--variants") != ["none"] {
+            problems.push(
+                "service bench does not say --variants=none: its image has no server binaries, so \
+                 only the --target containers can run"
+                    .to_string(),
+            );
+        }
         if !command.iter().any(|word| word == "--allow-remote") {
             problems
                 .push("service bench loads other containers but lacks --allow-remote".to_string());
