@@ -385,7 +385,7 @@ pub fn ceiling(points: &[Point], limit: f64) -> usize {
     ceiling
 }
 
-/// The median of burst times (the upper one of an even count).
+/// The median of some figures (the upper one of an even count).
 pub fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);

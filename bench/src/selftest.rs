@@ -94,7 +94,7 @@ pub struct SelftestArgs {
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub duration: Duration,
     /// Rounds of (wrk, engine, oha), alternated so that drift hits every tool alike.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 3)]
     pub rounds: usize,
     #[arg(long)]
     pub server_cpus: Option<CpuList>,
@@ -132,9 +132,16 @@ pub struct SelftestResults {
     pub duration_seconds: f64,
     pub placement: Placement,
     pub figures: Vec<ToolFigure>,
-    /// Best engine round over best wrk round.
+    /// The engine's median round over wrk's median round (rounds alternate tools, so drift on a
+    /// shared machine hits each alike and the medians compare).
     pub engine_over_wrk: Option<f64>,
     pub engine_over_oha: Option<f64>,
+    /// The engine's median CPU time per request over wrk's: what sending one request costs each
+    /// tool, which a busy machine disturbs far less than the request rate.
+    #[serde(default)]
+    pub engine_cpu_over_wrk: Option<f64>,
+    #[serde(default)]
+    pub engine_cpu_over_oha: Option<f64>,
 }
 
 /// `bakeoff selftest`.
@@ -209,15 +216,20 @@ pub async fn selftest(args: SelftestArgs) -> Result<SelftestResults> {
             tokio::task::spawn_blocking(move || process.terminate(Duration::from_secs(5))).await;
     }
 
-    let best = |tool: &str| {
-        figures
+    let median_of = |tool: &str, figure_of: fn(&ToolFigure) -> Option<f64>| {
+        let values: Vec<f64> = figures
             .iter()
             .filter(|figure| figure.tool == tool && figure.note.is_none())
-            .map(|figure| figure.requests_per_second)
-            .max_by(f64::total_cmp)
+            .filter_map(figure_of)
+            .collect();
+        (!values.is_empty()).then(|| crate::concurrency::median(&values))
     };
-    let engine_best = best("bakeoff");
-    let ratio = |other: Option<f64>| match (engine_best, other) {
+    let rate: fn(&ToolFigure) -> Option<f64> = |figure| Some(figure.requests_per_second);
+    let cpu: fn(&ToolFigure) -> Option<f64> = |figure| figure.cpu_us_per_request;
+    let ratio = |figure_of: fn(&ToolFigure) -> Option<f64>, other: &str| match (
+        median_of("bakeoff", figure_of),
+        median_of(other, figure_of),
+    ) {
         (Some(engine), Some(other)) if other > 0.0 => Some(engine / other),
         _ => None,
     };
@@ -228,8 +240,10 @@ pub async fn selftest(args: SelftestArgs) -> Result<SelftestResults> {
         connections: args.connections,
         duration_seconds: args.duration.as_secs_f64(),
         placement,
-        engine_over_wrk: ratio(best("wrk")),
-        engine_over_oha: ratio(best("oha")),
+        engine_over_wrk: ratio(rate, "wrk"),
+        engine_over_oha: ratio(rate, "oha"),
+        engine_cpu_over_wrk: ratio(cpu, "wrk"),
+        engine_cpu_over_oha: ratio(cpu, "oha"),
         figures,
     };
     if let Some(directory) = &args.out {
@@ -281,9 +295,11 @@ pub fn render(results: &SelftestResults) -> String {
     let ratio =
         |value: Option<f64>| value.map_or_else(|| "n/a".to_string(), |v| format!("{v:.2}×"));
     text.push_str(&format!(
-        "\nbakeoff engine, best round: {} wrk's, {} oha's\n",
+        "\nbakeoff engine, median round: {} wrk's request rate, {} oha's; CPU per request {} wrk's, {} oha's\n",
         ratio(results.engine_over_wrk),
-        ratio(results.engine_over_oha)
+        ratio(results.engine_over_oha),
+        ratio(results.engine_cpu_over_wrk),
+        ratio(results.engine_cpu_over_oha)
     ));
     text
 }
