@@ -6,6 +6,10 @@
 //! Concurrency is exactly `WORKERS`: a request that sleeps, computes or waits for PostgreSQL holds
 //! its thread, and further requests queue until a thread is free. That is the baseline the async
 //! variants are judged against.
+//!
+//! tiny_http reads each connection on a thread of its own and hands its requests to the workers.
+//! The workspace patches tiny_http 0.12.0 (`third_party/tiny_http/PATCHED.md`), whose pool of
+//! connection threads could leave connections of a burst queued without a thread, unanswered.
 
 mod app;
 mod db;
