@@ -13,7 +13,8 @@ mod routes;
 use std::sync::Arc;
 
 use anyhow::Context;
-use bakeoff_core::config::{Config, Variant, announce_listening};
+use bakeoff_core::config::{Config, Variant};
+use bakeoff_core::serving;
 
 pub use routes::{AppState, router};
 
@@ -26,17 +27,11 @@ pub const VARIANT: Variant = Variant {
 
 /// Builds the runtime with `WORKERS` threads and serves until SIGTERM or SIGINT.
 pub fn run(config: Config) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.workers_or_cpus())
-        .enable_all()
-        .build()
-        .context("building the tokio runtime")?;
-    runtime.block_on(serve(config))
+    serving::runtime(&config)?.block_on(serve(config))
 }
 
 /// Serves on the configured address; returns after a graceful shutdown.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    bakeoff_core::workload::warm_up();
     let pool_size = config.db_pool_size_or(config.workers_or_cpus());
     let database = database::Database::start(
         config.database_url.as_str(),
@@ -50,11 +45,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         pool_size,
     };
 
-    let shutdown = bakeoff_core::shutdown::signal().context("installing the SIGTERM handler")?;
-    let listener = tokio::net::TcpListener::bind(config.bind)
-        .await
-        .with_context(|| format!("binding {}", config.bind))?;
-    announce_listening(listener.local_addr().context("reading the bound address")?);
+    let (listener, shutdown) = serving::listen(&config).await?;
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

@@ -22,6 +22,9 @@ pub mod pg;
 #[cfg(feature = "orm")]
 pub mod orm;
 
+#[cfg(feature = "tokio")]
+pub mod serving;
+
 pub use config::{Config, ConfigError, Variant};
 pub use error::{ApiError, ErrorBody};
 pub use params::{ContactId, FibonacciN, Iterations, LastNamePrefix, Millis, PageRequest};

@@ -10,7 +10,8 @@ pub mod db;
 mod routes;
 
 use anyhow::Context;
-use bakeoff_core::config::{Config, Variant, announce_listening};
+use bakeoff_core::config::{Config, Variant};
+use bakeoff_core::serving;
 
 pub use routes::{AppState, routes};
 
@@ -23,30 +24,20 @@ pub const VARIANT: Variant = Variant {
 
 /// Builds the runtime with `WORKERS` threads and serves until SIGTERM or SIGINT.
 pub fn run(config: Config) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.workers_or_cpus())
-        .enable_all()
-        .build()
-        .context("building the tokio runtime")?;
-    runtime.block_on(serve(config))
+    serving::runtime(&config)?.block_on(serve(config))
 }
 
 /// Serves on the configured address; returns after a graceful shutdown.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    bakeoff_core::workload::warm_up();
     let state = AppState {
         pool: db::pool(&config).context("building the connection pool")?,
         workers: config.workers_or_cpus(),
         pool_size: db::pool_size(&config),
     };
 
-    let shutdown = bakeoff_core::shutdown::signal().context("installing the SIGTERM handler")?;
     // Binding here rather than in warp's `run(addr)`, which panics on failure and does not tell
     // the port it got when BIND asks for port 0.
-    let listener = tokio::net::TcpListener::bind(config.bind)
-        .await
-        .with_context(|| format!("binding {}", config.bind))?;
-    announce_listening(listener.local_addr().context("reading the bound address")?);
+    let (listener, shutdown) = serving::listen(&config).await?;
     warp::serve(routes(state))
         .incoming(listener)
         .graceful(shutdown)
