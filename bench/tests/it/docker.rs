@@ -38,7 +38,8 @@ fn read(relative: &str) -> String {
 struct Workspace {
     /// Packages with a binary, other than the tool: the servers.
     servers: BTreeSet<String>,
-    /// Each member's top-level folder in the repository (`crates`, `bench`).
+    /// Each member's top-level folder in the repository (`crates`, `bench`), and that of every
+    /// crate the root manifest's `[patch]` takes from a path (`third_party`).
     member_folders: BTreeSet<String>,
     /// The workspace's minimum Rust version, as (major, minor).
     rust_version: (u32, u32),
@@ -92,8 +93,32 @@ impl Workspace {
                 workspace.rust_version = workspace.rust_version.max(major_minor(version).unwrap());
             }
         }
+        workspace.member_folders.extend(patched_folders(
+            &std::fs::read_to_string(root.join("Cargo.toml")).unwrap(),
+        ));
         workspace
     }
+}
+
+/// The top-level folders of the `path = "..."` entries in a manifest's `[patch.*]` tables.
+fn patched_folders(manifest: &str) -> BTreeSet<String> {
+    let mut in_patch = false;
+    let mut folders = BTreeSet::new();
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_patch = line.starts_with("[patch.");
+            continue;
+        }
+        let path = line
+            .split_once("path")
+            .and_then(|(_, rest)| rest.trim_start().strip_prefix('='))
+            .and_then(|rest| rest.trim_start().strip_prefix('"'))
+            .and_then(|rest| rest.split(['"', '/']).next());
+        if let (true, Some(folder)) = (in_patch, path) {
+            folders.insert(folder.to_string());
+        }
+    }
+    folders
 }
 
 fn major_minor(version: &str) -> Option<(u32, u32)> {
