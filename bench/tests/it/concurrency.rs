@@ -3,16 +3,14 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
-use std::process::Command;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bakeoff::concurrency::burst::{self, BurstSpec, Probe};
 use bakeoff::concurrency::{StudyResults, Workload};
-use bakeoff::variants::VARIANTS;
-use bakeoff_testkit::server::workspace_binary;
+
+use crate::support::{assert_svg, bakeoff, built_variant, only_results_directory};
 
 /// A server of `workers` threads: connections are read by a thread each, and their requests
 /// queue for the workers, which sleep `delay` and answer (closing the connection), as a
@@ -144,27 +142,11 @@ async fn a_dead_server_fails_every_request_without_hanging() {
     assert!(outcome.answers.iter().all(|answer| answer.result.is_err()));
 }
 
-fn assert_svg(path: &Path) {
-    let text = std::fs::read_to_string(path).unwrap();
-    assert!(
-        text.starts_with("<svg") && text.trim_end().ends_with("</svg>"),
-        "{}",
-        path.display()
-    );
-    assert!(text.contains("<text"), "{} has no labels", path.display());
-}
-
 #[test]
 fn a_quick_study_writes_results_report_and_charts() {
-    let variant = VARIANTS
-        .iter()
-        .find(|name| workspace_binary(name, false).is_ok())
-        .unwrap_or_else(|| {
-            panic!("no variant's debug binary is built; run `cargo build --workspace` first")
-        });
+    let variant = built_variant();
     let out = tempfile::tempdir().unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_bakeoff"))
-        .env_remove("DATABASE_URL")
+    let status = bakeoff()
         .args(["concurrency", "--quick", "--debug", "--variants", variant])
         .arg("--out")
         .arg(out.path())
@@ -172,12 +154,7 @@ fn a_quick_study_writes_results_report_and_charts() {
         .unwrap();
     assert!(status.success());
 
-    let directories: Vec<_> = std::fs::read_dir(out.path())
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .collect();
-    assert_eq!(directories.len(), 1);
-    let directory = &directories[0];
+    let directory = &only_results_directory(out.path());
     assert!(
         directory
             .file_name()

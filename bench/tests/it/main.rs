@@ -9,4 +9,5 @@ mod docker;
 mod engine;
 mod http1;
 mod quick_run;
+mod support;
 mod test_server;

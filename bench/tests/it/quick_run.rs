@@ -1,38 +1,14 @@
 //! `bakeoff run --quick` over one real variant (the first whose debug binary is built), shortened
 //! to one second per cell: the whole pipeline from a throwaway database to the written report.
 
-use std::path::Path;
-use std::process::Command;
-
 use bakeoff::results::RunResults;
 use bakeoff::scenarios::Scenario;
-use bakeoff::variants::VARIANTS;
-use bakeoff_testkit::server::workspace_binary;
 
-fn bakeoff() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_bakeoff"));
-    command.env_remove("DATABASE_URL");
-    command
-}
-
-fn assert_svg(path: &Path) {
-    let text = std::fs::read_to_string(path).unwrap();
-    assert!(
-        text.starts_with("<svg") && text.trim_end().ends_with("</svg>"),
-        "{}",
-        path.display()
-    );
-    assert!(text.contains("<text"), "{} has no labels", path.display());
-}
+use crate::support::{assert_svg, bakeoff, built_variant, only_results_directory};
 
 #[test]
 fn a_quick_run_writes_results_report_and_charts() {
-    let variant = VARIANTS
-        .iter()
-        .find(|name| workspace_binary(name, false).is_ok())
-        .unwrap_or_else(|| {
-            panic!("no variant's debug binary is built; run `cargo build --workspace` first")
-        });
+    let variant = built_variant();
     let out = tempfile::tempdir().unwrap();
     let status = bakeoff()
         .args(["run", "--quick", "--debug", "--variants", variant])
@@ -50,12 +26,7 @@ fn a_quick_run_writes_results_report_and_charts() {
         .unwrap();
     assert!(status.success());
 
-    let directories: Vec<_> = std::fs::read_dir(out.path())
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .collect();
-    assert_eq!(directories.len(), 1);
-    let directory = &directories[0];
+    let directory = &only_results_directory(out.path());
     let results = RunResults::read(directory).unwrap();
     assert_eq!(results.servers.len(), 1);
     let server = &results.servers[0];

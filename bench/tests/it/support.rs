@@ -1,0 +1,47 @@
+//! What the end-to-end tests share: the `bakeoff` binary with a clean environment, the variant
+//! they run, the one results directory a run leaves, and the check of a written chart.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use bakeoff::variants::VARIANTS;
+use bakeoff_testkit::server::workspace_binary;
+
+/// The `bakeoff` binary of this build, without the caller's `DATABASE_URL`: the run starts its
+/// own throwaway PostgreSQL.
+pub fn bakeoff() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bakeoff"));
+    command.env_remove("DATABASE_URL");
+    command
+}
+
+/// The first variant whose debug binary is built: the tests run one real server, whichever.
+pub fn built_variant() -> &'static str {
+    VARIANTS
+        .iter()
+        .find(|name| workspace_binary(name, false).is_ok())
+        .unwrap_or_else(|| {
+            panic!("no variant's debug binary is built; run `cargo build --workspace` first")
+        })
+}
+
+/// The results directory a run created under `out`, which must hold nothing else.
+pub fn only_results_directory(out: &Path) -> PathBuf {
+    let mut directories: Vec<PathBuf> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(directories.len(), 1, "{directories:?}");
+    directories.remove(0)
+}
+
+/// The file is a whole SVG document with text in it (a chart with its labels).
+pub fn assert_svg(path: &Path) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(
+        text.starts_with("<svg") && text.trim_end().ends_with("</svg>"),
+        "{}",
+        path.display()
+    );
+    assert!(text.contains("<text"), "{} has no labels", path.display());
+}
