@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::report::{Table, group_thousands};
-use crate::results::{Cell, RunResults};
+use crate::results::{Cell, ResultsFile, RunResults};
 
 /// The noise band when neither run has repeats to measure its own spread: run-to-run differences
 /// of a few percent are usual on a shared machine.

@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::get_once;
 use crate::machine::{Machine, utc_now};
 use crate::placement::{CpuList, Placement, allowed_cpus};
+use crate::results::ResultsFile;
 use crate::run::{TargetSpec, wait_until_ready};
 use crate::variants::{VARIANTS, is_known};
 
@@ -321,36 +322,17 @@ impl Peak {
     }
 }
 
+impl ResultsFile for StudyResults {
+    const FILE_NAME: &'static str = RESULTS_FILE;
+    const FORMAT_VERSION: u32 = FORMAT_VERSION;
+    const DESCRIPTION: &'static str = "bakeoff concurrency results file";
+
+    fn format_version(&self) -> u32 {
+        self.format_version
+    }
+}
+
 impl StudyResults {
-    pub fn write(&self, directory: &Path) -> Result<()> {
-        let path = directory.join(RESULTS_FILE);
-        let text = serde_json::to_string_pretty(self).context("serializing the results")?;
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
-    }
-
-    pub fn read(directory_or_file: &Path) -> Result<StudyResults> {
-        let path = if directory_or_file.is_dir() {
-            directory_or_file.join(RESULTS_FILE)
-        } else {
-            directory_or_file.to_path_buf()
-        };
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let results: StudyResults = serde_json::from_str(&text).with_context(|| {
-            format!(
-                "{} is not a bakeoff concurrency results file",
-                path.display()
-            )
-        })?;
-        anyhow::ensure!(
-            results.format_version == FORMAT_VERSION,
-            "{} has format version {}, this bakeoff reads {FORMAT_VERSION}",
-            path.display(),
-            results.format_version
-        );
-        Ok(results)
-    }
-
     /// The workloads studied, in the study's order.
     pub fn workloads(&self) -> Vec<Workload> {
         let mut workloads: Vec<Workload> = self
@@ -662,9 +644,8 @@ pub async fn concurrency(args: ConcurrencyArgs, command_line: String) -> Result<
         },
         servers,
     };
-    let directory = args.out.join(format!("{directory_name}-concurrency"));
-    std::fs::create_dir_all(&directory)
-        .with_context(|| format!("creating {}", directory.display()))?;
+    let directory =
+        crate::results::create_directory(&args.out, &format!("{directory_name}-concurrency"))?;
     report::write(&results, &directory)?;
     println!("{}", report::terminal(&results));
     println!("results: {}", directory.display());

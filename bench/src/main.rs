@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+use bakeoff::results::ResultsFile;
 use bakeoff::{compare, concurrency, db, report, results, run, selftest, verify};
 
 #[derive(Debug, Parser)]

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::results::{Cell, Measurement, RunResults, ServerResult};
 use crate::scenarios::Scenario;
@@ -713,8 +713,6 @@ pub fn terminal(results: &RunResults) -> String {
 /// Writes `report.md` and the charts into `directory`.
 pub fn write(results: &RunResults, directory: &Path) -> Result<Vec<String>> {
     let charts = crate::charts::write_all(results, directory)?;
-    let path = directory.join("report.md");
-    std::fs::write(&path, markdown(results, &charts))
-        .with_context(|| format!("writing {}", path.display()))?;
+    crate::results::write_file(directory, "report.md", markdown(results, &charts))?;
     Ok(charts)
 }

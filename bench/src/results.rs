@@ -1,12 +1,14 @@
 //! The results of a run as written to `results.json`: every figure, the settings and the machine,
 //! so that `bakeoff report` can render the report again and `bakeoff compare` can set two runs
-//! side by side.
+//! side by side. Also the results directory itself: how it is created, and how its versioned JSON
+//! files (this one and the concurrency study's) are written and read back.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::LoadOutcome;
@@ -263,32 +265,73 @@ pub struct ServerFigures {
     pub statements_per_request: Option<f64>,
 }
 
-impl RunResults {
-    pub fn write(&self, directory: &Path) -> Result<()> {
-        let path = directory.join("results.json");
+/// A versioned file of figures in a results directory: `results.json` of a run, or
+/// `concurrency.json` of the concurrency study. Both are written and read back the same way.
+pub trait ResultsFile: Serialize + DeserializeOwned {
+    /// The file's name in its results directory.
+    const FILE_NAME: &'static str;
+    /// The format version this bakeoff writes and reads.
+    const FORMAT_VERSION: u32;
+    /// What the file is, for the error about a file that is not one.
+    const DESCRIPTION: &'static str;
+
+    /// The format version the file was written with.
+    fn format_version(&self) -> u32;
+
+    /// Writes the file, as indented JSON, into `directory`.
+    fn write(&self, directory: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self).context("serializing the results")?;
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+        write_file(directory, Self::FILE_NAME, text)
     }
 
-    pub fn read(directory_or_file: &Path) -> Result<RunResults> {
+    /// Reads the file from its results directory, or from its own path; a file of another
+    /// format version is refused rather than read wrong.
+    fn read(directory_or_file: &Path) -> Result<Self> {
         let path = if directory_or_file.is_dir() {
-            directory_or_file.join("results.json")
+            directory_or_file.join(Self::FILE_NAME)
         } else {
             directory_or_file.to_path_buf()
         };
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
-        let results: RunResults = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a bakeoff results file", path.display()))?;
+        let results: Self = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a {}", path.display(), Self::DESCRIPTION))?;
         anyhow::ensure!(
-            results.format_version == FORMAT_VERSION,
-            "{} has format version {}, this bakeoff reads {FORMAT_VERSION}",
+            results.format_version() == Self::FORMAT_VERSION,
+            "{} has format version {}, this bakeoff reads {}",
             path.display(),
-            results.format_version
+            results.format_version(),
+            Self::FORMAT_VERSION
         );
         Ok(results)
     }
+}
 
+/// Creates the results directory `name` (a timestamp, for one) under `out`; returns its path.
+pub fn create_directory(out: &Path, name: &str) -> Result<PathBuf> {
+    let directory = out.join(name);
+    std::fs::create_dir_all(&directory)
+        .with_context(|| format!("creating {}", directory.display()))?;
+    Ok(directory)
+}
+
+/// Writes one file of a results directory (the JSON, a report).
+pub fn write_file(directory: &Path, name: &str, contents: impl AsRef<[u8]>) -> Result<()> {
+    let path = directory.join(name);
+    std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))
+}
+
+impl ResultsFile for RunResults {
+    const FILE_NAME: &'static str = "results.json";
+    const FORMAT_VERSION: u32 = FORMAT_VERSION;
+    const DESCRIPTION: &'static str = "bakeoff results file";
+
+    fn format_version(&self) -> u32 {
+        self.format_version
+    }
+}
+
+impl RunResults {
     /// Every measured cell with its server's name.
     pub fn cells(&self) -> impl Iterator<Item = (&ServerResult, &Cell)> {
         self.servers

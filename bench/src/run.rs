@@ -22,7 +22,7 @@ use crate::machine::{Machine, utc_now};
 use crate::monitor::{DatabaseWatch, Sampler};
 use crate::placement::{CpuList, Placement};
 use crate::results::{
-    Cell, Measurement, RunResults, ServerResult, Settings, Shutdown, Verification,
+    Cell, Measurement, ResultsFile, RunResults, ServerResult, Settings, Shutdown, Verification,
 };
 use crate::scenarios::{Pools, Scenario, version_body};
 use crate::variants::VARIANTS;
@@ -330,9 +330,7 @@ pub async fn run(args: RunArgs, command_line: String) -> Result<PathBuf> {
         },
         servers,
     };
-    let directory = args.out.join(directory_name);
-    std::fs::create_dir_all(&directory)
-        .with_context(|| format!("creating {}", directory.display()))?;
+    let directory = crate::results::create_directory(&args.out, &directory_name)?;
     results.write(&directory)?;
     crate::report::write(&results, &directory)?;
     println!("{}", crate::report::terminal(&results));

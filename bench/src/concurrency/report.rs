@@ -5,11 +5,12 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::charts::{self, worker_counts};
 use super::{StudyResults, StudyServer, Workload, human_duration};
 use crate::report::Table;
+use crate::results::ResultsFile;
 
 fn mebibytes(bytes: u64) -> String {
     format!("{:.1}", bytes as f64 / (1u64 << 20) as f64)
@@ -426,8 +427,6 @@ pub fn terminal(results: &StudyResults) -> String {
 pub fn write(results: &StudyResults, directory: &Path) -> Result<Vec<String>> {
     results.write(directory)?;
     let charts = charts::write_all(results, directory)?;
-    let path = directory.join("report.md");
-    std::fs::write(&path, markdown(results, &charts))
-        .with_context(|| format!("writing {}", path.display()))?;
+    crate::results::write_file(directory, "report.md", markdown(results, &charts))?;
     Ok(charts)
 }

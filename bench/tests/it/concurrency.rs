@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use bakeoff::concurrency::burst::{self, BurstSpec, Probe};
 use bakeoff::concurrency::{StudyResults, Workload};
+use bakeoff::results::ResultsFile;
 
 use crate::support::{assert_svg, bakeoff, built_variant, only_results_directory};
 

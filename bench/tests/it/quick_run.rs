@@ -1,7 +1,7 @@
 //! `bakeoff run --quick` over one real variant (the first whose debug binary is built), shortened
 //! to one second per cell: the whole pipeline from a throwaway database to the written report.
 
-use bakeoff::results::RunResults;
+use bakeoff::results::{ResultsFile, RunResults};
 use bakeoff::scenarios::Scenario;
 
 use crate::support::{assert_svg, bakeoff, built_variant, only_results_directory};
