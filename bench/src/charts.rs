@@ -1,9 +1,12 @@
 //! SVG charts of a run (plotters): throughput, latency percentiles, CPU per 1,000 requests and
-//! memory, one set per load level, each comparing the servers scenario by scenario.
+//! memory, one set per load level, each comparing the servers scenario by scenario. The canvas,
+//! colours, server lines and legend are drawn here for the concurrency study's charts too, so
+//! that both look alike.
 
 use std::path::Path;
 
 use anyhow::Result;
+use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 
 use crate::report::{Level, levels, scenarios};
@@ -27,6 +30,77 @@ pub(crate) fn color(index: usize) -> RGBColor {
 
 pub(crate) fn drawing_error(error: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("drawing a chart: {error}")
+}
+
+/// An area of an SVG chart: the whole canvas, or a panel of it.
+pub(crate) type Canvas<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+
+/// A white SVG canvas of `size` pixels at `path`: what every chart starts from.
+pub(crate) fn svg_canvas(path: &Path, size: (u32, u32)) -> Result<Canvas<'_>> {
+    let root = SVGBackend::new(path, size).into_drawing_area();
+    root.fill(&WHITE).map_err(drawing_error)?;
+    Ok(root)
+}
+
+/// A canvas titled `title` with `count` panels under the title, three to a row, each 300 pixels
+/// high; returns the titled area (to present when done) and the panels.
+fn titled_panels<'a>(
+    path: &'a Path,
+    title: &str,
+    count: usize,
+) -> Result<(Canvas<'a>, Vec<Canvas<'a>>)> {
+    let columns = 3usize.min(count).max(1);
+    let rows = count.div_ceil(columns);
+    let root = svg_canvas(path, (SIZE.0, 60 + 300 * rows as u32))?
+        .titled(title, ("sans-serif", 22))
+        .map_err(drawing_error)?;
+    let panels = root.split_evenly((rows, columns));
+    Ok((root, panels))
+}
+
+/// A server's line: `points` joined in its colour and marked with dots, in the legend as `label`
+/// when given (charts of several panels label only the first).
+pub(crate) fn draw_line<CT>(
+    chart: &mut ChartContext<'_, SVGBackend<'_>, CT>,
+    points: Vec<(f64, f64)>,
+    stroke: RGBColor,
+    label: Option<String>,
+) -> Result<()>
+where
+    CT: CoordTranslate<From = (f64, f64)>,
+{
+    let line = chart
+        .draw_series(LineSeries::new(points.clone(), stroke.stroke_width(2)))
+        .map_err(drawing_error)?;
+    if let Some(label) = label {
+        line.label(label).legend(move |(x, y)| {
+            PathElement::new(vec![(x, y), (x + 14, y)], stroke.stroke_width(2))
+        });
+    }
+    chart
+        .draw_series(
+            points
+                .into_iter()
+                .map(|point| Circle::new(point, 3, stroke.filled())),
+        )
+        .map_err(drawing_error)?;
+    Ok(())
+}
+
+/// The legend of the labelled series, boxed on a translucent white ground.
+pub(crate) fn draw_legend<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    position: SeriesLabelPosition,
+    font_size: u32,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font(("sans-serif", font_size))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(drawing_error)
 }
 
 /// One series of a chart: a server and its value per category (absent where not measured).
@@ -117,15 +191,7 @@ fn grouped_bars(
     categories: &[String],
     series: &[Series],
 ) -> Result<()> {
-    let columns = 3usize.min(categories.len()).max(1);
-    let rows = categories.len().div_ceil(columns);
-    let size = (SIZE.0, 60 + 300 * rows as u32);
-    let root = SVGBackend::new(path, size).into_drawing_area();
-    root.fill(&WHITE).map_err(drawing_error)?;
-    let root = root
-        .titled(&format!("{title} ({axis})"), ("sans-serif", 22))
-        .map_err(drawing_error)?;
-    let panels = root.split_evenly((rows, columns));
+    let (root, panels) = titled_panels(path, &format!("{title} ({axis})"), categories.len())?;
     let bars = series.len().max(1) as f64;
     for (index, (panel, category)) in panels.iter().zip(categories).enumerate() {
         let highest = series
@@ -180,14 +246,7 @@ fn grouped_bars(
                 .map_err(drawing_error)?;
         }
         if index == 0 {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .label_font(("sans-serif", 11))
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()
-                .map_err(drawing_error)?;
+            draw_legend(&mut chart, SeriesLabelPosition::UpperRight, 11)?;
         }
     }
     root.present().map_err(drawing_error)?;
@@ -218,18 +277,11 @@ fn latency_panels(
     path: &Path,
 ) -> Result<()> {
     const POINTS: [&str; 5] = ["p50", "p90", "p99", "p99.9", "max"];
-    let columns = 3usize.min(scenario_names.len()).max(1);
-    let rows = scenario_names.len().div_ceil(columns);
-    let size = (SIZE.0, 60 + 300 * rows as u32);
-    let root = SVGBackend::new(path, size).into_drawing_area();
-    root.fill(&WHITE).map_err(drawing_error)?;
-    let root = root
-        .titled(
-            &format!("Latency percentiles (ms, log scale), {}", level.label()),
-            ("sans-serif", 22),
-        )
-        .map_err(drawing_error)?;
-    let panels = root.split_evenly((rows, columns));
+    let (root, panels) = titled_panels(
+        path,
+        &format!("Latency percentiles (ms, log scale), {}", level.label()),
+        scenario_names.len(),
+    )?;
     for (panel_index, (panel, scenario)) in panels.iter().zip(scenario_names).enumerate() {
         let lines: Vec<(usize, String, [f64; 5])> = results
             .servers
@@ -291,38 +343,17 @@ fn latency_panels(
             .collect();
         label_x_axis(panel, &chart, low, &labels, 12)?;
         for (index, name, points) in &lines {
-            let stroke = color(*index);
             let coordinates: Vec<(f64, f64)> = points
                 .iter()
                 .enumerate()
                 .map(|(i, v)| (i as f64, *v))
                 .collect();
-            let line = chart
-                .draw_series(LineSeries::new(coordinates.clone(), stroke.stroke_width(2)))
-                .map_err(drawing_error)?;
             // The first panel carries the legend for all.
-            if panel_index == 0 {
-                line.label(name.clone()).legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 14, y)], stroke.stroke_width(2))
-                });
-            }
-            chart
-                .draw_series(
-                    coordinates
-                        .into_iter()
-                        .map(|point| Circle::new(point, 3, stroke.filled())),
-                )
-                .map_err(drawing_error)?;
+            let label = (panel_index == 0).then(|| name.clone());
+            draw_line(&mut chart, coordinates, color(*index), label)?;
         }
         if panel_index == 0 && !lines.is_empty() {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .label_font(("sans-serif", 11))
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()
-                .map_err(drawing_error)?;
+            draw_legend(&mut chart, SeriesLabelPosition::UpperLeft, 11)?;
         }
     }
     root.present().map_err(drawing_error)?;
@@ -332,7 +363,7 @@ fn latency_panels(
 /// Writes category names under the x axis at data positions: plotters' own tick placement does
 /// not put labels on arbitrary category centres.
 fn label_x_axis<DB, Y>(
-    area: &DrawingArea<DB, plotters::coord::Shift>,
+    area: &DrawingArea<DB, Shift>,
     chart: &ChartContext<'_, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
     axis_y: Y::ValueType,
     labels: &[(f64, String)],

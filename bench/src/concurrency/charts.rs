@@ -9,7 +9,7 @@ use anyhow::Result;
 use plotters::prelude::*;
 
 use super::{StudyResults, Workload};
-use crate::charts::{SIZE, color, drawing_error};
+use crate::charts::{SIZE, color, draw_legend, draw_line, drawing_error, svg_canvas};
 
 const REFERENCE: RGBColor = RGBColor(90, 90, 90);
 
@@ -100,8 +100,7 @@ fn burst_chart(results: &StudyResults, workload: Workload, path: &Path) -> Resul
         )
         .chain(cpu_floor.iter().flatten().map(|&(_, y)| y))
         .fold(t, f64::max);
-    let root = SVGBackend::new(path, SIZE).into_drawing_area();
-    root.fill(&WHITE).map_err(drawing_error)?;
+    let root = svg_canvas(path, SIZE)?;
     let workers_label = match results.settings.workers {
         Some(w) => format!("WORKERS={w}"),
         None => "default WORKERS".to_string(),
@@ -173,30 +172,9 @@ fn burst_chart(results: &StudyResults, workload: Workload, path: &Path) -> Resul
             });
     }
     for (index, name, points) in lines {
-        let stroke = color(index);
-        chart
-            .draw_series(LineSeries::new(points.clone(), stroke.stroke_width(2)))
-            .map_err(drawing_error)?
-            .label(name.to_string())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 14, y)], stroke.stroke_width(2))
-            });
-        chart
-            .draw_series(
-                points
-                    .into_iter()
-                    .map(|point| Circle::new(point, 3, stroke.filled())),
-            )
-            .map_err(drawing_error)?;
+        draw_line(&mut chart, points, color(index), Some(name.to_string()))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font(("sans-serif", 13))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(drawing_error)?;
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft, 13)?;
     root.present().map_err(drawing_error)?;
     Ok(())
 }
