@@ -17,9 +17,13 @@ pub struct Table {
 }
 
 impl Table {
-    pub fn new(headers: &[&str]) -> Table {
+    /// An empty table with these column headers.
+    pub fn new(headers: &[impl AsRef<str>]) -> Table {
         Table {
-            headers: headers.iter().map(ToString::to_string).collect(),
+            headers: headers
+                .iter()
+                .map(|header| header.as_ref().to_string())
+                .collect(),
             rows: Vec::new(),
         }
     }
@@ -370,10 +374,7 @@ pub fn summary_table(results: &RunResults, level: &Level, style: Style) -> Table
     let scenarios = scenarios(results);
     let mut headers = vec!["server".to_string()];
     headers.extend(scenarios.iter().cloned());
-    let mut table = Table {
-        headers,
-        rows: Vec::new(),
-    };
+    let mut table = Table::new(&headers);
     let measured: Vec<&ServerResult> = results
         .servers
         .iter()

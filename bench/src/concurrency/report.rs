@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::charts::{self, worker_counts};
-use super::{StudyResults, StudyServer, Workload, human_duration};
+use super::{Point, StudyResults, StudyServer, Workload, human_duration};
 use crate::report::Table;
 use crate::results::ResultsFile;
 
@@ -65,90 +65,99 @@ pub fn calibration_table(results: &StudyResults) -> Table {
     table
 }
 
-/// Burst times of one workload: a row per N, a column per server, then the reference lines.
-pub fn workload_table(results: &StudyResults, workload: Workload) -> Table {
+/// A reference column of a burst table: its header, and the seconds it gives a burst of N.
+struct Reference {
+    header: String,
+    seconds: Box<dyn Fn(usize) -> f64>,
+}
+
+/// The reference lines of a workload: T (every request served at once), T x ceil(N / W) for
+/// each worker count W (the workers take the requests in waves) and, for CPU work, N x T / C
+/// (C CPUs share the work).
+fn references(results: &StudyResults, workload: Workload) -> Vec<Reference> {
     let t = results.settings.seconds;
+    let mut references = vec![Reference {
+        header: "T".to_string(),
+        seconds: Box::new(move |_| t),
+    }];
+    references.extend(worker_counts(results).into_iter().map(|w| Reference {
+        header: format!("T x ceil(N/{w})"),
+        seconds: Box::new(move |n| t * n.div_ceil(w) as f64),
+    }));
+    if workload.is_cpu() {
+        let cpus = results.settings.server_cpus.max(1);
+        references.push(Reference {
+            header: format!("N x T/{cpus}"),
+            seconds: Box::new(move |n| t * n as f64 / cpus as f64),
+        });
+    }
+    references
+}
+
+/// A table of one workload with a row per N: a column per server that studied it, holding
+/// `figure` of its burst of N (`-` where there is none), then the `references` at N.
+fn burst_table(
+    results: &StudyResults,
+    workload: Workload,
+    figure: impl Fn(&Point) -> Option<String>,
+    references: &[Reference],
+) -> Table {
     let servers: Vec<&StudyServer> = studied(results)
         .filter(|server| server.workload(workload).is_some())
         .collect();
-    let workers = worker_counts(results);
     let mut headers = vec!["N".to_string()];
     headers.extend(servers.iter().map(|server| server.name.clone()));
-    headers.push("T".to_string());
-    headers.extend(workers.iter().map(|w| format!("T x ceil(N/{w})")));
-    let cpus = results.settings.server_cpus.max(1);
-    if workload.is_cpu() {
-        headers.push(format!("N x T/{cpus}"));
-    }
-    let mut table = Table {
-        headers,
-        rows: Vec::new(),
-    };
+    headers.extend(references.iter().map(|reference| reference.header.clone()));
+    let mut table = Table::new(&headers);
     for n in 1..=results.settings.max_concurrency {
         let mut row = vec![n.to_string()];
         for server in &servers {
             let point = server
                 .workload(workload)
                 .and_then(|w| w.points.iter().find(|p| p.concurrency == n));
-            row.push(or_dash(point, |point| {
-                let failed = point.runs.iter().any(|run| !run.failures.is_empty());
-                format!(
-                    "{:.3}{}",
-                    point.median_seconds,
-                    if failed { " !" } else { "" }
-                )
-            }));
+            row.push(point.and_then(&figure).unwrap_or_else(|| "-".to_string()));
         }
-        row.push(format!("{t:.3}"));
         row.extend(
-            workers
+            references
                 .iter()
-                .map(|&w| format!("{:.3}", t * n.div_ceil(w) as f64)),
+                .map(|reference| format!("{:.3}", (reference.seconds)(n))),
         );
-        if workload.is_cpu() {
-            row.push(format!("{:.3}", t * n as f64 / cpus as f64));
-        }
         table.rows.push(row);
     }
     table
+}
+
+/// Burst times of one workload: a row per N, a column per server, then the reference lines.
+pub fn workload_table(results: &StudyResults, workload: Workload) -> Table {
+    let burst_time = |point: &Point| {
+        let failed = point.runs.iter().any(|run| !run.failures.is_empty());
+        Some(format!(
+            "{:.3}{}",
+            point.median_seconds,
+            if failed { " !" } else { "" }
+        ))
+    };
+    burst_table(
+        results,
+        workload,
+        burst_time,
+        &references(results, workload),
+    )
 }
 
 /// The time each request spent inside the server (the mean of a burst, median of the runs): at
 /// T when requests wait their turn, above T when they share the CPUs.
 pub fn server_time_table(results: &StudyResults, workload: Workload) -> Table {
-    let servers: Vec<&StudyServer> = studied(results)
-        .filter(|server| server.workload(workload).is_some())
-        .collect();
-    let mut headers = vec!["N".to_string()];
-    headers.extend(servers.iter().map(|server| server.name.clone()));
-    let mut table = Table {
-        headers,
-        rows: Vec::new(),
-    };
-    for n in 1..=results.settings.max_concurrency {
-        let mut row = vec![n.to_string()];
-        for server in &servers {
-            let point = server
-                .workload(workload)
-                .and_then(|w| w.points.iter().find(|p| p.concurrency == n));
-            row.push(or_dash(point.and_then(|p| p.median_server_seconds), |s| {
-                format!("{s:.3}")
-            }));
-        }
-        table.rows.push(row);
-    }
-    table
+    let server_time = |point: &Point| point.median_server_seconds.map(|s| format!("{s:.3}"));
+    burst_table(results, workload, server_time, &[])
 }
 
 /// The largest N each server serves within the ceiling factor of T, per workload.
 pub fn ceiling_table(results: &StudyResults) -> Table {
     let workloads = results.workloads();
-    let mut headers = vec!["server".to_string(), "workers".to_string()];
-    headers.extend(workloads.iter().map(|w| w.name().to_string()));
-    let mut table = Table {
-        headers,
-        rows: Vec::new(),
-    };
+    let mut headers = vec!["server", "workers"];
+    headers.extend(workloads.iter().map(|w| w.name()));
+    let mut table = Table::new(&headers);
     let k = results.settings.max_concurrency;
     for server in studied(results) {
         let mut row = vec![
