@@ -327,31 +327,53 @@ fn missing(tool: &str, round: usize, note: &str) -> ToolFigure {
     }
 }
 
+/// What an outside load tool left when it ran to the end: its standard output, and the CPU time
+/// it spent, which is what sending its requests cost it.
+struct ToolRun {
+    stdout: Vec<u8>,
+    cpu: Duration,
+}
+
+/// Runs `tool` with `arguments` on the engine CPUs and waits for it. A tool that is not
+/// installed or fails gives instead the figure that says so, with `install` as the hint.
+fn run_tool(
+    tool: &str,
+    arguments: &[String],
+    placement: &Placement,
+    round: usize,
+    install: &str,
+) -> Result<ToolRun, ToolFigure> {
+    let cpu_before = children_cpu();
+    match on_engine_cpus(tool, placement).args(arguments).output() {
+        Ok(output) if output.status.success() => Ok(ToolRun {
+            stdout: output.stdout,
+            cpu: children_cpu().saturating_sub(cpu_before),
+        }),
+        Ok(_) | Err(_) => Err(missing(
+            tool,
+            round,
+            &format!("{tool} not installed or failed ({install})"),
+        )),
+    }
+}
+
 fn run_wrk(url: &str, args: &SelftestArgs, placement: &Placement, round: usize) -> ToolFigure {
     let threads = placement.engine_threads.min(args.connections).max(1);
-    let cpu_before = children_cpu();
-    let output = on_engine_cpus("wrk", placement)
-        .arg(format!("-t{threads}"))
-        .arg(format!("-c{}", args.connections))
-        .arg(format!("-d{}s", args.duration.as_secs().max(1)))
-        .arg("--latency")
-        .arg(url)
-        .output();
-    let output = match output {
-        Ok(output) if output.status.success() => output,
-        Ok(_) | Err(_) => {
-            return missing(
-                "wrk",
-                round,
-                "wrk not installed or failed (apt-get install wrk)",
-            );
-        }
+    let arguments = [
+        format!("-t{threads}"),
+        format!("-c{}", args.connections),
+        format!("-d{}s", args.duration.as_secs().max(1)),
+        "--latency".to_string(),
+        url.to_string(),
+    ];
+    let run = match run_tool("wrk", &arguments, placement, round, "apt-get install wrk") {
+        Ok(run) => run,
+        Err(missing) => return missing,
     };
-    let cpu = children_cpu().saturating_sub(cpu_before);
-    let text = String::from_utf8_lossy(&output.stdout);
+    let text = String::from_utf8_lossy(&run.stdout);
     let mut figure =
         parse_wrk(&text, round).unwrap_or_else(|| missing("wrk", round, "unreadable wrk output"));
-    figure.cpu_us_per_request = per_request(cpu, figure.requests_per_second, args.duration);
+    figure.cpu_us_per_request = per_request(run.cpu, figure.requests_per_second, args.duration);
     figure
 }
 
@@ -411,31 +433,23 @@ fn wrk_millis(value: &str) -> Option<f64> {
 }
 
 fn run_oha(url: &str, args: &SelftestArgs, placement: &Placement, round: usize) -> ToolFigure {
-    let cpu_before = children_cpu();
-    let output = on_engine_cpus("oha", placement)
-        .arg("-z")
-        .arg(format!("{}s", args.duration.as_secs().max(1)))
-        .arg("-c")
-        .arg(args.connections.to_string())
-        .arg("--no-tui")
-        .arg("--output-format")
-        .arg("json")
-        .arg(url)
-        .output();
-    let output = match output {
-        Ok(output) if output.status.success() => output,
-        Ok(_) | Err(_) => {
-            return missing(
-                "oha",
-                round,
-                "oha not installed or failed (cargo install oha)",
-            );
-        }
+    let arguments = [
+        "-z".to_string(),
+        format!("{}s", args.duration.as_secs().max(1)),
+        "-c".to_string(),
+        args.connections.to_string(),
+        "--no-tui".to_string(),
+        "--output-format".to_string(),
+        "json".to_string(),
+        url.to_string(),
+    ];
+    let run = match run_tool("oha", &arguments, placement, round, "cargo install oha") {
+        Ok(run) => run,
+        Err(missing) => return missing,
     };
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(&output.stdout) else {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(&run.stdout) else {
         return missing("oha", round, "unreadable oha output");
     };
-    let cpu = children_cpu().saturating_sub(cpu_before);
     let seconds = |pointer: &str| value.pointer(pointer).and_then(serde_json::Value::as_f64);
     let rate = seconds("/summary/requestsPerSec").unwrap_or(0.0);
     ToolFigure {
@@ -444,7 +458,7 @@ fn run_oha(url: &str, args: &SelftestArgs, placement: &Placement, round: usize) 
         requests_per_second: rate,
         p50_ms: seconds("/latencyPercentiles/p50").map(|s| s * 1_000.0),
         p99_ms: seconds("/latencyPercentiles/p99").map(|s| s * 1_000.0),
-        cpu_us_per_request: per_request(cpu, rate, args.duration),
+        cpu_us_per_request: per_request(run.cpu, rate, args.duration),
         note: None,
     }
 }
