@@ -10,7 +10,7 @@ use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 
 use crate::report::{Level, levels, scenarios};
-use crate::results::{Cell, Measurement, RunResults};
+use crate::results::{Cell, Measurement, Percentiles, RunResults};
 
 pub(crate) const SIZE: (u32, u32) = (1100, 520);
 const COLORS: [RGBColor; 8] = [
@@ -276,7 +276,6 @@ fn latency_panels(
     scenario_names: &[String],
     path: &Path,
 ) -> Result<()> {
-    const POINTS: [&str; 5] = ["p50", "p90", "p99", "p99.9", "max"];
     let (root, panels) = titled_panels(
         path,
         &format!("Latency percentiles (ms, log scale), {}", level.label()),
@@ -298,17 +297,7 @@ fn latency_panels(
                     return None;
                 }
                 let millis = |micros: u64| (micros.max(1) as f64) / 1_000.0;
-                Some((
-                    index,
-                    server.name.clone(),
-                    [
-                        millis(latency.p50),
-                        millis(latency.p90),
-                        millis(latency.p99),
-                        millis(latency.p99_9),
-                        millis(latency.max),
-                    ],
-                ))
+                Some((index, server.name.clone(), latency.shown().map(millis)))
             })
             .collect();
         let values = lines
@@ -327,7 +316,10 @@ fn latency_panels(
             .margin(8)
             .x_label_area_size(25)
             .y_label_area_size(55)
-            .build_cartesian_2d(-0.3f64..POINTS.len() as f64 - 0.7, (low..high).log_scale())
+            .build_cartesian_2d(
+                -0.3f64..Percentiles::SHOWN.len() as f64 - 0.7,
+                (low..high).log_scale(),
+            )
             .map_err(drawing_error)?;
         chart
             .configure_mesh()
@@ -336,7 +328,7 @@ fn latency_panels(
             .y_label_formatter(&|y: &f64| format!("{y}"))
             .draw()
             .map_err(drawing_error)?;
-        let labels: Vec<(f64, String)> = POINTS
+        let labels: Vec<(f64, String)> = Percentiles::SHOWN
             .iter()
             .enumerate()
             .map(|(index, name)| (index as f64, (*name).to_string()))

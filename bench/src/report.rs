@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::results::{Cell, Measurement, RunResults, ServerResult};
+use crate::results::{Cell, Measurement, Percentiles, RunResults, ServerResult};
 use crate::scenarios::Scenario;
 
 /// A plain table that renders as Markdown or as aligned text.
@@ -103,11 +103,31 @@ enum Better {
     Neither,
 }
 
+/// A figure of a cell, or of its median run; `None` where it was not measured.
+type Figure = dyn Fn(&Cell, &Measurement) -> Option<f64>;
+
+/// A column of a scenario table: a figure of each server's cell, and how it is shown.
 struct Column {
-    header: &'static str,
+    header: String,
     better: Better,
-    value: fn(&Cell, &Measurement) -> Option<f64>,
+    value: Box<Figure>,
     format: fn(f64) -> String,
+}
+
+impl Column {
+    fn new(
+        header: &str,
+        better: Better,
+        format: fn(f64) -> String,
+        value: impl Fn(&Cell, &Measurement) -> Option<f64> + 'static,
+    ) -> Column {
+        Column {
+            header: header.to_string(),
+            better,
+            value: Box::new(value),
+            format,
+        }
+    }
 }
 
 fn milliseconds(micros: f64) -> String {
@@ -155,92 +175,49 @@ pub fn group_thousands(value: i64) -> String {
 }
 
 fn columns() -> Vec<Column> {
-    vec![
-        Column {
-            header: "req/s",
-            better: Better::Higher,
-            value: |cell, _| Some(cell.summary.ok_per_second),
-            format: whole,
-        },
-        Column {
-            header: "±%",
-            better: Better::Neither,
-            value: |cell, _| (cell.runs.len() > 1).then_some(cell.summary.spread_percent),
-            format: one_decimal,
-        },
-        Column {
-            header: "p50 ms",
-            better: Better::Lower,
-            value: |_, run| Some(run.latency_us.p50 as f64),
-            format: milliseconds,
-        },
-        Column {
-            header: "p90 ms",
-            better: Better::Lower,
-            value: |_, run| Some(run.latency_us.p90 as f64),
-            format: milliseconds,
-        },
-        Column {
-            header: "p99 ms",
-            better: Better::Lower,
-            value: |_, run| Some(run.latency_us.p99 as f64),
-            format: milliseconds,
-        },
-        Column {
-            header: "p99.9 ms",
-            better: Better::Lower,
-            value: |_, run| Some(run.latency_us.p99_9 as f64),
-            format: milliseconds,
-        },
-        Column {
-            header: "max ms",
-            better: Better::Lower,
-            value: |_, run| Some(run.latency_us.max as f64),
-            format: milliseconds,
-        },
-        Column {
-            header: "errors",
-            better: Better::Lower,
-            value: |_, run| Some(run.error_count() as f64),
-            format: whole,
-        },
-        Column {
-            header: "CPU ms/1k",
-            better: Better::Lower,
-            value: |_, run| run.server.as_ref()?.cpu_ms_per_1k,
-            format: one_decimal,
-        },
-        Column {
-            header: "RSS MiB",
-            better: Better::Lower,
-            value: |_, run| Some(run.server.as_ref()?.rss_peak_bytes as f64),
-            format: mebibytes,
-        },
-        Column {
-            header: "threads",
-            better: Better::Neither,
-            value: |_, run| Some(run.server.as_ref()?.threads_peak as f64),
-            format: whole,
-        },
-        Column {
-            header: "DB conns",
-            better: Better::Neither,
-            value: |_, run| run.server.as_ref()?.db_connections_peak.map(|v| v as f64),
-            format: whole,
-        },
-        Column {
-            header: "stmts/req",
-            better: Better::Neither,
-            value: |_, run| run.server.as_ref()?.statements_per_request,
-            format: two_decimals,
-        },
-        Column {
-            header: "engine %",
-            better: Better::Neither,
-            value: |_, run| run.engine_busy_percent,
-            format: |value| format!("{value:.0}"),
-        },
-    ]
+    let mut columns = vec![
+        Column::new("req/s", Better::Higher, whole, |cell, _| {
+            Some(cell.summary.ok_per_second)
+        }),
+        Column::new("±%", Better::Neither, one_decimal, |cell, _| {
+            (cell.runs.len() > 1).then_some(cell.summary.spread_percent)
+        }),
+    ];
+    columns.extend(Percentiles::SHOWN.iter().enumerate().map(|(index, name)| {
+        Column::new(
+            &format!("{name} ms"),
+            Better::Lower,
+            milliseconds,
+            move |_, run| Some(run.latency_us.shown()[index] as f64),
+        )
+    }));
+    columns.extend([
+        Column::new("errors", Better::Lower, whole, |_, run| {
+            Some(run.error_count() as f64)
+        }),
+        Column::new("CPU ms/1k", Better::Lower, one_decimal, |_, run| {
+            run.server.as_ref()?.cpu_ms_per_1k
+        }),
+        Column::new("RSS MiB", Better::Lower, mebibytes, |_, run| {
+            Some(run.server.as_ref()?.rss_peak_bytes as f64)
+        }),
+        Column::new("threads", Better::Neither, whole, |_, run| {
+            Some(run.server.as_ref()?.threads_peak as f64)
+        }),
+        Column::new("DB conns", Better::Neither, whole, |_, run| {
+            run.server.as_ref()?.db_connections_peak.map(|v| v as f64)
+        }),
+        Column::new("stmts/req", Better::Neither, two_decimals, |_, run| {
+            run.server.as_ref()?.statements_per_request
+        }),
+        Column::new(
+            "engine %",
+            Better::Neither,
+            |value| format!("{value:.0}"),
+            |_, run| run.engine_busy_percent,
+        ),
+    ]);
+    columns
 }
 
 /// A load level: a connection count, and the open-loop rate if any.
@@ -327,7 +304,7 @@ pub fn scenario_table(results: &RunResults, level: &Level, scenario: &str, style
     let columns = columns();
     let rows = rows_of(results, level, scenario);
     let mut headers = vec!["server"];
-    headers.extend(columns.iter().map(|column| column.header));
+    headers.extend(columns.iter().map(|column| column.header.as_str()));
     let mut table = Table::new(&headers);
     let values: Vec<Vec<Option<f64>>> = rows
         .iter()

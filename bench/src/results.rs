@@ -232,6 +232,14 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
+    /// The percentiles the report's tables and the latency charts show, in the order of `shown`.
+    pub const SHOWN: [&'static str; 5] = ["p50", "p90", "p99", "p99.9", "max"];
+
+    /// The values of `SHOWN`, in microseconds.
+    pub fn shown(&self) -> [u64; 5] {
+        [self.p50, self.p90, self.p99, self.p99_9, self.max]
+    }
+
     pub fn of(histogram: &Histogram<u64>) -> Percentiles {
         if histogram.is_empty() {
             return Percentiles::default();
