@@ -535,29 +535,25 @@ async fn measure_variant(
     result.startup_seconds = Some(started.elapsed().as_secs_f64());
 
     meter.set_phase(format!("{name}: verifying"));
-    let report = conformance::verify(&conformance::Target {
-        base_url: server.base_url(),
-        expectations_url: database.admin_url.clone(),
-        // Statements per request are checked only where the checker's own queries run as another
-        // role than the server's (the throwaway cluster): on an external database both use
-        // DATABASE_URL, and the checker would count itself.
-        statement_counts: (database.kind == "throwaway").then(|| StatementCounts {
-            admin_url: database.admin_url.clone(),
-            role: database.role.clone(),
-        }),
-        variant: Some(name.to_string()),
-        workers: Some(plan.workers),
-        exact_bytes: true,
-    })
-    .await
-    .context("running the conformance checks")?;
-    result.verification = Verification {
-        ran: true,
-        passed: report.passed(),
-        checks: report.checks,
-        failures: report.failures.clone(),
-    };
-    if report.passed() {
+    verify_server(
+        &mut result,
+        &conformance::Target {
+            base_url: server.base_url(),
+            expectations_url: database.admin_url.clone(),
+            // Statements per request are checked only where the checker's own queries run as another
+            // role than the server's (the throwaway cluster): on an external database both use
+            // DATABASE_URL, and the checker would count itself.
+            statement_counts: (database.kind == "throwaway").then(|| StatementCounts {
+                admin_url: database.admin_url.clone(),
+                role: database.role.clone(),
+            }),
+            variant: Some(name.to_string()),
+            workers: Some(plan.workers),
+            exact_bytes: true,
+        },
+    )
+    .await?;
+    if result.verification.passed {
         let expected_version = version_body(name);
         let version = if version == expected_version {
             version
@@ -576,13 +572,6 @@ async fn measure_variant(
             meter,
         )
         .await?;
-    } else {
-        result.skipped = Some(format!(
-            "failed verification ({} of {} checks): {}",
-            report.failures.len(),
-            report.checks,
-            report.failures.first().cloned().unwrap_or_default()
-        ));
     }
 
     meter.set_phase(format!("{name}: stopping (SIGTERM)"));
@@ -623,29 +612,19 @@ async fn measure_target(
         .database_url
         .clone()
         .unwrap_or_else(|| database.admin_url.clone());
-    let report = conformance::verify(&conformance::Target {
-        base_url: target.url.clone(),
-        expectations_url: expectations_url.clone(),
-        statement_counts: None,
-        variant: None,
-        workers: None,
-        exact_bytes: false,
-    })
-    .await
-    .context("running the conformance checks")?;
-    result.verification = Verification {
-        ran: true,
-        passed: report.passed(),
-        checks: report.checks,
-        failures: report.failures.clone(),
-    };
-    if !report.passed() {
-        result.skipped = Some(format!(
-            "failed verification ({} of {} checks): {}",
-            report.failures.len(),
-            report.checks,
-            report.failures.first().cloned().unwrap_or_default()
-        ));
+    verify_server(
+        &mut result,
+        &conformance::Target {
+            base_url: target.url.clone(),
+            expectations_url: expectations_url.clone(),
+            statement_counts: None,
+            variant: None,
+            workers: None,
+            exact_bytes: false,
+        },
+    )
+    .await?;
+    if !result.verification.passed {
         return Ok(result);
     }
     // A foreign server may format its JSON differently: only statuses are checked under load,
@@ -672,6 +651,29 @@ async fn measure_target(
     )
     .await?;
     Ok(result)
+}
+
+/// Checks a server against the contract and records the checks in `result`; a server that fails
+/// them is marked skipped, with the first failure as the reason, and is not measured.
+async fn verify_server(result: &mut ServerResult, target: &conformance::Target) -> Result<()> {
+    let report = conformance::verify(target)
+        .await
+        .context("running the conformance checks")?;
+    if !report.passed() {
+        result.skipped = Some(format!(
+            "failed verification ({} of {} checks): {}",
+            report.failures.len(),
+            report.checks,
+            report.failures.first().cloned().unwrap_or_default()
+        ));
+    }
+    result.verification = Verification {
+        ran: true,
+        passed: report.passed(),
+        checks: report.checks,
+        failures: report.failures,
+    };
+    Ok(())
 }
 
 /// Waits until `/version` answers 200; returns its body.
