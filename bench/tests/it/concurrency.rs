@@ -11,7 +11,7 @@ use bakeoff::concurrency::burst::{self, BurstSpec, Probe};
 use bakeoff::concurrency::{StudyResults, Workload};
 use bakeoff::results::ResultsFile;
 
-use crate::support::{assert_svg, bakeoff, built_variant, only_results_directory};
+use crate::support::{assert_svg, built_variant, run_bakeoff};
 
 /// A server of `workers` threads: connections are read by a thread each, and their requests
 /// queue for the workers, which sleep `delay` and answer (closing the connection), as a
@@ -146,16 +146,9 @@ async fn a_dead_server_fails_every_request_without_hanging() {
 #[test]
 fn a_quick_study_writes_results_report_and_charts() {
     let variant = built_variant();
-    let out = tempfile::tempdir().unwrap();
-    let status = bakeoff()
-        .args(["concurrency", "--quick", "--debug", "--variants", variant])
-        .arg("--out")
-        .arg(out.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-
-    let directory = &only_results_directory(out.path());
+    let (_out, directory) =
+        run_bakeoff(&["concurrency", "--quick", "--debug", "--variants", variant]);
+    let directory = directory.as_path();
     assert!(
         directory
             .file_name()

@@ -4,29 +4,25 @@
 use bakeoff::results::{ResultsFile, RunResults};
 use bakeoff::scenarios::Scenario;
 
-use crate::support::{assert_svg, bakeoff, built_variant, only_results_directory};
+use crate::support::{assert_svg, bakeoff, built_variant, run_bakeoff};
 
 #[test]
 fn a_quick_run_writes_results_report_and_charts() {
     let variant = built_variant();
-    let out = tempfile::tempdir().unwrap();
-    let status = bakeoff()
-        .args(["run", "--quick", "--debug", "--variants", variant])
-        .args([
-            "--duration",
-            "1s",
-            "--warmup",
-            "500ms",
-            "--connections",
-            "8",
-        ])
-        .arg("--out")
-        .arg(out.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-
-    let directory = &only_results_directory(out.path());
+    let (_out, directory) = run_bakeoff(&[
+        "run",
+        "--quick",
+        "--debug",
+        "--variants",
+        variant,
+        "--duration",
+        "1s",
+        "--warmup",
+        "500ms",
+        "--connections",
+        "8",
+    ]);
+    let directory = directory.as_path();
     let results = RunResults::read(directory).unwrap();
     assert_eq!(results.servers.len(), 1);
     let server = &results.servers[0];

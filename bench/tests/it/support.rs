@@ -1,11 +1,13 @@
 //! What the end-to-end tests share: the `bakeoff` binary with a clean environment, the variant
-//! they run, the one results directory a run leaves, and the check of a written chart.
+//! they run, a run into a temporary folder and the results directory it leaves, and the check of
+//! a written chart.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use bakeoff::variants::VARIANTS;
 use bakeoff_testkit::server::workspace_binary;
+use tempfile::TempDir;
 
 /// The `bakeoff` binary of this build, without the caller's `DATABASE_URL`: the run starts its
 /// own throwaway PostgreSQL.
@@ -25,14 +27,29 @@ pub fn built_variant() -> &'static str {
         })
 }
 
-/// The results directory a run created under `out`, which must hold nothing else.
-pub fn only_results_directory(out: &Path) -> PathBuf {
-    let mut directories: Vec<PathBuf> = std::fs::read_dir(out)
+/// Runs `bakeoff` with `arguments` and `--out` a new temporary folder; the command must succeed
+/// and leave one results directory there. Returns the folder (removed when dropped, so the caller
+/// keeps it) and that directory.
+pub fn run_bakeoff(arguments: &[&str]) -> (TempDir, PathBuf) {
+    let out = tempfile::tempdir().unwrap();
+    let status = bakeoff()
+        .args(arguments)
+        .arg("--out")
+        .arg(out.path())
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "bakeoff {}: {status}",
+        arguments.join(" ")
+    );
+    let mut directories: Vec<PathBuf> = std::fs::read_dir(out.path())
         .unwrap()
         .map(|entry| entry.unwrap().path())
         .collect();
     assert_eq!(directories.len(), 1, "{directories:?}");
-    directories.remove(0)
+    let directory = directories.remove(0);
+    (out, directory)
 }
 
 /// The file is a whole SVG document with text in it (a chart with its labels).
