@@ -122,6 +122,23 @@ pub fn allowed_cpus() -> Vec<usize> {
     }
 }
 
+/// The placement flags shared by `bakeoff run` and `bakeoff selftest`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PlacementArgs {
+    /// CPUs of the servers, e.g. 0 or 0-1 (default: the first half of the CPUs).
+    #[arg(long)]
+    pub server_cpus: Option<CpuList>,
+    /// CPUs of the load engine (default: the other half).
+    #[arg(long)]
+    pub engine_cpus: Option<CpuList>,
+    /// Pin nothing.
+    #[arg(long)]
+    pub no_pin: bool,
+    /// Engine threads (default: one per engine CPU).
+    #[arg(long)]
+    pub engine_threads: Option<usize>,
+}
+
 /// Where the server and the engine run during a benchmark, as recorded in the results.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Placement {
@@ -139,12 +156,13 @@ impl Placement {
     /// The default: with two or more CPUs, the server gets the first half (at least one) and the
     /// engine the rest (on two CPUs: server on CPU 0, engine on CPU 1). With one CPU nothing can
     /// be separated, and nothing is pinned.
-    pub fn choose(
-        server: Option<CpuList>,
-        engine: Option<CpuList>,
-        no_pin: bool,
-        engine_threads: Option<usize>,
-    ) -> Result<Placement, String> {
+    pub fn choose(options: &PlacementArgs) -> Result<Placement, String> {
+        let PlacementArgs {
+            server_cpus: server,
+            engine_cpus: engine,
+            no_pin,
+            engine_threads,
+        } = options.clone();
         let allowed = allowed_cpus();
         let (server, engine) = if no_pin {
             (None, None)

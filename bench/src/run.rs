@@ -20,7 +20,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::engine::{self, LiveCounters, LoadSpec, PlannedRequest};
 use crate::machine::{Machine, utc_now};
 use crate::monitor::{DatabaseWatch, Sampler};
-use crate::placement::{CpuList, Placement};
+use crate::placement::{CpuList, Placement, PlacementArgs};
 use crate::results::{
     Cell, Measurement, ResultsFile, RunResults, ServerResult, Settings, Shutdown, Verification,
 };
@@ -81,18 +81,8 @@ pub struct RunArgs {
     /// DB_POOL_SIZE for every server.
     #[arg(long, default_value_t = 4)]
     pub db_pool_size: usize,
-    /// CPUs of the servers, e.g. 0 or 0-1 (default: the first half of the CPUs).
-    #[arg(long)]
-    pub server_cpus: Option<CpuList>,
-    /// CPUs of the load engine (default: the other half).
-    #[arg(long)]
-    pub engine_cpus: Option<CpuList>,
-    /// Pin nothing.
-    #[arg(long)]
-    pub no_pin: bool,
-    /// Engine threads (default: one per engine CPU).
-    #[arg(long)]
-    pub engine_threads: Option<usize>,
+    #[command(flatten)]
+    pub placement: PlacementArgs,
     /// Run the debug builds of the servers instead of the release builds.
     #[arg(long)]
     pub debug: bool,
@@ -370,13 +360,7 @@ fn plan(args: &RunArgs) -> Result<Plan> {
     } else {
         Duration::from_secs(2)
     });
-    let placement = Placement::choose(
-        args.server_cpus.clone(),
-        args.engine_cpus.clone(),
-        args.no_pin,
-        args.engine_threads,
-    )
-    .map_err(anyhow::Error::msg)?;
+    let placement = Placement::choose(&args.placement).map_err(anyhow::Error::msg)?;
     let workers = args.workers.unwrap_or_else(|| {
         placement.server_cpus.as_ref().map_or_else(
             || bakeoff_core::config::available_cpus().get(),

@@ -14,7 +14,7 @@ use bakeoff_testkit::server::{ServerProcess, workspace_binary};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{self, LiveCounters, LoadSpec, PlannedRequest};
-use crate::placement::{CpuList, Placement};
+use crate::placement::{CpuList, Placement, PlacementArgs};
 use crate::report::{Table, group_thousands};
 use crate::results::{Measurement, Percentiles};
 use crate::run::{TargetSpec, parse_duration};
@@ -96,12 +96,8 @@ pub struct SelftestArgs {
     /// Rounds of (wrk, engine, oha), alternated so that drift hits every tool alike.
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
-    #[arg(long)]
-    pub server_cpus: Option<CpuList>,
-    #[arg(long)]
-    pub engine_cpus: Option<CpuList>,
-    #[arg(long)]
-    pub no_pin: bool,
+    #[command(flatten)]
+    pub placement: PlacementArgs,
     /// Use the debug build of the variant.
     #[arg(long)]
     pub debug: bool,
@@ -146,13 +142,7 @@ pub struct SelftestResults {
 
 /// `bakeoff selftest`.
 pub async fn selftest(args: SelftestArgs) -> Result<SelftestResults> {
-    let placement = Placement::choose(
-        args.server_cpus.clone(),
-        args.engine_cpus.clone(),
-        args.no_pin,
-        None,
-    )
-    .map_err(anyhow::Error::msg)?;
+    let placement = Placement::choose(&args.placement).map_err(anyhow::Error::msg)?;
     let mut server = None;
     let url = match &args.url {
         Some(url) => url.trim_end_matches('/').to_string() + "/version",
