@@ -6,10 +6,10 @@
 //! millisecond, is not charged to the server).
 //!
 //! The engine must not be what is measured, so the hot path is plain: one single-threaded tokio
-//! runtime per engine thread (pinned to the engine's CPUs when asked), requests prepared before
-//! the clock starts, bodies drained without copying except for the sampled ones that are checked,
-//! and one HdrHistogram per thread at microsecond resolution, so memory stays bounded whatever
-//! the duration.
+//! runtime per engine thread (pinned to the engine's CPUs when asked), requests serialized before
+//! the clock starts, bodies counted or compared in the read buffer and never copied, and one
+//! HdrHistogram per thread at microsecond resolution, so memory stays bounded whatever the
+//! duration (a 16 KiB buffer per connection, a histogram per thread).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
