@@ -39,7 +39,7 @@ enum Command {
     Selftest(selftest::SelftestArgs),
     /// Render report.md and the charts of a results directory again.
     Report {
-        /// A results/<timestamp> directory.
+        /// A results/<timestamp> directory (of `bakeoff run` or `bakeoff concurrency`).
         directory: PathBuf,
     },
     /// Show what changed between two runs.
@@ -110,9 +110,16 @@ async fn execute(command: Command) -> Result<ExitCode> {
             print!("{}", selftest::render(&results));
         }
         Command::Report { directory } => {
-            let results = results::RunResults::read(&directory)?;
-            report::write(&results, &directory)?;
-            println!("{}", report::terminal(&results));
+            // A concurrency study's directory holds concurrency.json instead of results.json.
+            if directory.join(concurrency::RESULTS_FILE).is_file() {
+                let results = concurrency::StudyResults::read(&directory)?;
+                concurrency::report::render(&results, &directory)?;
+                println!("{}", concurrency::report::terminal(&results));
+            } else {
+                let results = results::RunResults::read(&directory)?;
+                report::write(&results, &directory)?;
+                println!("{}", report::terminal(&results));
+            }
             println!("rewrote {}", directory.join("report.md").display());
         }
         Command::Compare { a, b, noise } => print!("{}", compare::compare(&a, &b, noise)?),

@@ -435,6 +435,12 @@ pub fn terminal(results: &StudyResults) -> String {
 /// Writes `concurrency.json`, the charts and `report.md` into `directory`; returns the charts.
 pub fn write(results: &StudyResults, directory: &Path) -> Result<Vec<String>> {
     results.write(directory)?;
+    render(results, directory)
+}
+
+/// Writes the charts and `report.md` of `results` into `directory` (`bakeoff report` on a study
+/// directory); returns the charts.
+pub fn render(results: &StudyResults, directory: &Path) -> Result<Vec<String>> {
     let charts = charts::write_all(results, directory)?;
     crate::results::write_file(directory, "report.md", markdown(results, &charts))?;
     Ok(charts)
