@@ -78,13 +78,18 @@ impl Machine {
             .memory_bytes
             .map(|bytes| format!(", {:.1} GiB", bytes as f64 / (1u64 << 30) as f64))
             .unwrap_or_default();
+        // No version is known where no database was used (`bakeoff selftest`).
+        let postgres = self
+            .postgres_version
+            .as_deref()
+            .map(|version| format!(", PostgreSQL {version}"))
+            .unwrap_or_default();
         format!(
-            "{} ({} CPUs{memory}), {} (Linux {}), PostgreSQL {}, {}, commit {}{}",
+            "{} ({} CPUs{memory}), {} (Linux {}){postgres}, {}, commit {}{}",
             self.cpu_model,
             self.cpu_count,
             self.os,
             self.kernel,
-            self.postgres_version.as_deref().unwrap_or("unknown"),
             self.rustc_version,
             self.git_commit,
             if self.git_dirty { " (dirty)" } else { "" }
