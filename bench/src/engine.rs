@@ -211,6 +211,19 @@ pub fn run(spec: &LoadSpec, live: &Arc<LiveCounters>) -> Result<LoadOutcome, Spe
     spec.validate()?;
     let threads = spec.threads.clamp(1, spec.connections);
     // Everyone meets at the barrier once connected, then shares one start time.
+    // Every request on the wire as it goes, serialized once for all threads before the clock.
+    let requests = spec
+        .requests
+        .iter()
+        .map(|planned| {
+            Ok(WireRequest {
+                request: GetRequest::new(spec.address, &planned.path)?,
+                expected: planned.expected.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()
+        .map_err(SpecError::Start)?;
+    let requests = Arc::new(requests);
     let barrier = Arc::new(Barrier::new(threads + 1));
     let start: Arc<OnceLock<Instant>> = Arc::new(OnceLock::new());
 
@@ -225,6 +238,7 @@ pub fn run(spec: &LoadSpec, live: &Arc<LiveCounters>) -> Result<LoadOutcome, Spe
             barrier: Arc::clone(&barrier),
             start: Arc::clone(&start),
             connection_indexes,
+            requests: Arc::clone(&requests),
         };
         let handle = std::thread::Builder::new()
             .name(format!("load-{thread_index}"))
@@ -271,6 +285,13 @@ struct ThreadContext {
     barrier: Arc<Barrier>,
     start: Arc<OnceLock<Instant>>,
     connection_indexes: Vec<usize>,
+    requests: Arc<Vec<WireRequest>>,
+}
+
+/// A planned request as it goes on the wire, with the body a 2xx answer must carry.
+struct WireRequest {
+    request: GetRequest,
+    expected: Option<Bytes>,
 }
 
 impl ThreadContext {
@@ -296,15 +317,6 @@ impl ThreadContext {
         self.barrier.wait();
         self.barrier.wait();
         let (runtime, links) = prepared?;
-        // Every request this thread may send, on the wire as it goes, built before the clock.
-        let wire_requests = self
-            .spec
-            .requests
-            .iter()
-            .map(|planned| GetRequest::new(self.spec.address, &planned.path))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(SpecError::Start)?;
-        let wire_requests = Rc::new(wire_requests);
         let start = self.start.get().copied().unwrap_or_else(Instant::now);
         let clock = Clock {
             window_start: start + self.spec.warmup,
@@ -317,7 +329,7 @@ impl ThreadContext {
                 spec: self.spec.clone(),
                 live: Arc::clone(&self.live),
                 tally: Rc::clone(&tally),
-                wire_requests: Rc::clone(&wire_requests),
+                requests: Arc::clone(&self.requests),
                 clock,
                 start,
                 rng: SplitMix64::new(self.spec.seed ^ (*index as u64).wrapping_mul(0x9e37_79b9)),
@@ -366,8 +378,7 @@ struct ConnectionWorker {
     spec: LoadSpec,
     live: Arc<LiveCounters>,
     tally: Rc<RefCell<Tally>>,
-    /// `spec.requests` serialized, in the same order.
-    wire_requests: Rc<Vec<GetRequest>>,
+    requests: Arc<Vec<WireRequest>>,
     clock: Clock,
     start: Instant,
     rng: SplitMix64,
@@ -429,13 +440,10 @@ impl ConnectionWorker {
                 },
             };
             let mut current = current;
-            let chosen = self.rng.below(self.spec.requests.len());
-            let request = &self.wire_requests[chosen];
+            let WireRequest { request, expected } =
+                &self.requests[self.rng.below(self.requests.len())];
             let check = responses.is_multiple_of(self.spec.check_every.max(1));
-            let expected = self.spec.requests[chosen]
-                .expected
-                .as_ref()
-                .filter(|_| check);
+            let expected = expected.as_ref().filter(|_| check);
             let body_use = match expected {
                 Some(expected) => BodyUse::Compare(expected),
                 None => BodyUse::Count,
