@@ -94,6 +94,21 @@ impl BurstOutcome {
     }
 }
 
+/// Sends `request` on a connection opened before the release and reads the answer within
+/// `timeout`; a connection that could not be opened fails the request the way opening failed.
+async fn get_within(
+    link: &mut Result<Connection, ErrorKind>,
+    request: &GetRequest,
+    timeout: Duration,
+) -> Result<(u16, Bytes), ErrorKind> {
+    match link {
+        Ok(link) => tokio::time::timeout(timeout, link.get(request))
+            .await
+            .unwrap_or(Err(ErrorKind::Timeout)),
+        Err(kind) => Err(*kind),
+    }
+}
+
 /// Opens the connections, releases the requests together and waits for every answer.
 pub async fn run(spec: &BurstSpec) -> anyhow::Result<BurstOutcome> {
     anyhow::ensure!(spec.concurrency >= 1, "a burst needs at least one request");
@@ -117,12 +132,7 @@ pub async fn run(spec: &BurstSpec) -> anyhow::Result<BurstOutcome> {
     let requests = join_all(links.iter_mut().map(|link| {
         let request = &request;
         async move {
-            let result = match link {
-                Ok(link) => tokio::time::timeout(spec.timeout, link.get(request))
-                    .await
-                    .unwrap_or(Err(ErrorKind::Timeout)),
-                Err(kind) => Err(*kind),
-            };
+            let result = get_within(link, request, spec.timeout).await;
             Answer {
                 result,
                 seconds: released.elapsed().as_secs_f64(),
@@ -141,12 +151,7 @@ pub async fn run(spec: &BurstSpec) -> anyhow::Result<BurstOutcome> {
         }
         if let (Some(request), Some(link)) = (&probe_request, probe_link.as_mut()) {
             let sent = Instant::now();
-            let result = match link {
-                Ok(link) => tokio::time::timeout(spec.timeout, link.get(request))
-                    .await
-                    .unwrap_or(Err(ErrorKind::Timeout)),
-                Err(kind) => Err(*kind),
-            };
+            let result = get_within(link, request, spec.timeout).await;
             outcome.answered_after = Some(sent.elapsed().as_secs_f64());
             outcome.answer = Some(result);
         }
