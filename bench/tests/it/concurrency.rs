@@ -11,7 +11,7 @@ use bakeoff::concurrency::burst::{self, BurstSpec, Probe};
 use bakeoff::concurrency::{StudyResults, Workload};
 use bakeoff::results::ResultsFile;
 
-use crate::support::{assert_svg, bakeoff, built_variant, run_bakeoff};
+use crate::support::{assert_svg, built_variant, render_report_again, run_bakeoff};
 
 /// A server of `workers` threads: connections are read by a thread each, and their requests
 /// queue for the workers, which sleep `delay` and answer (closing the connection), as a
@@ -205,19 +205,7 @@ fn a_quick_study_writes_results_report_and_charts() {
     }
 
     // `bakeoff report` renders the study again from concurrency.json alone, to the same text.
-    std::fs::remove_file(directory.join("report.md")).unwrap();
     std::fs::remove_file(directory.join("burst-async-iobound.svg")).unwrap();
-    assert!(
-        bakeoff()
-            .arg("report")
-            .arg(directory)
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert_eq!(
-        std::fs::read_to_string(directory.join("report.md")).unwrap(),
-        report
-    );
+    assert_eq!(render_report_again(directory), report);
     assert_svg(&directory.join("burst-async-iobound.svg"));
 }

@@ -1,6 +1,6 @@
 //! What the end-to-end tests share: the `bakeoff` binary with a clean environment, the variant
-//! they run, a run into a temporary folder and the results directory it leaves, and the check of
-//! a written chart.
+//! they run, a run into a temporary folder and the results directory it leaves, rendering its
+//! report again, and the check of a written chart.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -50,6 +50,15 @@ pub fn run_bakeoff(arguments: &[&str]) -> (TempDir, PathBuf) {
     assert_eq!(directories.len(), 1, "{directories:?}");
     let directory = directories.remove(0);
     (out, directory)
+}
+
+/// Removes `report.md` from a results directory, has `bakeoff report` render it again from the
+/// directory's JSON, and returns the new text.
+pub fn render_report_again(directory: &Path) -> String {
+    std::fs::remove_file(directory.join("report.md")).unwrap();
+    let status = bakeoff().arg("report").arg(directory).status().unwrap();
+    assert!(status.success(), "bakeoff report: {status}");
+    std::fs::read_to_string(directory.join("report.md")).unwrap()
 }
 
 /// The file is a whole SVG document with text in it (a chart with its labels).
