@@ -24,7 +24,7 @@ use futures_util::future::Either;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::http1::{self, BodyUse, Connection, GetRequest};
+use crate::http1::{self, BodyUse, Connection, GetRequest, TransportError};
 use crate::placement::CpuList;
 
 /// The highest latency the histograms hold (one hour, in microseconds); longer ones saturate.
@@ -121,12 +121,12 @@ impl LoadOutcome {
     }
 }
 
-/// How a request failed.
+/// How a request failed: its status, its body, or the transport under it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum ErrorKind {
     /// A response with this non-2xx status.
     Status(u16),
-    /// The TCP connection or HTTP handshake could not be made.
+    /// The TCP connection could not be made.
     Connect,
     /// No complete answer within the timeout.
     Timeout,
@@ -143,11 +143,31 @@ impl ErrorKind {
     pub fn name(self) -> String {
         match self {
             ErrorKind::Status(code) => format!("status-{code}"),
-            ErrorKind::Connect => "connect".into(),
-            ErrorKind::Timeout => "timeout".into(),
-            ErrorKind::Reset => "reset".into(),
-            ErrorKind::Protocol => "protocol".into(),
             ErrorKind::Body => "body".into(),
+            ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Reset | ErrorKind::Protocol => {
+                self.transport().map_or("", TransportError::name).into()
+            }
+        }
+    }
+
+    fn transport(self) -> Option<TransportError> {
+        match self {
+            ErrorKind::Connect => Some(TransportError::Connect),
+            ErrorKind::Timeout => Some(TransportError::Timeout),
+            ErrorKind::Reset => Some(TransportError::Reset),
+            ErrorKind::Protocol => Some(TransportError::Protocol),
+            ErrorKind::Status(_) | ErrorKind::Body => None,
+        }
+    }
+}
+
+impl From<TransportError> for ErrorKind {
+    fn from(error: TransportError) -> ErrorKind {
+        match error {
+            TransportError::Connect => ErrorKind::Connect,
+            TransportError::Timeout => ErrorKind::Timeout,
+            TransportError::Reset => ErrorKind::Reset,
+            TransportError::Protocol => ErrorKind::Protocol,
         }
     }
 }
@@ -430,7 +450,7 @@ impl ConnectionWorker {
                     Ok(fresh) => fresh,
                     Err(kind) => {
                         let failed = Instant::now();
-                        self.count_error(kind, failed);
+                        self.count_error(kind.into(), failed);
                         if failed >= self.clock.end {
                             break;
                         }
@@ -493,7 +513,7 @@ impl ConnectionWorker {
                         uncorrected,
                     );
                 }
-                Ok(Err(kind)) => self.count_error(kind, done),
+                Ok(Err(error)) => self.count_error(error.into(), done),
                 Err(()) => self.count_error(ErrorKind::Timeout, done),
             }
             free_since = done;
@@ -657,5 +677,3 @@ impl SplitMix64 {
         ((u128::from(self.next_u64()) * bound as u128) >> 64) as usize
     }
 }
-
-pub use crate::http1::get_once;

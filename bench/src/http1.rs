@@ -20,13 +20,36 @@ use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::engine::ErrorKind;
-
 /// How much of an answer the connection holds at a time. A response head must fit in it; bodies
 /// stream through it, whatever their length.
 const BUFFER_BYTES: usize = 16 * 1024;
 /// More header lines than this in one response is a protocol error (hyper's limit is 100).
 const MAX_HEADERS: usize = 64;
+
+/// How an exchange failed below HTTP semantics: the connection, the time or the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TransportError {
+    /// The TCP connection could not be made.
+    Connect,
+    /// No complete answer within the timeout.
+    Timeout,
+    /// The connection was closed or reset before the answer was complete.
+    Reset,
+    /// The answer was not valid HTTP.
+    Protocol,
+}
+
+impl TransportError {
+    /// The name used in results and reports: `connect`, `timeout`, `reset`, `protocol`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TransportError::Connect => "connect",
+            TransportError::Timeout => "timeout",
+            TransportError::Reset => "reset",
+            TransportError::Protocol => "protocol",
+        }
+    }
+}
 
 /// A GET request as it goes on the wire: `GET {path} HTTP/1.1` with the `Host` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,13 +119,18 @@ pub struct Connection {
 
 impl Connection {
     /// Connects, within `timeout`.
-    pub async fn open(address: SocketAddr, timeout: Duration) -> Result<Connection, ErrorKind> {
+    pub async fn open(
+        address: SocketAddr,
+        timeout: Duration,
+    ) -> Result<Connection, TransportError> {
         let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
             .await
-            .map_err(|_| ErrorKind::Connect)?
-            .map_err(|_| ErrorKind::Connect)?;
+            .map_err(|_| TransportError::Connect)?
+            .map_err(|_| TransportError::Connect)?;
         // Each request goes out in one write and waits for its answer: Nagle would only delay it.
-        stream.set_nodelay(true).map_err(|_| ErrorKind::Connect)?;
+        stream
+            .set_nodelay(true)
+            .map_err(|_| TransportError::Connect)?;
         Ok(Connection {
             stream,
             buffer: vec![0; BUFFER_BYTES].into_boxed_slice(),
@@ -124,22 +152,22 @@ impl Connection {
         &mut self,
         request: &GetRequest,
         body: BodyUse<'_>,
-    ) -> Result<Answer, ErrorKind> {
+    ) -> Result<Answer, TransportError> {
         if !self.reusable {
-            return Err(ErrorKind::Reset);
+            return Err(TransportError::Reset);
         }
         // Marked reusable again only when the answer is complete and allows it.
         self.reusable = false;
         if self.start != self.end {
             // Bytes nobody asked for arrived after the previous answer.
-            return Err(ErrorKind::Protocol);
+            return Err(TransportError::Protocol);
         }
         self.start = 0;
         self.end = 0;
         self.stream
             .write_all(request.as_bytes())
             .await
-            .map_err(|_| ErrorKind::Reset)?;
+            .map_err(|_| TransportError::Reset)?;
         let head = self.read_head().await?;
         let mut sink = BodySink::new(body);
         match head.framing {
@@ -157,21 +185,21 @@ impl Connection {
     }
 
     /// Sends `request` and returns the status and the whole body.
-    pub async fn get(&mut self, request: &GetRequest) -> Result<(u16, Bytes), ErrorKind> {
+    pub async fn get(&mut self, request: &GetRequest) -> Result<(u16, Bytes), TransportError> {
         let mut body = Vec::new();
         let answer = self.exchange(request, BodyUse::Keep(&mut body)).await?;
         Ok((answer.status, Bytes::from(body)))
     }
 
     /// Reads bytes after the unread ones; `Ok(0)` is the end of the connection.
-    async fn fill(&mut self) -> Result<usize, ErrorKind> {
+    async fn fill(&mut self) -> Result<usize, TransportError> {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
         } else if self.end == self.buffer.len() {
             if self.start == 0 {
                 // A head longer than the whole buffer.
-                return Err(ErrorKind::Protocol);
+                return Err(TransportError::Protocol);
             }
             self.buffer.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -184,13 +212,13 @@ impl Connection {
                     return Ok(read);
                 }
                 Err(error) if error.kind() == IoErrorKind::Interrupted => continue,
-                Err(_) => return Err(ErrorKind::Reset),
+                Err(_) => return Err(TransportError::Reset),
             }
         }
     }
 
     /// Reads the status line and headers of the final answer (skipping interim 1xx ones).
-    async fn read_head(&mut self) -> Result<Head, ErrorKind> {
+    async fn read_head(&mut self) -> Result<Head, TransportError> {
         loop {
             let parsed = {
                 let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -200,7 +228,7 @@ impl Connection {
                         Some((head_length, Head::of(&response)?))
                     }
                     Ok(httparse::Status::Partial) => None,
-                    Err(_) => return Err(ErrorKind::Protocol),
+                    Err(_) => return Err(TransportError::Protocol),
                 }
             };
             match parsed {
@@ -209,7 +237,7 @@ impl Connection {
                     if (100..200).contains(&head.status) {
                         // 101 would switch protocols, which a GET of this client never asks for.
                         if head.status == 101 {
-                            return Err(ErrorKind::Protocol);
+                            return Err(TransportError::Protocol);
                         }
                         continue;
                     }
@@ -218,7 +246,7 @@ impl Connection {
                 None => {
                     if self.fill().await? == 0 {
                         // Closed before a whole head: a keep-alive connection the server ended.
-                        return Err(ErrorKind::Reset);
+                        return Err(TransportError::Reset);
                     }
                 }
             }
@@ -230,7 +258,7 @@ impl Connection {
         &mut self,
         mut length: u64,
         sink: &mut BodySink<'_>,
-    ) -> Result<(), ErrorKind> {
+    ) -> Result<(), TransportError> {
         loop {
             let available = (self.end - self.start) as u64;
             let taken = available.min(length) as usize;
@@ -241,19 +269,19 @@ impl Connection {
                 return Ok(());
             }
             if self.fill().await? == 0 {
-                return Err(ErrorKind::Reset);
+                return Err(TransportError::Reset);
             }
         }
     }
 
     /// Decodes a chunked body: size lines, data, the last chunk and any trailer lines.
-    async fn read_chunked_body(&mut self, sink: &mut BodySink<'_>) -> Result<(), ErrorKind> {
+    async fn read_chunked_body(&mut self, sink: &mut BodySink<'_>) -> Result<(), TransportError> {
         loop {
             let size_line = httparse::parse_chunk_size(&self.buffer[self.start..self.end])
-                .map_err(|_| ErrorKind::Protocol)?;
+                .map_err(|_| TransportError::Protocol)?;
             let httparse::Status::Complete((line_length, size)) = size_line else {
                 if self.fill().await? == 0 {
-                    return Err(ErrorKind::Reset);
+                    return Err(TransportError::Reset);
                 }
                 continue;
             };
@@ -267,7 +295,7 @@ impl Connection {
     }
 
     /// Skips trailer lines up to and including the empty line that ends the message.
-    async fn skip_trailers(&mut self) -> Result<(), ErrorKind> {
+    async fn skip_trailers(&mut self) -> Result<(), TransportError> {
         loop {
             let unread = &self.buffer[self.start..self.end];
             match unread.windows(2).position(|pair| pair == b"\r\n") {
@@ -278,7 +306,7 @@ impl Connection {
                 Some(line) => self.start += line + 2,
                 None => {
                     if self.fill().await? == 0 {
-                        return Err(ErrorKind::Reset);
+                        return Err(TransportError::Reset);
                     }
                 }
             }
@@ -286,21 +314,24 @@ impl Connection {
     }
 
     /// Consumes the CRLF after a chunk's data.
-    async fn expect_line_end(&mut self) -> Result<(), ErrorKind> {
+    async fn expect_line_end(&mut self) -> Result<(), TransportError> {
         while self.end - self.start < 2 {
             if self.fill().await? == 0 {
-                return Err(ErrorKind::Reset);
+                return Err(TransportError::Reset);
             }
         }
         if &self.buffer[self.start..self.start + 2] != b"\r\n" {
-            return Err(ErrorKind::Protocol);
+            return Err(TransportError::Protocol);
         }
         self.start += 2;
         Ok(())
     }
 
     /// A body without a length: everything up to the end of the connection.
-    async fn read_body_until_close(&mut self, sink: &mut BodySink<'_>) -> Result<(), ErrorKind> {
+    async fn read_body_until_close(
+        &mut self,
+        sink: &mut BodySink<'_>,
+    ) -> Result<(), TransportError> {
         loop {
             sink.take(&self.buffer[self.start..self.end]);
             self.start = self.end;
@@ -332,8 +363,8 @@ impl Head {
     /// Framing by RFC 9112 section 6.3 (for the answer to a GET): no body for 1xx, 204 and 304;
     /// then Transfer-Encoding (chunked last, or else until close); then Content-Length (all
     /// values equal); then until close.
-    fn of(response: &httparse::Response<'_, '_>) -> Result<Head, ErrorKind> {
-        let status = response.code.ok_or(ErrorKind::Protocol)?;
+    fn of(response: &httparse::Response<'_, '_>) -> Result<Head, TransportError> {
+        let status = response.code.ok_or(TransportError::Protocol)?;
         let http_1_1 = response.version == Some(1);
         let mut content_length: Option<u64> = None;
         let mut transfer_encoding_seen = false;
@@ -346,9 +377,9 @@ impl Head {
                 let value = std::str::from_utf8(header.value)
                     .ok()
                     .and_then(|text| text.trim().parse::<u64>().ok())
-                    .ok_or(ErrorKind::Protocol)?;
+                    .ok_or(TransportError::Protocol)?;
                 if content_length.is_some_and(|earlier| earlier != value) {
-                    return Err(ErrorKind::Protocol);
+                    return Err(TransportError::Protocol);
                 }
                 content_length = Some(value);
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
@@ -439,8 +470,8 @@ pub async fn get_once(
     address: SocketAddr,
     path: &str,
     timeout: Duration,
-) -> Result<(u16, Bytes), ErrorKind> {
-    let request = GetRequest::new(address, path).map_err(|_| ErrorKind::Protocol)?;
+) -> Result<(u16, Bytes), TransportError> {
+    let request = GetRequest::new(address, path).map_err(|_| TransportError::Protocol)?;
     let exchange = async {
         Connection::open(address, timeout)
             .await?
@@ -449,5 +480,5 @@ pub async fn get_once(
     };
     tokio::time::timeout(timeout, exchange)
         .await
-        .map_err(|_| ErrorKind::Timeout)?
+        .map_err(|_| TransportError::Timeout)?
 }

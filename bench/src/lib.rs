@@ -1,22 +1,31 @@
-//! The bakeoff benchmark: runs every server variant in turn against the same database, measures it
-//! with its own load engine, and writes the results, a report and charts.
+//! The bakeoff tool: runs the server variants (and any other server on the contract) under
+//! identical conditions, measures them with its own load engine, and reports.
 //!
-//! The binary (`bakeoff`) is a thin command line over these modules; the integration tests use
-//! them directly.
+//! Layers, each importing only those below it:
+//! - [`commands`]: one module per `bakeoff` subcommand, each a thin driver that parses its flags
+//!   into a plan, drives the harness and hands the outcome to its report. No command imports
+//!   another command.
+//! - [`render`]: reports, tables and charts of the results files.
+//! - [`results`]: the results files (`results.json`, `concurrency.json`) and their directory.
+//! - [`harness`]: servers, database, dimensions and the one lifecycle every command drives.
+//! - the measuring parts: [`engine`] (load), [`burst`] (the study's bursts), [`http1`] (their
+//!   HTTP/1.1 client), [`scenarios`], [`monitor`], [`placement`], [`machine`], and the shared
+//!   [`format`], [`stats`] and [`names`].
+//!
+//! The binary (`bakeoff`) is a thin command line over [`commands`]; the integration tests use
+//! the modules directly.
 
-pub mod charts;
-pub mod compare;
-pub mod concurrency;
-pub mod db;
+pub mod burst;
+pub mod commands;
 pub mod engine;
+pub mod format;
+pub mod harness;
 pub mod http1;
 pub mod machine;
 pub mod monitor;
+pub mod names;
 pub mod placement;
-pub mod report;
+pub mod render;
 pub mod results;
-pub mod run;
 pub mod scenarios;
-pub mod selftest;
-pub mod variants;
-pub mod verify;
+pub mod stats;

@@ -107,43 +107,20 @@ fn output_of(program: &str, arguments: &[&str]) -> Option<String> {
 
 /// Now as UTC `YYYY-MM-DDTHH:MM:SSZ`, and as a directory name `YYYY-MM-DDTHH-MM-SSZ`.
 pub fn utc_now() -> (String, String) {
-    let seconds = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs());
-    let (year, month, day) = civil_from_days((seconds / 86_400) as i64);
-    let rest = seconds % 86_400;
-    let (hour, minute, second) = (rest / 3_600, rest % 3_600 / 60, rest % 60);
+    let now = jiff::Timestamp::now();
     (
-        format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z"),
-        format!("{year:04}-{month:02}-{day:02}T{hour:02}-{minute:02}-{second:02}Z"),
+        now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        now.strftime("%Y-%m-%dT%H-%M-%SZ").to_string(),
     )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * month_index + 2) / 5 + 1) as u32;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    } as u32;
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn dates_from_days() {
-        assert_eq!(super::civil_from_days(0), (1970, 1, 1));
-        assert_eq!(super::civil_from_days(19_723), (2024, 1, 1));
-        assert_eq!(super::civil_from_days(20_513), (2026, 3, 1));
+    fn timestamps_are_utc_and_the_folder_name_has_no_colons() {
+        let (stamp, folder) = super::utc_now();
+        assert_eq!(stamp.len(), "2026-01-01T00:00:00Z".len(), "{stamp}");
+        assert!(stamp.ends_with('Z') && stamp.contains('T'), "{stamp}");
+        assert_eq!(folder, stamp.replace(':', "-"));
     }
 }

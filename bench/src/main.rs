@@ -1,5 +1,5 @@
 //! The `bakeoff` command: runs the benchmark and the tools around it. Each subcommand is a module
-//! of the `bakeoff` library; this file only parses the command line and reports errors.
+//! of `bakeoff::commands`; this file only parses the command line and reports errors.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,8 +7,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use bakeoff::results::ResultsFile;
-use bakeoff::{compare, concurrency, db, report, results, run, selftest, verify};
+use bakeoff::commands::{compare, concurrency, db, report, run, selftest, verify};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -109,19 +108,7 @@ async fn execute(command: Command) -> Result<ExitCode> {
             let results = selftest::selftest(args).await?;
             print!("{}", selftest::render(&results));
         }
-        Command::Report { directory } => {
-            // A concurrency study's directory holds concurrency.json instead of results.json.
-            if directory.join(concurrency::RESULTS_FILE).is_file() {
-                let results = concurrency::StudyResults::read(&directory)?;
-                concurrency::report::render(&results, &directory)?;
-                println!("{}", concurrency::report::terminal(&results));
-            } else {
-                let results = results::RunResults::read(&directory)?;
-                report::write(&results, &directory)?;
-                println!("{}", report::terminal(&results));
-            }
-            println!("rewrote {}", directory.join("report.md").display());
-        }
+        Command::Report { directory } => report::report_again(&directory)?,
         Command::Compare { a, b, noise } => print!("{}", compare::compare(&a, &b, noise)?),
     }
     Ok(ExitCode::SUCCESS)

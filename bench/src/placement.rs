@@ -234,6 +234,16 @@ impl Placement {
         })
     }
 
+    /// Nothing pinned, one engine thread: for commands that measure nothing (`bakeoff verify`).
+    pub fn unpinned() -> Placement {
+        Placement {
+            server_cpus: None,
+            engine_cpus: None,
+            engine_threads: 1,
+            note: "nothing pinned".to_string(),
+        }
+    }
+
     /// The command that starts `program` on the server CPUs (through `taskset -c`).
     pub fn server_command(&self, program: &std::path::Path) -> std::process::Command {
         match &self.server_cpus {

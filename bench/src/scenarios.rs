@@ -56,31 +56,16 @@ const SEARCH_POOL: usize = 200;
 /// Expected bodies are computed this many requests at a time (pipelined on one connection).
 const PIPELINE_DEPTH: usize = 16;
 
-impl Scenario {
-    pub const ALL: [Scenario; 6] = [
-        Scenario::Version,
-        Scenario::Types,
-        Scenario::Contact,
-        Scenario::ContactsPage,
-        Scenario::ContactsSearch,
-        Scenario::Fibonacci,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Scenario::Version => "version",
-            Scenario::Types => "types",
-            Scenario::Contact => "contact",
-            Scenario::ContactsPage => "contacts-page",
-            Scenario::ContactsSearch => "contacts-search",
-            Scenario::Fibonacci => "fibonacci",
-        }
+impl std::fmt::Display for Scenario {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&crate::names::name_of(self))
     }
+}
 
-    pub fn from_name(name: &str) -> Option<Scenario> {
-        Scenario::ALL
-            .into_iter()
-            .find(|scenario| scenario.name() == name)
+impl Scenario {
+    /// Every scenario, in the order reports show them.
+    pub fn all() -> &'static [Scenario] {
+        <Scenario as clap::ValueEnum>::value_variants()
     }
 
     /// One line: what it sends and what it shows.
@@ -158,7 +143,7 @@ impl Pools {
             anyhow::ensure!(
                 !requests.is_empty(),
                 "the {} scenario found no data to request; is the database seeded?",
-                scenario.name()
+                scenario
             );
             by_scenario.insert(scenario, Arc::new(requests));
         }
@@ -204,7 +189,7 @@ impl Pools {
         self.by_scenario
             .get(&scenario)
             .cloned()
-            .with_context(|| format!("no requests were drawn for {}", scenario.name()))
+            .with_context(|| format!("no requests were drawn for {}", scenario))
     }
 }
 

@@ -7,9 +7,9 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bakeoff::concurrency::burst::{self, BurstSpec, Probe};
-use bakeoff::concurrency::{StudyResults, Workload};
+use bakeoff::burst::{self, BurstSpec, Probe};
 use bakeoff::results::ResultsFile;
+use bakeoff::results::study::{StudyResults, Workload};
 
 use crate::support::{assert_svg, built_variant, render_report_again, run_bakeoff};
 
@@ -147,7 +147,7 @@ async fn a_dead_server_fails_every_request_without_hanging() {
 fn a_quick_study_writes_results_report_and_charts() {
     let variant = built_variant();
     let (_out, directory) =
-        run_bakeoff(&["concurrency", "--quick", "--debug", "--variants", variant]);
+        run_bakeoff(&["concurrency", "--quick", "--debug", "--variants", &variant]);
     let directory = directory.as_path();
     assert!(
         directory
@@ -160,13 +160,17 @@ fn a_quick_study_writes_results_report_and_charts() {
     assert_eq!(results.settings.max_concurrency, 4);
     assert_eq!(results.servers.len(), 1);
     let server = &results.servers[0];
-    assert!(server.skipped.is_none(), "{:?}", server.skipped);
-    assert!(server.workers.unwrap() >= 1);
+    assert!(
+        server.record.skipped.is_none(),
+        "{:?}",
+        server.record.skipped
+    );
+    assert!(server.record.effective.as_ref().unwrap().workers >= 1);
     assert!(server.idle.as_ref().unwrap().threads >= 1);
     let calibration = server.calibration.as_ref().unwrap();
     assert_eq!(calibration.samples, 10);
     assert!(calibration.mean_seconds > 0.0 && calibration.iterations >= 1);
-    assert_eq!(server.workloads.len(), Workload::ALL.len());
+    assert_eq!(server.workloads.len(), Workload::all().len());
     for workload in &server.workloads {
         assert_eq!(workload.points.len(), 4, "{}", workload.workload);
         for point in &workload.points {
@@ -179,7 +183,7 @@ fn a_quick_study_writes_results_report_and_charts() {
             assert!(run.failures.is_empty());
             assert!(point.median_server_seconds.unwrap() > 0.0);
             // No burst can beat a wait of T (CPU work in a debug build varies too much to say).
-            let cpu = workload.workload.ends_with("cpubound");
+            let cpu = workload.workload.is_cpu();
             assert!(
                 point.median_seconds >= if cpu { 0.001 } else { 0.099 },
                 "{}",
@@ -197,9 +201,9 @@ fn a_quick_study_writes_results_report_and_charts() {
 
     let report = std::fs::read_to_string(directory.join("report.md")).unwrap();
     assert!(report.starts_with("# bakeoff concurrency study"));
-    assert!(report.contains("## Calibration") && report.contains(variant));
-    for workload in Workload::ALL {
-        let chart = format!("burst-{}.svg", workload.name());
+    assert!(report.contains("## Calibration") && report.contains(&variant));
+    for workload in Workload::all() {
+        let chart = format!("burst-{}.svg", workload);
         assert!(report.contains(&chart), "report.md does not show {chart}");
         assert_svg(&directory.join(chart));
     }

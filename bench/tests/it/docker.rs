@@ -10,8 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use bakeoff::run::TargetSpec;
-use bakeoff::variants::VARIANTS;
+use bakeoff::harness::servers::{TargetSpec, Variant};
 use bakeoff_core::config::ENV_VARS;
 use bakeoff_testkit::postgres::APP_ROLE;
 use yaml_rust2::{Yaml, YamlLoader};
@@ -816,7 +815,10 @@ fn check_compose(compose: &Yaml, workspace: &Workspace) -> Vec<String> {
 #[test]
 fn the_servers_are_the_benchmarks_variants() {
     let workspace = Workspace::load();
-    let variants: BTreeSet<String> = VARIANTS.iter().map(ToString::to_string).collect();
+    let variants: BTreeSet<String> = Variant::all()
+        .iter()
+        .map(|variant| variant.name())
+        .collect();
     assert_eq!(workspace.servers, variants);
 }
 

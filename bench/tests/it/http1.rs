@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bakeoff::engine::ErrorKind;
+use bakeoff::http1::TransportError;
 use bakeoff::http1::{BodyUse, Connection, GetRequest};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -72,7 +72,7 @@ async fn scripted_server(answer: Vec<u8>, delivery: Delivery) -> SocketAddr {
 }
 
 /// Sends `GET /` on one connection and keeps the body.
-async fn get(address: SocketAddr) -> (Connection, Result<(u16, Vec<u8>), ErrorKind>) {
+async fn get(address: SocketAddr) -> (Connection, Result<(u16, Vec<u8>), TransportError>) {
     let mut connection = Connection::open(address, TIMEOUT).await.unwrap();
     let request = GetRequest::new(address, "/").unwrap();
     let mut body = Vec::new();
@@ -214,30 +214,30 @@ async fn frames_every_kind_of_answer() {
 
 #[tokio::test]
 async fn reports_bad_and_cut_short_answers_by_kind() {
-    let cases: Vec<(&str, Vec<u8>, Delivery, ErrorKind)> = vec![
+    let cases: Vec<(&str, Vec<u8>, Delivery, TransportError)> = vec![
         (
             "not HTTP",
             b"HTPX/1.1 200 OK\r\n\r\n".to_vec(),
             Delivery::Whole,
-            ErrorKind::Protocol,
+            TransportError::Protocol,
         ),
         (
             "conflicting lengths",
             b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc".to_vec(),
             Delivery::Whole,
-            ErrorKind::Protocol,
+            TransportError::Protocol,
         ),
         (
             "a length that is not a number",
             b"HTTP/1.1 200 OK\r\nContent-Length: lots\r\n\r\nabc".to_vec(),
             Delivery::Whole,
-            ErrorKind::Protocol,
+            TransportError::Protocol,
         ),
         (
             "a bad chunk size",
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec(),
             Delivery::Whole,
-            ErrorKind::Protocol,
+            TransportError::Protocol,
         ),
         (
             "a head larger than the client's buffer",
@@ -247,25 +247,25 @@ async fn reports_bad_and_cut_short_answers_by_kind() {
             )
             .into_bytes(),
             Delivery::Whole,
-            ErrorKind::Protocol,
+            TransportError::Protocol,
         ),
         (
             "closed in the middle of the body",
             b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc".to_vec(),
             Delivery::ThenClose,
-            ErrorKind::Reset,
+            TransportError::Reset,
         ),
         (
             "closed in the middle of a chunked body",
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel".to_vec(),
             Delivery::ThenClose,
-            ErrorKind::Reset,
+            TransportError::Reset,
         ),
         (
             "closed without an answer",
             Vec::new(),
             Delivery::ThenClose,
-            ErrorKind::Reset,
+            TransportError::Reset,
         ),
     ];
     for (case, answer, delivery, kind) in cases {

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use bakeoff::variants::VARIANTS;
+use bakeoff::harness::servers::Variant;
 use bakeoff_testkit::server::workspace_binary;
 use tempfile::TempDir;
 
@@ -18,9 +18,10 @@ pub fn bakeoff() -> Command {
 }
 
 /// The first variant whose debug binary is built: the tests run one real server, whichever.
-pub fn built_variant() -> &'static str {
-    VARIANTS
+pub fn built_variant() -> String {
+    Variant::all()
         .iter()
+        .map(|variant| variant.name())
         .find(|name| workspace_binary(name, false).is_ok())
         .unwrap_or_else(|| {
             panic!("no variant's debug binary is built; run `cargo build --workspace` first")

@@ -15,6 +15,76 @@ use nix::unistd::Pid;
 /// How long a server may take to print its `listening on` line.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The environment a server under test is started with: the contract's variables and nothing
+/// inherited that could change them. The one place that assembles it, for the tests and for every
+/// `bakeoff` command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerEnvironment {
+    pub database_url: String,
+    /// `BIND`; port 0 lets the server choose, and `listening on` says which.
+    pub bind: String,
+    /// `WORKERS`; `None` leaves the server's own default.
+    pub workers: Option<usize>,
+    /// `DB_POOL_SIZE`; `None` leaves the server's own default.
+    pub db_pool_size: Option<usize>,
+    /// `DB_WAIT_TIMEOUT_MS`; `None` leaves the contract's default.
+    pub db_wait_timeout_ms: Option<u64>,
+    /// `DB_RECYCLE` (`fast` or `verified`); `None` leaves the default.
+    pub db_recycle: Option<String>,
+    /// `RUST_LOG`.
+    pub log_filter: String,
+}
+
+impl ServerEnvironment {
+    /// A server on a free loopback port, logging errors only, every other setting its default.
+    pub fn new(database_url: &str) -> ServerEnvironment {
+        ServerEnvironment {
+            database_url: database_url.to_string(),
+            bind: "127.0.0.1:0".to_string(),
+            workers: None,
+            db_pool_size: None,
+            db_wait_timeout_ms: None,
+            db_recycle: None,
+            log_filter: "error".to_string(),
+        }
+    }
+
+    /// Clears every contract variable inherited by `command`, then sets this environment's.
+    pub fn apply_to(&self, command: &mut Command) {
+        for variable in bakeoff_core::config::ENV_VARS {
+            command.env_remove(variable);
+        }
+        command
+            .env("DATABASE_URL", &self.database_url)
+            .env("BIND", &self.bind)
+            .env("RUST_LOG", &self.log_filter);
+        let optional = [
+            ("WORKERS", self.workers.map(|value| value.to_string())),
+            (
+                "DB_POOL_SIZE",
+                self.db_pool_size.map(|value| value.to_string()),
+            ),
+            (
+                "DB_WAIT_TIMEOUT_MS",
+                self.db_wait_timeout_ms.map(|value| value.to_string()),
+            ),
+            ("DB_RECYCLE", self.db_recycle.clone()),
+        ];
+        for (variable, value) in optional {
+            if let Some(value) = value {
+                command.env(variable, value);
+            }
+        }
+    }
+
+    /// `program` with this environment.
+    pub fn command(&self, program: &Path) -> Command {
+        let mut command = Command::new(program);
+        self.apply_to(&mut command);
+        command
+    }
+}
+
 /// A running server process, killed on drop if still running.
 #[derive(Debug)]
 pub struct ServerProcess {

@@ -9,8 +9,8 @@ use anyhow::Result;
 use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 
-use crate::report::{Level, levels, scenarios};
-use crate::results::{Cell, Measurement, Percentiles, RunResults};
+use crate::results::run::{Cell, Level, Measurement, Percentiles, RunResults};
+use crate::scenarios::Scenario;
 
 pub(crate) const SIZE: (u32, u32) = (1100, 520);
 const COLORS: [RGBColor; 8] = [
@@ -112,23 +112,24 @@ struct Series {
 /// Writes every chart of `results` into `directory`; returns their file names.
 pub fn write_all(results: &RunResults, directory: &Path) -> Result<Vec<String>> {
     let mut written = Vec::new();
-    let scenario_names = scenarios(results);
+    let scenarios = results.scenarios();
+    let scenario_names: Vec<String> = scenarios.iter().map(ToString::to_string).collect();
     if scenario_names.is_empty() {
         return Ok(written);
     }
-    for level in levels(results) {
+    for level in results.levels() {
         let series_of = |value: fn(&Cell, &Measurement) -> Option<f64>| -> Vec<Series> {
             results
                 .servers
                 .iter()
                 .filter(|server| !server.cells.is_empty())
                 .map(|server| Series {
-                    name: server.name.clone(),
-                    values: scenario_names
+                    name: server.record.shown_name().to_string(),
+                    values: scenarios
                         .iter()
                         .map(|scenario| {
                             let cell = server.cells.iter().find(|cell| {
-                                &cell.scenario == scenario
+                                cell.scenario == *scenario
                                     && cell.connections == level.connections
                                     && cell.rate == level.rate
                             })?;
@@ -176,7 +177,7 @@ pub fn write_all(results: &RunResults, directory: &Path) -> Result<Vec<String>> 
             written.push(name);
         }
         let name = format!("latency-{slug}.svg");
-        latency_panels(results, &level, &scenario_names, &directory.join(&name))?;
+        latency_panels(results, &level, &scenarios, &directory.join(&name))?;
         written.push(name);
     }
     Ok(written)
@@ -273,22 +274,22 @@ fn short_number(value: f64) -> String {
 fn latency_panels(
     results: &RunResults,
     level: &Level,
-    scenario_names: &[String],
+    scenarios: &[Scenario],
     path: &Path,
 ) -> Result<()> {
     let (root, panels) = titled_panels(
         path,
         &format!("Latency percentiles (ms, log scale), {}", level.label()),
-        scenario_names.len(),
+        scenarios.len(),
     )?;
-    for (panel_index, (panel, scenario)) in panels.iter().zip(scenario_names).enumerate() {
+    for (panel_index, (panel, scenario)) in panels.iter().zip(scenarios).enumerate() {
         let lines: Vec<(usize, String, [f64; 5])> = results
             .servers
             .iter()
             .enumerate()
             .filter_map(|(index, server)| {
                 let cell = server.cells.iter().find(|cell| {
-                    &cell.scenario == scenario
+                    cell.scenario == *scenario
                         && cell.connections == level.connections
                         && cell.rate == level.rate
                 })?;
@@ -297,7 +298,11 @@ fn latency_panels(
                     return None;
                 }
                 let millis = |micros: u64| (micros.max(1) as f64) / 1_000.0;
-                Some((index, server.name.clone(), latency.shown().map(millis)))
+                Some((
+                    index,
+                    server.record.shown_name().to_string(),
+                    latency.shown().map(millis),
+                ))
             })
             .collect();
         let values = lines
@@ -312,7 +317,7 @@ fn latency_panels(
             ((low / 2.0).max(0.001), (high * 2.0).max(low * 4.0))
         };
         let mut chart = ChartBuilder::on(panel)
-            .caption(scenario, ("sans-serif", 16))
+            .caption(scenario.to_string(), ("sans-serif", 16))
             .margin(8)
             .x_label_area_size(25)
             .y_label_area_size(55)

@@ -8,8 +8,8 @@ use std::path::Path;
 use anyhow::Result;
 use plotters::prelude::*;
 
-use super::{StudyResults, Workload};
-use crate::charts::{SIZE, color, draw_legend, draw_line, drawing_error, svg_canvas};
+use crate::render::charts::{SIZE, color, draw_legend, draw_line, drawing_error, svg_canvas};
+use crate::results::study::{StudyResults, Workload};
 
 const REFERENCE: RGBColor = RGBColor(90, 90, 90);
 
@@ -18,7 +18,7 @@ type Line<'a> = (usize, &'a str, Vec<(f64, f64)>);
 
 /// The chart's file name for a workload.
 pub fn file_name(workload: Workload) -> String {
-    format!("burst-{}.svg", workload.name())
+    format!("burst-{}.svg", workload.to_string())
 }
 
 /// Writes one chart per workload that has figures; returns their file names.
@@ -45,7 +45,13 @@ pub fn worker_counts(results: &StudyResults) -> Vec<usize> {
         .servers
         .iter()
         .filter(|server| !server.workloads.is_empty())
-        .filter_map(|server| server.workers)
+        .filter_map(|server| {
+            server
+                .record
+                .effective
+                .as_ref()
+                .map(|settings| settings.workers)
+        })
         .collect();
     counts.sort_unstable();
     counts.dedup();
@@ -66,7 +72,7 @@ fn burst_chart(results: &StudyResults, workload: Workload, path: &Path) -> Resul
                 .iter()
                 .map(|point| (point.concurrency as f64, point.median_seconds))
                 .collect();
-            (!points.is_empty()).then_some((index, server.name.as_str(), points))
+            (!points.is_empty()).then_some((index, server.record.shown_name(), points))
         })
         .collect();
     let workers = worker_counts(results);
@@ -101,15 +107,24 @@ fn burst_chart(results: &StudyResults, workload: Workload, path: &Path) -> Resul
         .chain(cpu_floor.iter().flatten().map(|&(_, y)| y))
         .fold(t, f64::max);
     let root = svg_canvas(path, SIZE)?;
-    let workers_label = match results.settings.workers {
-        Some(w) => format!("WORKERS={w}"),
-        None => "default WORKERS".to_string(),
+    let workers = worker_counts(results);
+    let workers_label = match workers.as_slice() {
+        [] => "WORKERS unknown".to_string(),
+        [only] => format!("WORKERS={only}"),
+        several => format!(
+            "WORKERS={}",
+            several
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("/")
+        ),
     };
     let mut chart = ChartBuilder::on(&root)
         .caption(
             format!(
                 "{}: {} (T = {t} s), {workers_label}",
-                workload.name(),
+                workload.to_string(),
                 workload.description()
             ),
             ("sans-serif", 20),

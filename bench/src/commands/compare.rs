@@ -5,8 +5,10 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::report::{Table, group_thousands};
-use crate::results::{Cell, ResultsFile, RunResults};
+use crate::format::{Table, group_thousands};
+use crate::results::ResultsFile;
+use crate::results::run::{Cell, RunResults};
+use crate::scenarios::Scenario;
 
 /// The noise band when neither run has repeats to measure its own spread: run-to-run differences
 /// of a few percent are usual on a shared machine.
@@ -16,7 +18,7 @@ pub const DEFAULT_NOISE_PERCENT: f64 = 5.0;
 #[derive(Debug, Clone)]
 pub struct Change {
     pub server: String,
-    pub scenario: String,
+    pub scenario: Scenario,
     pub connections: usize,
     pub rate: Option<f64>,
     pub before: f64,
@@ -50,7 +52,9 @@ pub fn changes(before: &RunResults, after: &RunResults, default_noise: f64) -> V
     let mut changes = Vec::new();
     for (server, cell) in after.cells() {
         let Some(old) = before.cells().find_map(|(old_server, old_cell)| {
-            (old_server.name == server.name && same_cell(old_cell, cell)).then_some(old_cell)
+            (old_server.record.shown_name() == server.record.shown_name()
+                && same_cell(old_cell, cell))
+            .then_some(old_cell)
         }) else {
             continue;
         };
@@ -72,8 +76,8 @@ pub fn changes(before: &RunResults, after: &RunResults, default_noise: f64) -> V
             default_noise
         };
         changes.push(Change {
-            server: server.name.clone(),
-            scenario: cell.scenario.clone(),
+            server: server.record.shown_name().to_string(),
+            scenario: cell.scenario,
             connections: cell.connections,
             rate: cell.rate,
             before: before_rate,
@@ -114,7 +118,7 @@ pub fn render(before: &RunResults, after: &RunResults, changes: &[Change]) -> St
     for change in changes {
         table.rows.push(vec![
             change.server.clone(),
-            change.scenario.clone(),
+            change.scenario.to_string(),
             change.connections.to_string(),
             group_thousands(change.before.round() as i64),
             group_thousands(change.after.round() as i64),

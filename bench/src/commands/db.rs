@@ -11,9 +11,12 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use bakeoff_testkit::postgres::{Cluster, free_port};
-use bakeoff_testkit::seed::{SeedSpec, seed};
+use bakeoff_testkit::seed::SeedSpec;
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::MultiProgress;
+
+use crate::harness::database::seed_with_progress;
+use crate::harness::servers::Variant;
 
 /// Where the local cluster lives unless `--dir` says otherwise.
 pub const DEFAULT_DIRECTORY: &str = ".bakeoff";
@@ -75,8 +78,9 @@ pub enum DbCommand {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The server to run, e.g. axum-tokio-postgres.
-    pub variant: String,
+    /// The server to run.
+    #[arg(value_enum)]
+    pub variant: Variant,
     #[command(flatten)]
     pub seed: SeedArgs,
     #[command(flatten)]
@@ -97,7 +101,7 @@ pub async fn db(args: DbArgs) -> Result<()> {
                 Ok(url) if !url.trim().is_empty() => url,
                 _ => running_cluster(&local.dir)?.admin_url(),
             };
-            seed_with_progress(&database_url, seed_args.spec()).await?;
+            seed_reporting_time(&database_url, seed_args.spec()).await?;
         }
         DbCommand::Url(local) => println!("{}", existing_cluster(&local.dir)?.app_url()),
         DbCommand::Down { local, purge } => down(&local.dir, purge)?,
@@ -109,7 +113,7 @@ pub async fn db(args: DbArgs) -> Result<()> {
 /// server, with DATABASE_URL set (BIND, WORKERS and the rest pass through from the environment).
 pub async fn serve(args: ServeArgs) -> Result<()> {
     let release = !cfg!(debug_assertions);
-    let binary = bakeoff_testkit::server::workspace_binary(&args.variant, release)?;
+    let binary = bakeoff_testkit::server::workspace_binary(&args.variant.name(), release)?;
     let cluster = up(&args.local.dir).await?;
     let client = bakeoff_testkit::connect(&cluster.admin_url()).await?;
     let contacts: i64 = client
@@ -117,7 +121,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         .await?
         .get(0);
     if contacts == 0 {
-        seed_with_progress(&cluster.admin_url(), args.seed.spec()).await?;
+        seed_reporting_time(&cluster.admin_url(), args.seed.spec()).await?;
     } else {
         eprintln!("the local database holds {contacts} contacts; `bakeoff db seed` replaces them");
     }
@@ -206,20 +210,9 @@ fn down(directory: &Path, purge: bool) -> Result<()> {
 }
 
 /// Seeds with a progress bar on stderr and a closing line with the time taken.
-pub async fn seed_with_progress(database_url: &str, spec: SeedSpec) -> Result<()> {
-    let bar = ProgressBar::new(u64::from(spec.contacts));
-    bar.set_style(
-        ProgressStyle::with_template(
-            "seeding {bar:40} {pos}/{len} contacts ({per_sec}, {eta} left)",
-        )
-        .context("progress bar template")?,
-    );
+async fn seed_reporting_time(database_url: &str, spec: SeedSpec) -> Result<()> {
     let started = Instant::now();
-    seed(database_url, &spec, &|progress| {
-        bar.set_position(progress.done)
-    })
-    .await?;
-    bar.finish_and_clear();
+    seed_with_progress(database_url, &spec, &MultiProgress::new()).await?;
     eprintln!(
         "seeded {} contacts (seed {}) in {:.1} s",
         spec.contacts,

@@ -6,94 +6,9 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::results::{Cell, Measurement, Percentiles, RunResults, ServerResult};
+use crate::format::{Style, Table, group_thousands};
+use crate::results::run::{Cell, Level, Measurement, Percentiles, RunResults, ServerResult};
 use crate::scenarios::Scenario;
-
-/// A plain table that renders as Markdown or as aligned text.
-#[derive(Debug, Clone, Default)]
-pub struct Table {
-    pub headers: Vec<String>,
-    pub rows: Vec<Vec<String>>,
-}
-
-impl Table {
-    /// An empty table with these column headers.
-    pub fn new(headers: &[impl AsRef<str>]) -> Table {
-        Table {
-            headers: headers
-                .iter()
-                .map(|header| header.as_ref().to_string())
-                .collect(),
-            rows: Vec::new(),
-        }
-    }
-
-    pub fn markdown(&self) -> String {
-        let mut text = format!("| {} |\n", self.headers.join(" | "));
-        let rule: Vec<&str> = self
-            .headers
-            .iter()
-            .enumerate()
-            .map(|(index, _)| if index == 0 { "---" } else { "---:" })
-            .collect();
-        let _ = writeln!(text, "| {} |", rule.join(" | "));
-        for row in &self.rows {
-            let _ = writeln!(text, "| {} |", row.join(" | "));
-        }
-        text
-    }
-
-    pub fn terminal(&self) -> String {
-        let columns = self.headers.len();
-        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
-        for row in &self.rows {
-            for (index, value) in row.iter().enumerate().take(columns) {
-                widths[index] = widths[index].max(value.chars().count());
-            }
-        }
-        let line = |values: &[String]| {
-            let cells: Vec<String> = values
-                .iter()
-                .enumerate()
-                .map(|(index, value)| {
-                    let width = widths.get(index).copied().unwrap_or(0);
-                    if index == 0 {
-                        format!("{value:<width$}")
-                    } else {
-                        format!("{value:>width$}")
-                    }
-                })
-                .collect();
-            cells.join("  ").trim_end().to_string()
-        };
-        let mut text = line(&self.headers);
-        text.push('\n');
-        let total: usize = widths.iter().sum::<usize>() + 2 * columns.saturating_sub(1);
-        text.push_str(&"-".repeat(total));
-        text.push('\n');
-        for row in &self.rows {
-            text.push_str(&line(row));
-            text.push('\n');
-        }
-        text
-    }
-}
-
-/// How the best value of a column is marked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Style {
-    Markdown,
-    Terminal,
-}
-
-impl Style {
-    fn best(self, value: String) -> String {
-        match self {
-            Style::Markdown => format!("**{value}**"),
-            Style::Terminal => format!("{value}*"),
-        }
-    }
-}
 
 /// Which direction is better for a column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,23 +72,6 @@ fn mebibytes(bytes: f64) -> String {
     format!("{:.1}", bytes / (1u64 << 20) as f64)
 }
 
-/// `12345` as `12,345`.
-pub fn group_thousands(value: i64) -> String {
-    let digits = value.unsigned_abs().to_string();
-    let mut grouped = String::new();
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(digit);
-    }
-    if value < 0 {
-        format!("-{grouped}")
-    } else {
-        grouped
-    }
-}
-
 fn columns() -> Vec<Column> {
     let mut columns = vec![
         Column::new("req/s", Better::Higher, whole, |cell, _| {
@@ -220,71 +118,11 @@ fn columns() -> Vec<Column> {
     columns
 }
 
-/// A load level: a connection count, and the open-loop rate if any.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Level {
-    pub connections: usize,
-    pub rate: Option<f64>,
-}
-
-impl Level {
-    pub fn label(&self) -> String {
-        match self.rate {
-            Some(rate) => format!(
-                "{} connections, open loop at {} req/s",
-                self.connections,
-                whole(rate)
-            ),
-            None => format!("{} connections, closed loop", self.connections),
-        }
-    }
-
-    /// For file names: `c64` or `c64-r1000`.
-    pub fn slug(&self) -> String {
-        match self.rate {
-            Some(rate) => format!("c{}-r{}", self.connections, rate.round() as u64),
-            None => format!("c{}", self.connections),
-        }
-    }
-
-    fn matches(&self, cell: &Cell) -> bool {
-        cell.connections == self.connections && cell.rate == self.rate
-    }
-}
-
-/// The levels present in the results, in the order first met.
-pub fn levels(results: &RunResults) -> Vec<Level> {
-    let mut levels: Vec<Level> = Vec::new();
-    for (_, cell) in results.cells() {
-        let level = Level {
-            connections: cell.connections,
-            rate: cell.rate,
-        };
-        if !levels.contains(&level) {
-            levels.push(level);
-        }
-    }
-    levels.sort_by_key(|level| level.connections);
-    levels
-}
-
-/// The scenarios present, in the canonical order.
-pub fn scenarios(results: &RunResults) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
-    for (_, cell) in results.cells() {
-        if !names.contains(&cell.scenario) {
-            names.push(cell.scenario.clone());
-        }
-    }
-    names.sort_by_key(|name| Scenario::from_name(name).map_or(usize::MAX, |s| s as usize));
-    names
-}
-
 /// The servers that have cells at `level` for `scenario`, with the cell.
 fn rows_of<'a>(
     results: &'a RunResults,
     level: &Level,
-    scenario: &str,
+    scenario: Scenario,
 ) -> Vec<(&'a ServerResult, &'a Cell)> {
     results
         .servers
@@ -300,7 +138,12 @@ fn rows_of<'a>(
 }
 
 /// The table of one scenario at one level, best per column marked.
-pub fn scenario_table(results: &RunResults, level: &Level, scenario: &str, style: Style) -> Table {
+pub fn scenario_table(
+    results: &RunResults,
+    level: &Level,
+    scenario: Scenario,
+    style: Style,
+) -> Table {
     let columns = columns();
     let rows = rows_of(results, level, scenario);
     let mut headers = vec!["server"];
@@ -316,7 +159,7 @@ pub fn scenario_table(results: &RunResults, level: &Level, scenario: &str, style
         })
         .collect();
     for (row_index, (server, _)) in rows.iter().enumerate() {
-        let mut row = vec![server.name.clone()];
+        let mut row = vec![server.record.shown_name().to_string()];
         for (column_index, column) in columns.iter().enumerate() {
             let value = values[row_index][column_index];
             let text = value.map_or_else(|| "–".to_string(), |v| (column.format)(v));
@@ -348,9 +191,9 @@ fn best_value(values: &[Vec<Option<f64>>], column: usize, better: Better) -> Opt
 
 /// Throughput of every server in every scenario at one level.
 pub fn summary_table(results: &RunResults, level: &Level, style: Style) -> Table {
-    let scenarios = scenarios(results);
+    let scenarios = results.scenarios();
     let mut headers = vec!["server".to_string()];
-    headers.extend(scenarios.iter().cloned());
+    headers.extend(scenarios.iter().map(ToString::to_string));
     let mut table = Table::new(&headers);
     let measured: Vec<&ServerResult> = results
         .servers
@@ -360,14 +203,14 @@ pub fn summary_table(results: &RunResults, level: &Level, style: Style) -> Table
     let best: Vec<Option<f64>> = scenarios
         .iter()
         .map(|scenario| {
-            rows_of(results, level, scenario)
+            rows_of(results, level, *scenario)
                 .iter()
                 .map(|(_, cell)| cell.summary.ok_per_second)
                 .max_by(f64::total_cmp)
         })
         .collect();
     for server in measured {
-        let mut row = vec![server.name.clone()];
+        let mut row = vec![server.record.shown_name().to_string()];
         for (index, scenario) in scenarios.iter().enumerate() {
             let cell = server
                 .cells
@@ -396,24 +239,27 @@ pub fn servers_table(results: &RunResults) -> Table {
     let mut table = Table::new(&[
         "server",
         "kind",
+        "workers",
+        "pool",
+        "check",
         "verified",
         "start s",
         "SIGTERM exit",
         "status",
     ]);
     for server in &results.servers {
-        let verified = if !server.verification.ran {
+        let verified = if !server.record.verification.ran {
             "not run".to_string()
-        } else if server.verification.passed {
-            format!("passed ({} checks)", server.verification.checks)
+        } else if server.record.verification.passed {
+            format!("passed ({} checks)", server.record.verification.checks)
         } else {
             format!(
                 "FAILED {} of {}",
-                server.verification.failures.len(),
-                server.verification.checks
+                server.record.verification.failures.len(),
+                server.record.verification.checks
             )
         };
-        let shutdown = match &server.shutdown {
+        let shutdown = match &server.record.shutdown {
             None => "–".to_string(),
             Some(shutdown) if shutdown.clean => format!("clean in {:.2} s", shutdown.seconds),
             Some(shutdown) if shutdown.killed => {
@@ -427,15 +273,25 @@ pub fn servers_table(results: &RunResults) -> Table {
                 shutdown.seconds
             ),
         };
+        // What the server reported running with, read back from it, not what the run asked for.
+        let effective = server.record.effective.as_ref();
+        let dash = || "–".to_string();
         table.rows.push(vec![
-            server.name.clone(),
-            server.kind.clone(),
+            server.record.shown_name().to_string(),
+            server.record.kind.to_string(),
+            effective.map_or_else(dash, |settings| settings.workers.to_string()),
+            effective.map_or_else(dash, |settings| settings.db_pool_size.to_string()),
+            effective
+                .and_then(|settings| settings.db_recycle.clone())
+                .unwrap_or_else(dash),
             verified,
             server
+                .record
                 .startup_seconds
                 .map_or_else(|| "–".into(), |seconds| format!("{seconds:.2}")),
             shutdown,
             server
+                .record
                 .skipped
                 .clone()
                 .unwrap_or_else(|| "measured".to_string()),
@@ -448,7 +304,7 @@ pub fn servers_table(results: &RunResults) -> Table {
 pub const ENGINE_BOUND_PERCENT: f64 = 90.0;
 
 /// One sentence about a scenario table: who leads, by how much, and what went wrong.
-pub fn reading(results: &RunResults, level: &Level, scenario: &str) -> String {
+pub fn reading(results: &RunResults, level: &Level, scenario: Scenario) -> String {
     let rows = rows_of(results, level, scenario);
     let mut ranked: Vec<(&ServerResult, &Cell)> = rows.clone();
     ranked.sort_by(|a, b| {
@@ -461,7 +317,7 @@ pub fn reading(results: &RunResults, level: &Level, scenario: &str) -> String {
     };
     let mut sentence = format!(
         "{} leads with {} req/s",
-        first.name,
+        first.record.shown_name(),
         whole(first_cell.summary.ok_per_second)
     );
     if let Some((last, last_cell)) = ranked.last().filter(|_| ranked.len() > 1) {
@@ -471,15 +327,21 @@ pub fn reading(results: &RunResults, level: &Level, scenario: &str) -> String {
                 sentence,
                 ", {:.1}× {} (the slowest)",
                 first_cell.summary.ok_per_second / slowest,
-                last.name
+                last.record.shown_name()
             );
         } else {
-            let _ = write!(sentence, "; {} answered nothing successfully", last.name);
+            let _ = write!(
+                sentence,
+                "; {} answered nothing successfully",
+                last.record.shown_name()
+            );
         }
     }
     let p99s: Vec<(&str, u64)> = rows
         .iter()
-        .filter_map(|(server, cell)| Some((server.name.as_str(), cell.median()?.latency_us.p99)))
+        .filter_map(|(server, cell)| {
+            Some((server.record.shown_name(), cell.median()?.latency_us.p99))
+        })
         .collect();
     if let Some((name, p99)) = p99s
         .iter()
@@ -502,7 +364,11 @@ pub fn reading(results: &RunResults, level: &Level, scenario: &str) -> String {
                     .iter()
                     .map(|(kind, count)| format!("{kind} ×{}", group_thousands(*count as i64)))
                     .collect();
-                format!("{} had errors ({})", server.name, kinds.join(", "))
+                format!(
+                    "{} had errors ({})",
+                    server.record.shown_name(),
+                    kinds.join(", ")
+                )
             })
         })
         .collect();
@@ -516,7 +382,7 @@ pub fn reading(results: &RunResults, level: &Level, scenario: &str) -> String {
                 .and_then(|run| run.engine_busy_percent)
                 .is_some_and(|busy| busy >= ENGINE_BOUND_PERCENT)
         })
-        .map(|(server, _)| server.name.as_str())
+        .map(|(server, _)| server.record.shown_name())
         .collect();
     if !engine_bound.is_empty() {
         let _ = write!(
@@ -561,8 +427,9 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
     );
     let _ = writeln!(
         text,
-        "- **Servers:** WORKERS={} and DB_POOL_SIZE={} for every variant; {} build",
-        settings.workers, settings.db_pool_size, settings.profile
+        "- **Servers:** {}; {} build",
+        settings.servers_line(),
+        settings.profile
     );
     let _ = writeln!(text, "- **Placement:** {}", settings.placement.note);
     let contacts = settings.contacts.map_or_else(String::new, |count| {
@@ -592,36 +459,40 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
     text.push_str("## Servers\n\n");
     text.push_str(&servers_table(results).markdown());
     for server in &results.servers {
-        if server.verification.ran && !server.verification.passed {
-            let _ = writeln!(text, "\n{} failed verification:\n", server.name);
-            for failure in server.verification.failures.iter().take(20) {
+        if server.record.verification.ran && !server.record.verification.passed {
+            let _ = writeln!(
+                text,
+                "\n{} failed verification:\n",
+                server.record.shown_name()
+            );
+            for failure in server.record.verification.failures.iter().take(20) {
                 let _ = writeln!(text, "- {failure}");
             }
-            if server.verification.failures.len() > 20 {
+            if server.record.verification.failures.len() > 20 {
                 let _ = writeln!(
                     text,
                     "- … and {} more (see results.json)",
-                    server.verification.failures.len() - 20
+                    server.record.verification.failures.len() - 20
                 );
             }
         }
     }
     text.push('\n');
 
-    for level in levels(results) {
+    for level in results.levels() {
         let _ = writeln!(text, "## Throughput at {}\n", level.label());
         text.push_str(&summary_table(results, &level, Style::Markdown).markdown());
         text.push('\n');
-        for scenario in scenarios(results) {
-            let description = Scenario::from_name(&scenario).map_or("", Scenario::description);
+        for scenario in results.scenarios() {
+            let description = scenario.description();
             let _ = writeln!(text, "### {scenario} ({})\n", level.label());
             if !description.is_empty() {
                 let _ = writeln!(text, "{description}.\n");
             }
-            text.push_str(&scenario_table(results, &level, &scenario, Style::Markdown).markdown());
-            let _ = writeln!(text, "\n{}\n", reading(results, &level, &scenario));
+            text.push_str(&scenario_table(results, &level, scenario, Style::Markdown).markdown());
+            let _ = writeln!(text, "\n{}\n", reading(results, &level, scenario));
             if level.rate.is_some() {
-                text.push_str(&uncorrected_note(results, &level, &scenario));
+                text.push_str(&uncorrected_note(results, &level, scenario));
             }
         }
     }
@@ -646,14 +517,14 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
     text
 }
 
-fn uncorrected_note(results: &RunResults, level: &Level, scenario: &str) -> String {
+fn uncorrected_note(results: &RunResults, level: &Level, scenario: Scenario) -> String {
     let mut text =
         String::from("Uncorrected latency (from the actual send time), for comparison:\n\n");
     let mut table = Table::new(&["server", "p50 ms", "p99 ms", "p99.9 ms", "max ms"]);
     for (server, cell) in rows_of(results, level, scenario) {
         if let Some(latency) = cell.median().and_then(|run| run.uncorrected_latency_us) {
             table.rows.push(vec![
-                server.name.clone(),
+                server.record.shown_name().to_string(),
                 milliseconds(latency.p50 as f64),
                 milliseconds(latency.p99 as f64),
                 milliseconds(latency.p99_9 as f64),
@@ -672,17 +543,17 @@ pub fn terminal(results: &RunResults) -> String {
     let _ = writeln!(text, "\n{}", results.machine.line());
     let _ = writeln!(text, "{}\n", results.settings.placement.note);
     text.push_str(&servers_table(results).terminal());
-    for level in levels(results) {
+    for level in results.levels() {
         let _ = writeln!(
             text,
             "\nThroughput (req/s) at {}; * marks the best\n",
             level.label()
         );
         text.push_str(&summary_table(results, &level, Style::Terminal).terminal());
-        for scenario in scenarios(results) {
+        for scenario in results.scenarios() {
             let _ = writeln!(text, "\n{scenario} at {}\n", level.label());
-            text.push_str(&scenario_table(results, &level, &scenario, Style::Terminal).terminal());
-            let _ = writeln!(text, "{}", reading(results, &level, &scenario));
+            text.push_str(&scenario_table(results, &level, scenario, Style::Terminal).terminal());
+            let _ = writeln!(text, "{}", reading(results, &level, scenario));
         }
     }
     text
@@ -690,7 +561,7 @@ pub fn terminal(results: &RunResults) -> String {
 
 /// Writes `report.md` and the charts into `directory`.
 pub fn write(results: &RunResults, directory: &Path) -> Result<Vec<String>> {
-    let charts = crate::charts::write_all(results, directory)?;
+    let charts = crate::render::charts::write_all(results, directory)?;
     crate::results::write_file(directory, "report.md", markdown(results, &charts))?;
     Ok(charts)
 }

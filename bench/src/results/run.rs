@@ -1,22 +1,24 @@
-//! The results of a run as written to `results.json`: every figure, the settings and the machine,
-//! so that `bakeoff report` can render the report again and `bakeoff compare` can set two runs
-//! side by side. Also the results directory itself: how it is created, and how its versioned JSON
-//! files (this one and the concurrency study's) are written and read back.
+//! The results of `bakeoff run` as written to `results.json`: every figure, the settings and the
+//! machine, so that `bakeoff report` can render the report again and `bakeoff compare` can set two
+//! runs side by side.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::LoadOutcome;
+use crate::harness::database::DatabaseKind;
+use crate::harness::record::ServerRecord;
+use crate::harness::settings::Dimensions;
 use crate::machine::Machine;
 use crate::placement::Placement;
+use crate::results::ResultsFile;
+use crate::scenarios::Scenario;
 
-/// Bumped when the file's shape changes incompatibly.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped when the file's shape changes: 2 names scenarios, server kinds and the database as
+/// enums and records each server's configuration (version 1 files are still read).
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunResults {
@@ -33,7 +35,7 @@ pub struct RunResults {
 pub struct Settings {
     /// The command line, as typed.
     pub command: String,
-    pub scenarios: Vec<String>,
+    pub scenarios: Vec<Scenario>,
     pub connections: Vec<usize>,
     /// Open-loop rate in requests per second; `None` for the closed loop.
     pub rate: Option<f64>,
@@ -45,13 +47,18 @@ pub struct Settings {
     pub timeout_seconds: f64,
     /// Every how-many-th answer per connection has its body checked.
     pub check_every: u64,
-    /// `WORKERS` given to every server.
-    pub workers: usize,
-    /// `DB_POOL_SIZE` given to every server.
-    pub db_pool_size: usize,
+    /// The dimensions the run covered (workers, pool sizes, connection checks); each server's
+    /// own point is in its record. Absent in version 1 files, which had the two fields below.
+    #[serde(default)]
+    pub dimensions: Option<Dimensions>,
+    /// Version 1: `WORKERS` given to every server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
+    /// Version 1: `DB_POOL_SIZE` given to every server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_pool_size: Option<usize>,
     pub placement: Placement,
-    /// `throwaway` (started and removed by the run) or `external` (DATABASE_URL).
-    pub database: String,
+    pub database: DatabaseKind,
     pub contacts: Option<i64>,
     /// The seed of the generated data, when the run seeded it.
     pub data_seed: Option<u64>,
@@ -59,42 +66,18 @@ pub struct Settings {
     pub profile: String,
 }
 
-/// One server: a bakeoff variant started by the run, or a `--target` already running.
+/// One server in one configuration: what the harness recorded, and the cells measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServerResult {
-    pub name: String,
-    /// `variant` or `target`.
-    pub kind: String,
-    pub verification: Verification,
-    /// Why it was not measured, when it was not.
-    pub skipped: Option<String>,
-    /// From spawn to the `/version` answer.
-    pub startup_seconds: Option<f64>,
-    pub shutdown: Option<Shutdown>,
+    #[serde(flatten)]
+    pub record: ServerRecord,
     pub cells: Vec<Cell>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Verification {
-    pub ran: bool,
-    pub passed: bool,
-    pub checks: usize,
-    pub failures: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Shutdown {
-    /// Exited by itself with code 0 within the deadline after SIGTERM.
-    pub clean: bool,
-    pub exit_code: Option<i32>,
-    pub killed: bool,
-    pub seconds: f64,
 }
 
 /// One scenario at one connection level on one server: every repeat, and their summary.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Cell {
-    pub scenario: String,
+    pub scenario: Scenario,
     pub connections: usize,
     pub rate: Option<f64>,
     pub runs: Vec<Measurement>,
@@ -115,14 +98,14 @@ pub struct Summary {
 
 impl Cell {
     pub fn new(
-        scenario: &str,
+        scenario: Scenario,
         connections: usize,
         rate: Option<f64>,
         runs: Vec<Measurement>,
     ) -> Cell {
         let summary = Summary::of(&runs);
         Cell {
-            scenario: scenario.to_string(),
+            scenario,
             connections,
             rate,
             runs,
@@ -273,70 +256,11 @@ pub struct ServerFigures {
     pub statements_per_request: Option<f64>,
 }
 
-/// A versioned file of figures in a results directory: `results.json` of a run, or
-/// `concurrency.json` of the concurrency study. Both are written and read back the same way.
-pub trait ResultsFile: Serialize + DeserializeOwned {
-    /// The file's name in its results directory.
-    const FILE_NAME: &'static str;
-    /// The format version this bakeoff writes and reads.
-    const FORMAT_VERSION: u32;
-    /// What the file is, for the error about a file that is not one.
-    const DESCRIPTION: &'static str;
-
-    /// The format version the file was written with.
-    fn format_version(&self) -> u32;
-
-    /// Writes the file, as indented JSON, into `directory`.
-    fn write(&self, directory: &Path) -> Result<()> {
-        let text = serde_json::to_string_pretty(self).context("serializing the results")?;
-        write_file(directory, Self::FILE_NAME, text)
-    }
-
-    /// Reads the file from its results directory, or from its own path; a file of another
-    /// format version is refused rather than read wrong.
-    fn read(directory_or_file: &Path) -> Result<Self> {
-        let path = if directory_or_file.is_dir() {
-            directory_or_file.join(Self::FILE_NAME)
-        } else {
-            directory_or_file.to_path_buf()
-        };
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let results: Self = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a {}", path.display(), Self::DESCRIPTION))?;
-        anyhow::ensure!(
-            results.format_version() == Self::FORMAT_VERSION,
-            "{} has format version {}, this bakeoff reads {}",
-            path.display(),
-            results.format_version(),
-            Self::FORMAT_VERSION
-        );
-        Ok(results)
-    }
-}
-
-/// Creates the results directory `name` (a timestamp, for one) under `out`; returns its path.
-pub fn create_directory(out: &Path, name: &str) -> Result<PathBuf> {
-    let directory = out.join(name);
-    std::fs::create_dir_all(&directory)
-        .with_context(|| format!("creating {}", directory.display()))?;
-    Ok(directory)
-}
-
-/// Writes one file of a results directory (the JSON, a report).
-pub fn write_file(directory: &Path, name: &str, contents: impl AsRef<[u8]>) -> Result<()> {
-    let path = directory.join(name);
-    std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))
-}
-
 impl ResultsFile for RunResults {
     const FILE_NAME: &'static str = "results.json";
     const FORMAT_VERSION: u32 = FORMAT_VERSION;
+    const OLDEST_FORMAT_VERSION: u32 = 1;
     const DESCRIPTION: &'static str = "bakeoff results file";
-
-    fn format_version(&self) -> u32 {
-        self.format_version
-    }
 }
 
 impl RunResults {
@@ -345,5 +269,79 @@ impl RunResults {
         self.servers
             .iter()
             .flat_map(|server| server.cells.iter().map(move |cell| (server, cell)))
+    }
+}
+
+/// A load level: a connection count, and the open-loop rate if any.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Level {
+    pub connections: usize,
+    pub rate: Option<f64>,
+}
+
+impl Level {
+    pub fn label(&self) -> String {
+        match self.rate {
+            Some(rate) => format!(
+                "{} connections, open loop at {} req/s",
+                self.connections,
+                crate::format::group_thousands(rate.round() as i64)
+            ),
+            None => format!("{} connections, closed loop", self.connections),
+        }
+    }
+
+    /// For file names: `c64` or `c64-r1000`.
+    pub fn slug(&self) -> String {
+        match self.rate {
+            Some(rate) => format!("c{}-r{}", self.connections, rate.round() as u64),
+            None => format!("c{}", self.connections),
+        }
+    }
+
+    pub fn matches(&self, cell: &Cell) -> bool {
+        cell.connections == self.connections && cell.rate == self.rate
+    }
+}
+
+impl Settings {
+    /// What every server was started with, in words (from the dimensions, or a version 1 file's
+    /// single values).
+    pub fn servers_line(&self) -> String {
+        match &self.dimensions {
+            Some(dimensions) => dimensions.describe(),
+            None => format!(
+                "WORKERS={} and DB_POOL_SIZE={} for every variant",
+                self.workers.map_or_else(|| "?".into(), |w| w.to_string()),
+                self.db_pool_size
+                    .map_or_else(|| "?".into(), |p| p.to_string())
+            ),
+        }
+    }
+}
+
+impl RunResults {
+    /// The levels present in the results, by connection count.
+    pub fn levels(&self) -> Vec<Level> {
+        let mut levels: Vec<Level> = Vec::new();
+        for (_, cell) in self.cells() {
+            let level = Level {
+                connections: cell.connections,
+                rate: cell.rate,
+            };
+            if !levels.contains(&level) {
+                levels.push(level);
+            }
+        }
+        levels.sort_by_key(|level| level.connections);
+        levels
+    }
+
+    /// The scenarios present, in the canonical order.
+    pub fn scenarios(&self) -> Vec<Scenario> {
+        let mut scenarios: Vec<Scenario> = self.cells().map(|(_, cell)| cell.scenario).collect();
+        scenarios.sort();
+        scenarios.dedup();
+        scenarios
     }
 }

@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::future::join_all;
 
-use crate::engine::ErrorKind;
-use crate::http1::{Connection, GetRequest};
+use crate::http1::{Connection, GetRequest, TransportError};
 
 /// How long opened connections are given to be accepted before the release, so that the burst
 /// times the requests and not the server's accept loop.
@@ -48,7 +47,7 @@ pub struct Probe {
 #[derive(Debug, Clone)]
 pub struct Answer {
     /// The status and body, or how the exchange failed.
-    pub result: Result<(u16, Bytes), ErrorKind>,
+    pub result: Result<(u16, Bytes), TransportError>,
     /// From the release to the end of the answer (or the failure).
     pub seconds: f64,
 }
@@ -61,7 +60,7 @@ pub struct ProbeOutcome {
     /// Resident memory of the server process, from /proc.
     pub rss_bytes: Option<u64>,
     /// The probe request's answer.
-    pub answer: Option<Result<(u16, Bytes), ErrorKind>>,
+    pub answer: Option<Result<(u16, Bytes), TransportError>>,
     /// From sending the probe request to its answer.
     pub answered_after: Option<f64>,
 }
@@ -97,14 +96,14 @@ impl BurstOutcome {
 /// Sends `request` on a connection opened before the release and reads the answer within
 /// `timeout`; a connection that could not be opened fails the request the way opening failed.
 async fn get_within(
-    link: &mut Result<Connection, ErrorKind>,
+    link: &mut Result<Connection, TransportError>,
     request: &GetRequest,
     timeout: Duration,
-) -> Result<(u16, Bytes), ErrorKind> {
+) -> Result<(u16, Bytes), TransportError> {
     match link {
         Ok(link) => tokio::time::timeout(timeout, link.get(request))
             .await
-            .unwrap_or(Err(ErrorKind::Timeout)),
+            .unwrap_or(Err(TransportError::Timeout)),
         Err(kind) => Err(*kind),
     }
 }
@@ -120,7 +119,7 @@ pub async fn run(spec: &BurstSpec) -> anyhow::Result<BurstOutcome> {
 
     // Every connection is open before the clock starts; one that cannot be opened is a failed
     // request of the burst, not a reason to stop.
-    let mut links: Vec<Result<Connection, ErrorKind>> =
+    let mut links: Vec<Result<Connection, TransportError>> =
         join_all((0..spec.concurrency).map(|_| Connection::open(spec.address, spec.timeout))).await;
     let mut probe_link = match &probe_request {
         Some(_) => Some(Connection::open(spec.address, spec.timeout).await),

@@ -7,10 +7,9 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::charts::{self, worker_counts};
-use super::{Point, StudyResults, StudyServer, Workload, human_duration};
-use crate::report::Table;
-use crate::results::ResultsFile;
+use crate::format::{Table, human_duration};
+use crate::render::study_charts::{self as charts, worker_counts};
+use crate::results::study::{Point, StudyResults, StudyServer, Workload};
 
 fn mebibytes(bytes: u64) -> String {
     format!("{:.1}", bytes as f64 / (1u64 << 20) as f64)
@@ -49,8 +48,15 @@ pub fn calibration_table(results: &StudyResults) -> Table {
             continue;
         };
         table.rows.push(vec![
-            server.name.clone(),
-            or_dash(server.workers, |w| w.to_string()),
+            server.record.shown_name().to_string(),
+            or_dash(
+                server
+                    .record
+                    .effective
+                    .as_ref()
+                    .map(|settings| settings.workers),
+                |w| w.to_string(),
+            ),
             or_dash(server.idle.as_ref(), |s| s.threads.to_string()),
             or_dash(server.idle.as_ref(), |s| mebibytes(s.rss_bytes)),
             format!("{:.2}", calibration.mean_seconds * 1_000.0),
@@ -106,7 +112,11 @@ fn burst_table(
         .filter(|server| server.workload(workload).is_some())
         .collect();
     let mut headers = vec!["N".to_string()];
-    headers.extend(servers.iter().map(|server| server.name.clone()));
+    headers.extend(
+        servers
+            .iter()
+            .map(|server| server.record.shown_name().to_string()),
+    );
     headers.extend(references.iter().map(|reference| reference.header.clone()));
     let mut table = Table::new(&headers);
     for n in 1..=results.settings.max_concurrency {
@@ -155,14 +165,21 @@ pub fn server_time_table(results: &StudyResults, workload: Workload) -> Table {
 /// The largest N each server serves within the ceiling factor of T, per workload.
 pub fn ceiling_table(results: &StudyResults) -> Table {
     let workloads = results.workloads();
-    let mut headers = vec!["server", "workers"];
-    headers.extend(workloads.iter().map(|w| w.name()));
+    let mut headers = vec!["server".to_string(), "workers".to_string()];
+    headers.extend(workloads.iter().map(ToString::to_string));
     let mut table = Table::new(&headers);
     let k = results.settings.max_concurrency;
     for server in studied(results) {
         let mut row = vec![
-            server.name.clone(),
-            or_dash(server.workers, |w| w.to_string()),
+            server.record.shown_name().to_string(),
+            or_dash(
+                server
+                    .record
+                    .effective
+                    .as_ref()
+                    .map(|settings| settings.workers),
+                |w| w.to_string(),
+            ),
         ];
         for &workload in &workloads {
             row.push(or_dash(server.workload(workload), |w| {
@@ -194,8 +211,8 @@ pub fn resources_table(results: &StudyResults) -> Table {
         for workload in &server.workloads {
             let peak = workload.peak.as_ref();
             table.rows.push(vec![
-                server.name.clone(),
-                workload.workload.clone(),
+                server.record.shown_name().to_string(),
+                workload.workload.to_string(),
                 or_dash(peak.and_then(|p| p.threads_before), |t| t.to_string()),
                 or_dash(peak.and_then(|p| p.threads()), |t| t.to_string()),
                 or_dash(peak.and_then(|p| p.rss_before_bytes), mebibytes),
@@ -215,11 +232,14 @@ pub fn resources_table(results: &StudyResults) -> Table {
 pub fn notes(results: &StudyResults) -> Vec<String> {
     let mut lines = Vec::new();
     for server in &results.servers {
-        if let Some(reason) = &server.skipped {
-            lines.push(format!("{}: not studied: {reason}", server.name));
+        if let Some(reason) = &server.record.skipped {
+            lines.push(format!(
+                "{}: not studied: {reason}",
+                server.record.shown_name()
+            ));
         }
-        for note in &server.notes {
-            lines.push(format!("{}: {note}", server.name));
+        for note in &server.record.notes {
+            lines.push(format!("{}: {note}", server.record.shown_name()));
         }
     }
     lines
@@ -235,7 +255,7 @@ pub fn failures(results: &StudyResults) -> Vec<String> {
                     if !run.failures.is_empty() {
                         lines.push(format!(
                             "{} {} N={} run {}: {} ok, {:?}",
-                            server.name,
+                            server.record.shown_name(),
                             workload.workload,
                             point.concurrency,
                             index + 1,
@@ -257,13 +277,7 @@ fn settings_lines(results: &StudyResults) -> Vec<String> {
             "T = {} s of server work per request; bursts of N = 1..={} concurrent requests; {} burst(s) per point, median kept",
             settings.seconds, settings.max_concurrency, settings.repeat
         ),
-        format!(
-            "WORKERS: {}",
-            settings.workers.map_or_else(
-                || "each variant's default".to_string(),
-                |w| format!("{w} for every variant")
-            )
-        ),
+        format!("servers: {}", settings.servers_line()),
         format!(
             "calibration: mean of {} calls to /test/calibrate per server",
             settings.calibration_samples
@@ -337,10 +351,15 @@ pub fn markdown(results: &StudyResults, charts: &[String]) -> String {
         ceiling_table(results).markdown()
     );
     for workload in results.workloads() {
-        let _ = writeln!(text, "## {}: {}\n", workload.name(), workload.description());
+        let _ = writeln!(
+            text,
+            "## {}: {}\n",
+            workload.to_string(),
+            workload.description()
+        );
         let chart = charts::file_name(workload);
         if charts.contains(&chart) {
-            let _ = writeln!(text, "![{}]({chart})\n", workload.name());
+            let _ = writeln!(text, "![{}]({chart})\n", workload.to_string());
         }
         let _ = writeln!(
             text,
@@ -391,7 +410,7 @@ pub fn terminal(results: &StudyResults) -> String {
         let _ = writeln!(
             text,
             "{} ({}): time until the last answer, s\n{}",
-            workload.name(),
+            workload.to_string(),
             workload.description(),
             workload_table(results, workload).terminal()
         );
@@ -399,7 +418,7 @@ pub fn terminal(results: &StudyResults) -> String {
             let _ = writeln!(
                 text,
                 "{}: time each request spent in the server, s (mean of the burst)\n{}",
-                workload.name(),
+                workload.to_string(),
                 server_time_table(results, workload).terminal()
             );
         }
@@ -432,15 +451,9 @@ pub fn terminal(results: &StudyResults) -> String {
     text
 }
 
-/// Writes `concurrency.json`, the charts and `report.md` into `directory`; returns the charts.
-pub fn write(results: &StudyResults, directory: &Path) -> Result<Vec<String>> {
-    results.write(directory)?;
-    render(results, directory)
-}
-
 /// Writes the charts and `report.md` of `results` into `directory` (`bakeoff report` on a study
 /// directory); returns the charts.
-pub fn render(results: &StudyResults, directory: &Path) -> Result<Vec<String>> {
+pub fn write(results: &StudyResults, directory: &Path) -> Result<Vec<String>> {
     let charts = charts::write_all(results, directory)?;
     crate::results::write_file(directory, "report.md", markdown(results, &charts))?;
     Ok(charts)

@@ -9,15 +9,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use bakeoff_core::config::ENV_VARS;
-use bakeoff_testkit::server::{ServerProcess, workspace_binary};
+use bakeoff_testkit::server::{ServerEnvironment, ServerProcess};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{self, LiveCounters, LoadSpec, PlannedRequest};
+use crate::format::{Table, group_thousands};
+use crate::harness::flags::parse_duration;
+use crate::harness::servers::{Variant, url_address};
 use crate::placement::{CpuList, Placement, PlacementArgs};
-use crate::report::{Table, group_thousands};
-use crate::results::{Measurement, Percentiles};
-use crate::run::{TargetSpec, parse_duration};
+use crate::results::run::{Measurement, Percentiles};
+use crate::stats::median;
 
 /// The options of `bakeoff load`.
 #[derive(Debug, Clone, clap::Args)]
@@ -68,24 +69,25 @@ pub async fn load(args: LoadArgs) -> Result<()> {
 
 /// Splits `http://host:port/path?query` into an address and the path with its query.
 fn split_url(url: &str) -> Result<(SocketAddr, String)> {
-    let rest = url
-        .strip_prefix("http://")
-        .with_context(|| format!("{url:?}: only http:// URLs are loaded"))?;
-    let (authority, path) = match rest.find('/') {
-        Some(index) => rest.split_at(index),
-        None => (rest, "/"),
-    };
-    let target =
-        TargetSpec::parse(&format!("url=http://{authority}")).map_err(anyhow::Error::msg)?;
-    Ok((target.address()?, path.to_string()))
+    let parsed = url::Url::parse(url).with_context(|| format!("{url:?} is not a URL"))?;
+    anyhow::ensure!(
+        parsed.scheme() == "http",
+        "{url:?}: only http:// URLs are loaded"
+    );
+    let mut path = parsed.path().to_string();
+    if let Some(query) = parsed.query() {
+        path.push('?');
+        path.push_str(query);
+    }
+    Ok((url_address(url)?, path))
 }
 
 /// The options of `bakeoff selftest`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SelftestArgs {
     /// The variant whose /version is loaded (no database needed).
-    #[arg(long, default_value = "axum-tokio-postgres")]
-    pub variant: String,
+    #[arg(long, value_enum, default_value_t = Variant::AxumTokioPostgres)]
+    pub variant: Variant,
     /// Load this running server's URL instead of starting a variant.
     #[arg(long)]
     pub url: Option<String>,
@@ -147,25 +149,15 @@ pub async fn selftest(args: SelftestArgs) -> Result<SelftestResults> {
     let url = match &args.url {
         Some(url) => url.trim_end_matches('/').to_string() + "/version",
         None => {
-            let binary = workspace_binary(&args.variant, !args.debug)?;
+            let binary =
+                bakeoff_testkit::server::workspace_binary(&args.variant.name(), !args.debug)?;
             let mut command = placement.server_command(&binary);
-            for variable in ENV_VARS {
-                command.env_remove(variable);
-            }
             // /version needs no database: an address where none listens is enough, since an
-            // unreachable database is not fatal at startup.
-            command
-                .env("DATABASE_URL", "postgres://bakeoff@127.0.0.1:1/none")
-                .env("BIND", "127.0.0.1:0")
-                .env(
-                    "WORKERS",
-                    placement
-                        .server_cpus
-                        .as_ref()
-                        .map_or(1, CpuList::len)
-                        .to_string(),
-                )
-                .env("RUST_LOG", "off");
+            // unreachable database is not fatal at startup. WORKERS is the variant's own default
+            // for the CPUs it is pinned to, as in `bakeoff run`.
+            let mut environment = ServerEnvironment::new("postgres://bakeoff@127.0.0.1:1/none");
+            environment.log_filter = "off".to_string();
+            environment.apply_to(&mut command);
             let process =
                 tokio::task::spawn_blocking(move || ServerProcess::spawn(command)).await??;
             let url = format!("{}/version", process.base_url());
@@ -212,7 +204,7 @@ pub async fn selftest(args: SelftestArgs) -> Result<SelftestResults> {
             .filter(|figure| figure.tool == tool && figure.note.is_none())
             .filter_map(figure_of)
             .collect();
-        (!values.is_empty()).then(|| crate::concurrency::median(&values))
+        (!values.is_empty()).then(|| median(&values))
     };
     let rate: fn(&ToolFigure) -> Option<f64> = |figure| Some(figure.requests_per_second);
     let cpu: fn(&ToolFigure) -> Option<f64> = |figure| figure.cpu_us_per_request;

@@ -1,0 +1,10 @@
+//! One module per `bakeoff` subcommand. Each parses its flags into a plan, drives the harness and
+//! hands what it measured to its report; none imports another.
+
+pub mod compare;
+pub mod concurrency;
+pub mod db;
+pub mod report;
+pub mod run;
+pub mod selftest;
+pub mod verify;

@@ -1,0 +1,163 @@
+//! The flags every command that drives servers shares, parsed by clap and resolved here into the
+//! harness's own types: which servers, which database, which dimensions. A new dimension's flag
+//! is added to [`DimensionArgs`] once and every command has it.
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use anyhow::Result;
+use bakeoff_testkit::seed::SeedSpec;
+
+use crate::harness::database::DatabaseChoice;
+use crate::harness::lifecycle::Profile;
+use crate::harness::servers::{ServerSpec, TargetSpec, VariantChoice, chosen_variants, servers};
+use crate::harness::settings::{Dimensions, Recycle};
+
+/// The servers a command drives.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServerArgs {
+    /// Variants, comma-separated (default: every variant); `none` runs only the --target servers.
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub variants: Vec<VariantChoice>,
+    /// Also a running server that implements the contract: NAME=URL, or
+    /// NAME=URL,DATABASE_URL when it serves another database than the run's.
+    #[arg(long = "target", value_name = "NAME=URL[,DATABASE_URL]", value_parser = TargetSpec::parse)]
+    pub targets: Vec<TargetSpec>,
+    /// Run the debug builds of the variants instead of the release builds.
+    #[arg(long)]
+    pub debug: bool,
+    /// Allow targets that are not on a loopback address.
+    #[arg(long)]
+    pub allow_remote: bool,
+}
+
+impl ServerArgs {
+    /// The servers, variants first; an empty selection is an error naming the fix.
+    pub fn servers(&self) -> Result<Vec<ServerSpec>> {
+        let variants = chosen_variants(&self.variants).map_err(anyhow::Error::msg)?;
+        if variants.is_empty() && self.targets.is_empty() {
+            anyhow::bail!(
+                "--variants none leaves nothing to run: add servers with --target NAME=URL"
+            );
+        }
+        Ok(servers(&variants, &self.targets))
+    }
+
+    pub fn profile(&self) -> Profile {
+        if self.debug {
+            Profile::Debug
+        } else {
+            Profile::Release
+        }
+    }
+}
+
+/// How every server is configured: each flag takes a list, and every combination is run.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DimensionArgs {
+    /// WORKERS for every variant, comma-separated for several (default: each variant's own
+    /// default for the CPUs it is pinned to: a runtime thread or event loop per CPU, 2 x CPUs + 1
+    /// request threads for threaded-blocking).
+    #[arg(long, value_delimiter = ',')]
+    pub workers: Vec<NonZeroUsize>,
+    /// DB_POOL_SIZE for every variant, comma-separated for several (default 4).
+    #[arg(long, value_delimiter = ',')]
+    pub db_pool_size: Vec<NonZeroUsize>,
+    /// DB_RECYCLE, the connection check on checkout, comma-separated for both (default fast);
+    /// applies to the variants that check connections out of a pool.
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub recycle: Vec<Recycle>,
+}
+
+/// DB_POOL_SIZE when none is given: the same for every variant.
+pub const DEFAULT_POOL_SIZE: NonZeroUsize = NonZeroUsize::new(4).expect("4 is not zero");
+
+impl DimensionArgs {
+    pub fn dimensions(&self) -> Dimensions {
+        Dimensions::new(
+            &self.workers,
+            &self.db_pool_size,
+            &self.recycle,
+            DEFAULT_POOL_SIZE,
+        )
+    }
+}
+
+/// The database the variants are given.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DatabaseArgs {
+    /// Use this database instead of a throwaway one (its data is used as it is unless --seed-data).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// With DATABASE_URL: replace its data with the generated data set first.
+    #[arg(long)]
+    pub seed_data: bool,
+    /// Contacts in the generated data set.
+    #[arg(long, default_value_t = SeedSpec::default().contacts)]
+    pub contacts: u32,
+    /// Seed of the generated data set (and of the request choice).
+    #[arg(long, default_value_t = SeedSpec::default().seed)]
+    pub seed: u64,
+}
+
+impl DatabaseArgs {
+    /// The choice, seeding a throwaway cluster (and an external one with --seed-data).
+    pub fn choice(&self) -> Result<DatabaseChoice> {
+        let data = SeedSpec {
+            contacts: self.contacts,
+            seed: self.seed,
+        };
+        match &self.database_url {
+            Some(url) => {
+                bakeoff_core::config::DatabaseUrl::parse(url)
+                    .map_err(|problem| anyhow::anyhow!("DATABASE_URL: {problem}"))?;
+                Ok(DatabaseChoice::External {
+                    url: url.clone(),
+                    data: self.seed_data.then_some(data),
+                })
+            }
+            None => {
+                anyhow::ensure!(
+                    !self.seed_data,
+                    "--seed-data replaces the data of DATABASE_URL; without it the throwaway database is seeded anyway"
+                );
+                Ok(DatabaseChoice::Throwaway { data: Some(data) })
+            }
+        }
+    }
+}
+
+/// Parses a duration as humantime writes them (`10s`, `500ms`, `1m 30s`), or a plain number of
+/// seconds (`0.5`); at most an hour.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let duration = match text.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => Duration::from_secs_f64(seconds),
+        Ok(_) => return Err(format!("{text:?} is not a duration such as 10s or 500ms")),
+        Err(_) => humantime::parse_duration(text).map_err(|error| {
+            format!("{text:?} is not a duration such as 10s or 500ms ({error})")
+        })?,
+    };
+    if duration > Duration::from_secs(3_600) {
+        return Err(format!("{text:?} must be at most an hour"));
+    }
+    Ok(duration)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units_or_as_seconds() {
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1m 30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("0.5").unwrap(), Duration::from_millis(500));
+        assert!(parse_duration("x").is_err());
+        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("5h").is_err());
+    }
+}

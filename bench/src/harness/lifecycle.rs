@@ -1,0 +1,413 @@
+//! One lifecycle for every server a command drives: start (placement, port, environment) ->
+//! ready -> verify -> the command's own measurement -> stop (SIGTERM, exit recorded). A target the
+//! run did not start goes through the same steps, less starting and stopping.
+//!
+//! [`drive`] runs the trials one after another and never lets one server's failure stop the
+//! others: whatever goes wrong is the server's result, recorded in its [`ServerRecord`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bakeoff_core::config::SHUTDOWN_DEADLINE;
+use bakeoff_core::resmon::ResourceSnapshot;
+use bakeoff_testkit::conformance;
+use bakeoff_testkit::server::{ServerEnvironment, ServerProcess, workspace_binary};
+use bytes::Bytes;
+
+use crate::harness::database::Database;
+use crate::harness::record::{EffectiveSettings, ServerRecord, Shutdown, Verification};
+use crate::harness::servers::{ServerSpec, Variant};
+use crate::harness::settings::{Configuration, Dimensions, Workers};
+use crate::http1::get_once;
+use crate::placement::Placement;
+
+/// How long a started server has to answer `/version` with 200.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(15);
+/// Where servers report their own figures and effective settings.
+pub const RESMON_PATH: &str = "/test/resmon";
+
+/// Which build of the variants runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Profile {
+    Release,
+    Debug,
+}
+
+impl Profile {
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Release => "release",
+            Profile::Debug => "debug",
+        }
+    }
+}
+
+/// What every server of a command shares.
+pub struct Session<'a> {
+    pub placement: &'a Placement,
+    /// The database the variants are given; `None` when only targets run.
+    pub database: Option<&'a Database>,
+    pub dimensions: &'a Dimensions,
+    /// Load may go to targets that are not on loopback.
+    pub allow_remote: bool,
+}
+
+/// One server in one configuration: what [`drive`] starts, measures and stops.
+#[derive(Debug, Clone)]
+pub struct Trial {
+    pub server: ServerSpec,
+    /// `None` for a target.
+    pub configuration: Option<Configuration>,
+    pub label: String,
+    /// The binary of a variant, or why it cannot run.
+    binary: Result<Option<PathBuf>, String>,
+}
+
+impl Trial {
+    /// Whether it can run: a variant whose binary is built, or a target.
+    pub fn is_runnable(&self) -> bool {
+        self.binary.is_ok()
+    }
+}
+
+/// Every server in every configuration of the dimensions, variants first. Binaries are looked up
+/// now, so that a missing build is a message before anything starts; it is an error only when no
+/// trial at all can run.
+pub fn trials(
+    servers: &[ServerSpec],
+    dimensions: &Dimensions,
+    profile: Profile,
+) -> Result<Vec<Trial>> {
+    let mut trials = Vec::new();
+    for server in servers {
+        let binary = match server {
+            ServerSpec::Variant(variant) => {
+                workspace_binary(&variant.name(), profile == Profile::Release)
+                    .map(Some)
+                    .map_err(|error| format!("{error:#}"))
+            }
+            ServerSpec::Target(_) => Ok(None),
+        };
+        let configurations = dimensions.configurations(server);
+        if configurations.is_empty() {
+            trials.push(Trial {
+                server: server.clone(),
+                configuration: None,
+                label: server.name(),
+                binary: binary.clone(),
+            });
+        }
+        for configuration in configurations {
+            trials.push(Trial {
+                server: server.clone(),
+                label: dimensions.label(&server.name(), Some(&configuration)),
+                configuration: Some(configuration),
+                binary: binary.clone(),
+            });
+        }
+    }
+    if !trials.iter().any(Trial::is_runnable) {
+        bail!(
+            "no server to run: none of the selected variants is built; build them with `cargo build --release --workspace`"
+        );
+    }
+    Ok(trials)
+}
+
+/// A server that answers: started by the harness, or a target.
+pub struct RunningServer {
+    pub address: SocketAddr,
+    pub base_url: String,
+    /// The `/version` body it answered when ready.
+    pub version: Bytes,
+    /// What it reported in `/test/resmon`, when it has the endpoint.
+    pub effective: Option<EffectiveSettings>,
+    process: Option<ServerProcess>,
+}
+
+impl RunningServer {
+    /// The process id, for servers the harness started (monitored from /proc).
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(ServerProcess::pid)
+    }
+}
+
+/// The environment of a variant in one configuration.
+pub fn environment(database_url: &str, configuration: &Configuration) -> ServerEnvironment {
+    let mut environment = ServerEnvironment::new(database_url);
+    environment.workers = match configuration.workers {
+        Workers::OwnDefault => None,
+        Workers::Fixed(count) => Some(count.get()),
+    };
+    environment.db_pool_size = Some(configuration.db_pool_size.get());
+    environment.db_recycle = configuration.recycle.map(|recycle| recycle.env_value());
+    environment
+}
+
+/// Starts a variant pinned to the server CPUs and waits until it answers.
+async fn start_variant(
+    variant: Variant,
+    binary: PathBuf,
+    configuration: &Configuration,
+    session: &Session<'_>,
+) -> Result<(RunningServer, f64)> {
+    let database = session
+        .database
+        .with_context(|| format!("{variant} needs a database"))?;
+    let mut command = session.placement.server_command(&binary);
+    environment(&database.app_url, configuration).apply_to(&mut command);
+    let started = Instant::now();
+    let process = tokio::task::spawn_blocking(move || ServerProcess::spawn(command))
+        .await
+        .context("starting the server")??;
+    // From here the server is killed on every way out (ServerProcess kills on drop).
+    let address = process.address();
+    let version = wait_until_ready(address).await?;
+    let startup_seconds = started.elapsed().as_secs_f64();
+    Ok((
+        RunningServer {
+            address,
+            base_url: process.base_url(),
+            version,
+            effective: effective_settings(address).await,
+            process: Some(process),
+        },
+        startup_seconds,
+    ))
+}
+
+async fn reach_target(url: &str, session: &Session<'_>) -> Result<RunningServer> {
+    let address = crate::harness::servers::url_address(url)?;
+    if !address.ip().is_loopback() && !session.allow_remote {
+        bail!("{url} is not a loopback address; add --allow-remote to load it");
+    }
+    let version = wait_until_ready(address).await?;
+    Ok(RunningServer {
+        address,
+        base_url: url.to_string(),
+        version,
+        effective: effective_settings(address).await,
+        process: None,
+    })
+}
+
+/// Waits until `/version` answers 200; returns its body.
+pub async fn wait_until_ready(address: SocketAddr) -> Result<Bytes> {
+    let started = Instant::now();
+    loop {
+        match get_once(address, "/version", Duration::from_secs(2)).await {
+            Ok((200, body)) => return Ok(body),
+            Ok((status, _)) if started.elapsed() > READY_TIMEOUT => {
+                bail!("{address}/version answered {status}, not 200, for {READY_TIMEOUT:?}")
+            }
+            Err(kind) if started.elapsed() > READY_TIMEOUT => {
+                bail!(
+                    "{address}/version did not answer within {READY_TIMEOUT:?} ({})",
+                    kind.name()
+                )
+            }
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// `/test/resmon` now, when the server has it.
+pub async fn resource_snapshot(address: SocketAddr) -> Option<ResourceSnapshot> {
+    match get_once(address, RESMON_PATH, Duration::from_secs(10)).await {
+        Ok((200, body)) => serde_json::from_slice(&body).ok(),
+        _ => None,
+    }
+}
+
+async fn effective_settings(address: SocketAddr) -> Option<EffectiveSettings> {
+    let snapshot = resource_snapshot(address).await?;
+    let value = serde_json::to_value(&snapshot).ok()?;
+    Some(EffectiveSettings {
+        workers: snapshot.workers,
+        db_pool_size: snapshot.db_pool_size,
+        db_recycle: value
+            .get("db_recycle")
+            .and_then(|recycle| recycle.as_str())
+            .map(str::to_string),
+    })
+}
+
+/// Checks a running server against the contract: byte for byte for a variant, whose statements
+/// are counted where the database allows; by value for a target.
+pub async fn check_contract(
+    trial: &Trial,
+    running: &RunningServer,
+    session: &Session<'_>,
+) -> Result<conformance::Report> {
+    let (expectations_url, statement_counts, variant, exact_bytes) = match &trial.server {
+        ServerSpec::Variant(variant) => {
+            let database = session.database.context("a variant needs a database")?;
+            (
+                database.admin_url.clone(),
+                database.statement_counts(),
+                Some(variant.name()),
+                true,
+            )
+        }
+        ServerSpec::Target(target) => {
+            let url = match (&target.database_url, session.database) {
+                (Some(url), _) => url.clone(),
+                (None, Some(database)) => database.admin_url.clone(),
+                (None, None) => bail!(
+                    "verifying {} needs the database it serves: NAME=URL,DATABASE_URL",
+                    target.name
+                ),
+            };
+            (url, None, None, false)
+        }
+    };
+    let workers = match trial.configuration.map(|c| c.workers) {
+        Some(Workers::Fixed(count)) => Some(count.get()),
+        _ => None,
+    };
+    conformance::verify(&conformance::Target {
+        base_url: running.base_url.clone(),
+        expectations_url,
+        statement_counts,
+        variant,
+        workers,
+        exact_bytes,
+    })
+    .await
+    .context("running the conformance checks")
+}
+
+/// Stops a server the harness started with SIGTERM, and says how it exited.
+async fn stop(running: RunningServer) -> Result<Option<Shutdown>> {
+    let Some(process) = running.process else {
+        return Ok(None);
+    };
+    let deadline = SHUTDOWN_DEADLINE + Duration::from_secs(2);
+    let exit = tokio::task::spawn_blocking(move || process.terminate(deadline))
+        .await
+        .context("stopping the server")??;
+    Ok(Some(Shutdown {
+        clean: exit.is_clean(),
+        exit_code: exit.code,
+        killed: exit.killed,
+        seconds: exit.elapsed.as_secs_f64(),
+    }))
+}
+
+/// Whether [`drive`] checks each server against the contract before measuring it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verify {
+    /// A server that fails is reported, not measured.
+    Contract,
+    /// The command checks what it needs itself (the study's endpoints).
+    Skip,
+}
+
+/// What a trial came to: the record, and the command's measurement if it got that far.
+pub struct Outcome<T> {
+    pub record: ServerRecord,
+    pub measured: Option<T>,
+}
+
+/// Runs every trial in turn: start, ready, verify, `measure`, stop. A trial that cannot run,
+/// fails to start, fails verification or fails while measured is recorded as skipped with the
+/// reason (and `say` prints it); the others go on.
+pub async fn drive<T>(
+    trials: &[Trial],
+    session: &Session<'_>,
+    verification: Verify,
+    say: &dyn Fn(String),
+    mut measure: impl AsyncFnMut(&Trial, &RunningServer) -> Result<T>,
+) -> Vec<Outcome<T>> {
+    let mut outcomes = Vec::new();
+    for trial in trials {
+        let mut record = ServerRecord::new(
+            trial.server.name(),
+            trial.label.clone(),
+            trial.server.kind(),
+        );
+        record.configuration = trial.configuration;
+        let measured =
+            match run_trial(trial, session, verification, &mut record, &mut measure).await {
+                Ok(measured) => measured,
+                Err(error) => {
+                    record.skipped = Some(format!("{error:#}"));
+                    None
+                }
+            };
+        if let Some(reason) = &record.skipped {
+            say(format!("{}: not measured: {reason}", trial.label));
+        }
+        outcomes.push(Outcome { record, measured });
+    }
+    outcomes
+}
+
+async fn run_trial<T>(
+    trial: &Trial,
+    session: &Session<'_>,
+    verification: Verify,
+    record: &mut ServerRecord,
+    measure: &mut impl AsyncFnMut(&Trial, &RunningServer) -> Result<T>,
+) -> Result<Option<T>> {
+    let binary = trial.binary.clone().map_err(anyhow::Error::msg)?;
+    let running = match (&trial.server, binary, &trial.configuration) {
+        (ServerSpec::Variant(variant), Some(binary), Some(configuration)) => {
+            let (running, startup_seconds) =
+                start_variant(*variant, binary, configuration, session).await?;
+            record.startup_seconds = Some(startup_seconds);
+            running
+        }
+        (ServerSpec::Target(target), _, _) => reach_target(&target.url, session).await?,
+        (ServerSpec::Variant(variant), _, _) => bail!("{variant}: no binary or configuration"),
+    };
+    record.effective = running.effective.clone();
+    let outcome = measure_verified(trial, session, verification, record, measure, &running).await;
+    // Stopped whatever happened: a server that failed verification or measurement still shows
+    // how it exits on SIGTERM.
+    record.shutdown = stop(running).await?;
+    outcome
+}
+
+async fn measure_verified<T>(
+    trial: &Trial,
+    session: &Session<'_>,
+    verification: Verify,
+    record: &mut ServerRecord,
+    measure: &mut impl AsyncFnMut(&Trial, &RunningServer) -> Result<T>,
+    running: &RunningServer,
+) -> Result<Option<T>> {
+    if verification == Verify::Contract {
+        let report = check_contract(trial, running, session).await?;
+        record.verification = Verification {
+            ran: true,
+            passed: report.passed(),
+            checks: report.checks,
+            failures: report.failures,
+        };
+        if !record.verification.passed {
+            record.skipped = Some(format!(
+                "failed verification ({} of {} checks): {}",
+                record.verification.failures.len(),
+                record.verification.checks,
+                record
+                    .verification
+                    .failures
+                    .first()
+                    .cloned()
+                    .unwrap_or_default()
+            ));
+            return Ok(None);
+        }
+    }
+    match measure(trial, running).await {
+        Ok(measured) => Ok(Some(measured)),
+        Err(error) => {
+            record.skipped = Some(format!("run failed: {error:#}"));
+            Ok(None)
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! The harness: what every `bakeoff` command does to a server, written once. The servers under
+//! test ([`servers`]), the database they are given ([`database`]), the dimensions a run covers and
+//! the configuration of one server ([`settings`]), the flags that choose them ([`flags`]), and one
+//! lifecycle: start -> ready -> verify -> the command's measurement -> stop ([`lifecycle`]), with
+//! what it records of each server ([`record`]).
+//!
+//! Commands are thin drivers over it: parse their flags into a plan, [`lifecycle::drive`] the
+//! trials, hand the outcomes to their report. The harness imports no command.
+
+pub mod database;
+pub mod flags;
+pub mod lifecycle;
+pub mod record;
+pub mod servers;
+pub mod settings;

@@ -1,0 +1,90 @@
+//! What the harness records of every server it drives, whatever the command measures: who it is,
+//! what it was started with and what it reported running with, whether it passed verification,
+//! how long it took to start and how it stopped. The run's and the study's results embed it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::harness::servers::ServerKind;
+use crate::harness::settings::Configuration;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerRecord {
+    /// The variant or target name.
+    pub name: String,
+    /// The name with the configuration where the run covers several: what reports show and
+    /// `compare` matches on. Empty in files written before configurations existed.
+    #[serde(default)]
+    pub label: String,
+    pub kind: ServerKind,
+    /// What the run set; `None` for a target (it runs as it was started).
+    #[serde(default)]
+    pub configuration: Option<Configuration>,
+    /// What the server reported running with (`/test/resmon`), read after it started.
+    #[serde(default)]
+    pub effective: Option<EffectiveSettings>,
+    #[serde(default)]
+    pub verification: Verification,
+    /// Why it was not measured, when it was not.
+    pub skipped: Option<String>,
+    /// From spawn to the first `/version` answer.
+    #[serde(default)]
+    pub startup_seconds: Option<f64>,
+    #[serde(default)]
+    pub shutdown: Option<Shutdown>,
+    /// What went wrong on the way without stopping the command (a failed warm-up request).
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+impl ServerRecord {
+    pub fn new(name: String, label: String, kind: ServerKind) -> ServerRecord {
+        ServerRecord {
+            name,
+            label,
+            kind,
+            configuration: None,
+            effective: None,
+            verification: Verification::default(),
+            skipped: None,
+            startup_seconds: None,
+            shutdown: None,
+            notes: Vec::new(),
+        }
+    }
+
+    /// The name reports show: the label, or the name in files that have none.
+    pub fn shown_name(&self) -> &str {
+        if self.label.is_empty() {
+            &self.name
+        } else {
+            &self.label
+        }
+    }
+}
+
+/// The settings a server reported in `/test/resmon`: the effective ones, defaults resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EffectiveSettings {
+    pub workers: usize,
+    pub db_pool_size: usize,
+    /// `fast` or `verified`; `None` where the server does not say.
+    #[serde(default)]
+    pub db_recycle: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Verification {
+    pub ran: bool,
+    pub passed: bool,
+    pub checks: usize,
+    pub failures: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Shutdown {
+    /// Exited by itself with code 0 within the deadline after SIGTERM.
+    pub clean: bool,
+    pub exit_code: Option<i32>,
+    pub killed: bool,
+    pub seconds: f64,
+}

@@ -1,0 +1,266 @@
+//! What a server is run with, as dimensions of a run: worker count, pool size and connection-check
+//! policy today; each later dimension (database latency, processes, a pooler) is one more field
+//! here and one more list in [`Dimensions`], and so reaches every command that drives the harness.
+//!
+//! A [`Configuration`] is one point of the dimensions; [`Dimensions::configurations`] expands the
+//! lists for one server, leaving out the points that do not apply to it (a connection-check policy
+//! for a server without checkout, anything at all for a target the run does not start).
+
+use std::fmt;
+use std::num::NonZeroUsize;
+
+use serde::{Deserialize, Serialize};
+
+use crate::harness::servers::ServerSpec;
+
+/// `DB_RECYCLE`: what a pooled server does with an idle connection before handing it out.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+#[value(rename_all = "kebab-case")]
+pub enum Recycle {
+    /// No query on checkout (each pool crate's own default).
+    Fast,
+    /// One query on every checkout, to find a broken connection before a request does.
+    Verified,
+}
+
+impl Recycle {
+    /// The value of `DB_RECYCLE`.
+    pub fn env_value(self) -> String {
+        crate::names::name_of(&self)
+    }
+}
+
+impl fmt::Display for Recycle {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&self.env_value())
+    }
+}
+
+/// `WORKERS`: each server's own default for the CPUs it is pinned to, or one count for all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workers {
+    /// Not set: each server runs the worker count its architecture recommends for its CPUs.
+    OwnDefault,
+    /// The same count for every server.
+    Fixed(NonZeroUsize),
+}
+
+impl fmt::Display for Workers {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Workers::OwnDefault => formatter.write_str("own default"),
+            Workers::Fixed(count) => write!(formatter, "{count}"),
+        }
+    }
+}
+
+/// One point of the dimensions: what one server is started with. `None` in a field means the
+/// dimension does not apply to that server (it is not set, and the report says so).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Configuration {
+    pub workers: Workers,
+    pub db_pool_size: NonZeroUsize,
+    /// `None` for a server without connection checkout.
+    pub recycle: Option<Recycle>,
+}
+
+/// The values of every dimension a run covers; every list has at least one value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dimensions {
+    pub workers: Vec<Workers>,
+    pub db_pool_sizes: Vec<NonZeroUsize>,
+    pub recycle: Vec<Recycle>,
+}
+
+impl Dimensions {
+    /// The dimensions from the flags' lists; an empty list takes the default.
+    pub fn new(
+        workers: &[NonZeroUsize],
+        db_pool_sizes: &[NonZeroUsize],
+        recycle: &[Recycle],
+        default_pool_size: NonZeroUsize,
+    ) -> Dimensions {
+        let workers = if workers.is_empty() {
+            vec![Workers::OwnDefault]
+        } else {
+            workers.iter().copied().map(Workers::Fixed).collect()
+        };
+        Dimensions {
+            workers: sorted(workers),
+            db_pool_sizes: sorted(if db_pool_sizes.is_empty() {
+                vec![default_pool_size]
+            } else {
+                db_pool_sizes.to_vec()
+            }),
+            recycle: sorted(if recycle.is_empty() {
+                vec![Recycle::Fast]
+            } else {
+                recycle.to_vec()
+            }),
+        }
+    }
+
+    /// The configurations `server` is run in; empty for a target (it runs as it was started).
+    pub fn configurations(&self, server: &ServerSpec) -> Vec<Configuration> {
+        let ServerSpec::Variant(variant) = server else {
+            return Vec::new();
+        };
+        let recycle: Vec<Option<Recycle>> = if variant.checks_out_connections() {
+            self.recycle.iter().copied().map(Some).collect()
+        } else {
+            vec![None]
+        };
+        let mut configurations = Vec::new();
+        for &workers in &self.workers {
+            for &db_pool_size in &self.db_pool_sizes {
+                for &recycle in &recycle {
+                    configurations.push(Configuration {
+                        workers,
+                        db_pool_size,
+                        recycle,
+                    });
+                }
+            }
+        }
+        configurations
+    }
+
+    /// Whether more than one value of some dimension is covered, so that labels must name it.
+    pub fn varies(&self) -> bool {
+        self.workers.len() > 1 || self.db_pool_sizes.len() > 1 || self.recycle.len() > 1
+    }
+
+    /// A server's name with the values of the dimensions that vary in the run:
+    /// `actix-deadpool (verified)`, `threaded-blocking (workers 3, pool 16)`.
+    pub fn label(&self, name: &str, configuration: Option<&Configuration>) -> String {
+        let Some(configuration) = configuration else {
+            return name.to_string();
+        };
+        let mut parts = Vec::new();
+        if self.workers.len() > 1 {
+            parts.push(format!("workers {}", configuration.workers));
+        }
+        if self.db_pool_sizes.len() > 1 {
+            parts.push(format!("pool {}", configuration.db_pool_size));
+        }
+        if self.recycle.len() > 1
+            && let Some(recycle) = configuration.recycle
+        {
+            parts.push(recycle.to_string());
+        }
+        if parts.is_empty() {
+            name.to_string()
+        } else {
+            format!("{name} ({})", parts.join(", "))
+        }
+    }
+}
+
+impl Dimensions {
+    /// In words, for the reports: what every server was started with.
+    pub fn describe(&self) -> String {
+        let list = |values: Vec<String>| values.join(", ");
+        let workers = if self.workers == [Workers::OwnDefault] {
+            "each variant's own default for the CPUs it is pinned to".to_string()
+        } else {
+            format!(
+                "{} for every variant (equal thread counts, not each architecture's own practice)",
+                list(self.workers.iter().map(ToString::to_string).collect())
+            )
+        };
+        format!(
+            "WORKERS {workers}; DB_POOL_SIZE {}; DB_RECYCLE {} (where a variant checks connections out)",
+            list(self.db_pool_sizes.iter().map(ToString::to_string).collect()),
+            list(self.recycle.iter().map(ToString::to_string).collect()),
+        )
+    }
+}
+
+fn sorted<T: Ord>(mut values: Vec<T>) -> Vec<T> {
+    values.sort();
+    values.dedup();
+    values
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::harness::servers::{TargetSpec, Variant};
+
+    fn count(value: usize) -> NonZeroUsize {
+        NonZeroUsize::new(value).unwrap()
+    }
+
+    #[test]
+    fn defaults_are_own_workers_pool_four_and_fast() {
+        let dimensions = Dimensions::new(&[], &[], &[], count(4));
+        let configurations =
+            dimensions.configurations(&ServerSpec::Variant(Variant::ActixDeadpool));
+        assert_eq!(
+            configurations,
+            [Configuration {
+                workers: Workers::OwnDefault,
+                db_pool_size: count(4),
+                recycle: Some(Recycle::Fast),
+            }]
+        );
+        assert!(!dimensions.varies());
+        assert_eq!(
+            dimensions.label("actix-deadpool", configurations.first()),
+            "actix-deadpool"
+        );
+    }
+
+    #[test]
+    fn the_policy_dimension_skips_servers_without_checkout() {
+        let dimensions = Dimensions::new(
+            &[],
+            &[count(16), count(4)],
+            &[Recycle::Verified, Recycle::Fast],
+            count(4),
+        );
+        let actix = dimensions.configurations(&ServerSpec::Variant(Variant::ActixDeadpool));
+        assert_eq!(actix.len(), 4);
+        let axum = dimensions.configurations(&ServerSpec::Variant(Variant::AxumTokioPostgres));
+        assert_eq!(axum.len(), 2);
+        assert!(axum.iter().all(|c| c.recycle.is_none()));
+        let labels: Vec<String> = actix
+            .iter()
+            .map(|c| dimensions.label("actix-deadpool", Some(c)))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                "actix-deadpool (pool 4, fast)",
+                "actix-deadpool (pool 4, verified)",
+                "actix-deadpool (pool 16, fast)",
+                "actix-deadpool (pool 16, verified)",
+            ]
+        );
+        assert_eq!(
+            dimensions.label("axum-tokio-postgres", axum.first()),
+            "axum-tokio-postgres (pool 4)"
+        );
+        let target = TargetSpec::parse("t=http://127.0.0.1:1").unwrap();
+        assert!(
+            dimensions
+                .configurations(&ServerSpec::Target(target))
+                .is_empty()
+        );
+    }
+}
