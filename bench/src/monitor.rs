@@ -184,6 +184,8 @@ impl Sampler {
             rss_final_bytes: after.rss_bytes,
             threads_peak: peaks.threads,
             threads_final: after.threads,
+            threads_at_start: self.before.threads,
+            rss_at_start_bytes: self.before.rss_bytes,
             db_connections_peak: peaks.db_connections,
             statements_per_request: match (self.statements_before, statements_after) {
                 (Some(before), Some(after)) => per_answer((after - before).max(0) as f64),

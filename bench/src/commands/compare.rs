@@ -68,13 +68,7 @@ pub fn changes(before: &RunResults, after: &RunResults, default_noise: f64) -> V
         } else {
             0.0
         };
-        // With repeats, each run measured its own spread; the band is the wider of the two.
-        let measured = old.summary.spread_percent.max(cell.summary.spread_percent);
-        let noise = if old.runs.len() > 1 || cell.runs.len() > 1 {
-            measured.max(1.0)
-        } else {
-            default_noise
-        };
+        let noise = noise_band(old, cell, default_noise);
         changes.push(Change {
             server: server.record.shown_name().to_string(),
             scenario: cell.scenario,
@@ -89,6 +83,21 @@ pub fn changes(before: &RunResults, after: &RunResults, default_noise: f64) -> V
         });
     }
     changes
+}
+
+/// The band within which a change of a cell is not told from noise, in percent. With repeats,
+/// each run measured its own spread, and the band is the wider of the two (at least 1 %);
+/// without, the default.
+fn noise_band(before: &Cell, after: &Cell, default_noise: f64) -> f64 {
+    if before.runs.len() > 1 || after.runs.len() > 1 {
+        before
+            .summary
+            .spread_percent
+            .max(after.summary.spread_percent)
+            .max(1.0)
+    } else {
+        default_noise
+    }
 }
 
 fn same_cell(a: &Cell, b: &Cell) -> bool {
@@ -152,4 +161,52 @@ pub fn compare(a: &Path, b: &Path, noise: f64) -> Result<String> {
     let after = RunResults::read(b)?;
     let changes = changes(&before, &after, noise);
     Ok(render(&before, &after, &changes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::run::test_measurement;
+
+    fn cell(rates: &[f64]) -> Cell {
+        let runs = rates
+            .iter()
+            .map(|&rate| test_measurement(rate, 1_000))
+            .collect();
+        Cell::new(Scenario::Types, 64, None, runs)
+    }
+
+    #[test]
+    fn the_noise_band_is_the_default_without_repeats_and_the_wider_spread_with_them() {
+        assert_eq!(noise_band(&cell(&[100.0]), &cell(&[150.0]), 5.0), 5.0);
+        // 90..110 around 100 is a 20 % spread; 99..101 a 2 % one.
+        let wide = cell(&[90.0, 100.0, 110.0]);
+        let narrow = cell(&[99.0, 100.0, 101.0]);
+        assert!((noise_band(&narrow, &wide, 5.0) - 20.0).abs() < 1e-9);
+        assert!((noise_band(&narrow, &cell(&[100.0]), 5.0) - 2.0).abs() < 1e-9);
+        // Identical repeats still leave a band of 1 %.
+        let steady = cell(&[100.0, 100.0]);
+        assert_eq!(noise_band(&steady, &steady, 5.0), 1.0);
+    }
+
+    #[test]
+    fn a_change_is_noise_up_to_the_band_and_a_verdict_beyond() {
+        let change = |percent: f64| Change {
+            server: "s".into(),
+            scenario: Scenario::Types,
+            connections: 64,
+            rate: None,
+            before: 100.0,
+            after: 100.0 + percent,
+            percent,
+            noise: 5.0,
+            p99_before: 1,
+            p99_after: 1,
+        };
+        assert!(change(5.0).within_noise());
+        assert!(change(-5.0).within_noise());
+        assert_eq!(change(5.1).verdict(), "faster");
+        assert_eq!(change(-5.1).verdict(), "SLOWER");
+        assert_eq!(change(0.0).verdict(), "~ within noise");
+    }
 }

@@ -565,3 +565,27 @@ pub fn write(results: &RunResults, directory: &Path) -> Result<Vec<String>> {
     crate::results::write_file(directory, "report.md", markdown(results, &charts))?;
     Ok(charts)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_best_value_of_a_column_is_marked_only_where_one_stands_out() {
+        let values = vec![
+            vec![Some(3.0)],
+            vec![None],
+            vec![Some(7.0)],
+            vec![Some(5.0)],
+        ];
+        assert_eq!(best_value(&values, 0, Better::Higher), Some(7.0));
+        assert_eq!(best_value(&values, 0, Better::Lower), Some(3.0));
+        assert_eq!(best_value(&values, 0, Better::Neither), None);
+        let level = vec![vec![Some(4.0)], vec![Some(4.0)], vec![None]];
+        assert_eq!(best_value(&level, 0, Better::Higher), None);
+        assert_eq!(
+            best_value(&[vec![None], vec![None]], 0, Better::Lower),
+            None
+        );
+    }
+}

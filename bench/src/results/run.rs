@@ -250,6 +250,12 @@ pub struct ServerFigures {
     pub rss_final_bytes: u64,
     pub threads_peak: u64,
     pub threads_final: u64,
+    /// Threads and resident memory when the cell started: what an earlier cell left, beside
+    /// the peak this one reached.
+    #[serde(default)]
+    pub threads_at_start: u64,
+    #[serde(default)]
+    pub rss_at_start_bytes: u64,
     /// Connections the server held to PostgreSQL (pg_stat_activity), peak over the run.
     pub db_connections_peak: Option<u64>,
     /// Statements the server ran (pg_stat_statements) per answer.
@@ -343,5 +349,55 @@ impl RunResults {
         scenarios.sort();
         scenarios.dedup();
         scenarios
+    }
+}
+
+/// A measurement with only its throughput and p99 set, for the tests of what is computed from
+/// measurements (summaries, comparisons, reports).
+#[cfg(test)]
+pub fn test_measurement(ok_per_second: f64, p99_us: u64) -> Measurement {
+    Measurement {
+        seconds: 1.0,
+        ok: ok_per_second as u64,
+        responses: ok_per_second as u64,
+        ok_per_second,
+        body_bytes_per_second: 0.0,
+        checked_bodies: 0,
+        latency_us: Percentiles {
+            p99: p99_us,
+            ..Percentiles::default()
+        },
+        uncorrected_latency_us: None,
+        errors: BTreeMap::new(),
+        server: None,
+        engine_busy_percent: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(rates: &[f64]) -> Summary {
+        let runs: Vec<Measurement> = rates.iter().map(|&r| test_measurement(r, 1)).collect();
+        Summary::of(&runs)
+    }
+
+    #[test]
+    fn a_cell_summary_is_its_median_run_and_the_spread_of_its_repeats() {
+        let three = summary(&[300.0, 100.0, 200.0]);
+        assert_eq!(three.median_run, 2);
+        assert_eq!(three.ok_per_second, 200.0);
+        assert_eq!(three.min_ok_per_second, 100.0);
+        assert_eq!(three.max_ok_per_second, 300.0);
+        assert_eq!(three.spread_percent, 100.0);
+        // Of two runs the upper one is the median.
+        let two = summary(&[100.0, 120.0]);
+        assert_eq!((two.median_run, two.ok_per_second), (1, 120.0));
+        assert!((two.spread_percent - 20.0 / 120.0 * 100.0).abs() < 1e-9);
+        let one = summary(&[50.0]);
+        assert_eq!((one.ok_per_second, one.spread_percent), (50.0, 0.0));
+        let none = summary(&[]);
+        assert_eq!((none.ok_per_second, none.spread_percent), (0.0, 0.0));
     }
 }

@@ -83,4 +83,50 @@ fn a_quick_run_writes_results_report_and_charts() {
         text.contains("0 of 6 cells changed beyond the noise band"),
         "{text}"
     );
+
+    // A version 1 file (before configurations existed) is still read and rendered.
+    let mut old: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(directory.join("results.json")).unwrap())
+            .unwrap();
+    old["format_version"] = 1.into();
+    let settings = old["settings"].as_object_mut().unwrap();
+    settings.remove("dimensions");
+    settings.insert("workers".into(), 1.into());
+    settings.insert("db_pool_size".into(), 4.into());
+    for server in old["servers"].as_array_mut().unwrap() {
+        let server = server.as_object_mut().unwrap();
+        for field in ["label", "configuration", "effective", "notes"] {
+            server.remove(field);
+        }
+    }
+    let old_directory = tempfile::tempdir().unwrap();
+    std::fs::write(
+        old_directory.path().join("results.json"),
+        serde_json::to_string(&old).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(old_directory.path().join("report.md"), "").unwrap();
+    let old_report = render_report_again(old_directory.path());
+    assert!(
+        old_report.contains("WORKERS=1 and DB_POOL_SIZE=4 for every variant"),
+        "{old_report}"
+    );
+    // A version this bakeoff does not know is refused with a clear message.
+    old["format_version"] = 99.into();
+    std::fs::write(
+        old_directory.path().join("results.json"),
+        serde_json::to_string(&old).unwrap(),
+    )
+    .unwrap();
+    let refused = bakeoff()
+        .arg("report")
+        .arg(old_directory.path())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("format version 99, this bakeoff reads versions 1 to 2"),
+        "{message}"
+    );
 }
