@@ -34,23 +34,10 @@ impl DatabaseWatch {
 
     /// Statements the role has run so far in this database; `None` without pg_stat_statements.
     pub async fn statements(&self) -> Option<i64> {
-        // Only the servers' role is counted; the text filter also keeps this monitoring out when
-        // the servers and the benchmark share a role (an external database). Connection health
-        // checks (`SELECT 1`, the empty query) are not a request's SQL and are left out, as the
-        // conformance checks do.
-        self.client
-            .query_one(
-                "SELECT coalesce(sum(s.calls), 0)::int8 FROM pg_stat_statements s \
-                 JOIN pg_roles r ON r.oid = s.userid \
-                 JOIN pg_database d ON d.oid = s.dbid \
-                 WHERE r.rolname = $1 AND d.datname = current_database() \
-                 AND s.query NOT LIKE '%pg_stat%' \
-                 AND s.query !~* '^\\s*select\\s+(1|\\$1)\\s*;?\\s*$' AND s.query <> ''",
-                &[&self.role],
-            )
+        // Counted as the conformance checks count them (health checks and statistics queries
+        // left out).
+        bakeoff_testkit::postgres::statements_of_role(&self.client, &self.role)
             .await
-            .ok()?
-            .try_get(0)
             .ok()
     }
 
@@ -70,12 +57,19 @@ impl DatabaseWatch {
 
     /// `SHOW server_version`.
     pub async fn server_version(&self) -> Option<String> {
-        self.client
-            .query_one("SHOW server_version", &[])
-            .await
-            .ok()?
-            .try_get(0)
-            .ok()
+        self.query_value("SHOW server_version").await
+    }
+
+    /// How many contacts the database holds.
+    pub async fn contacts(&self) -> Option<i64> {
+        self.query_value("SELECT count(*) FROM contacts").await
+    }
+
+    async fn query_value<T: for<'a> tokio_postgres::types::FromSql<'a>>(
+        &self,
+        sql: &str,
+    ) -> Option<T> {
+        self.client.query_one(sql, &[]).await.ok()?.try_get(0).ok()
     }
 }
 

@@ -10,3 +10,16 @@ pub fn name_of<T: ValueEnum>(value: &T) -> String {
         .map(|possible| possible.get_name().to_string())
         .unwrap_or_default()
 }
+
+/// What a list flag chose, in the enum's order and without repeats; every value when it chose
+/// none.
+pub fn chosen_or_all<T: ValueEnum + Ord + Clone>(chosen: &[T]) -> Vec<T> {
+    let mut values = if chosen.is_empty() {
+        T::value_variants().to_vec()
+    } else {
+        chosen.to_vec()
+    };
+    values.sort();
+    values.dedup();
+    values
+}

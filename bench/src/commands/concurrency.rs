@@ -139,13 +139,7 @@ impl Plan {
             (1..=1_000).contains(&calibration_samples),
             "--calibration-samples must be from 1 to 1000"
         );
-        let mut workloads = if args.workloads.is_empty() {
-            Workload::all().to_vec()
-        } else {
-            args.workloads.clone()
-        };
-        workloads.sort();
-        workloads.dedup();
+        let workloads = crate::names::chosen_or_all(&args.workloads);
         let placement = Placement {
             note: match &args.server_cpus {
                 Some(cpus) => format!(

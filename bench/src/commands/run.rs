@@ -92,13 +92,7 @@ struct Plan {
 
 impl Plan {
     fn new(args: &RunArgs) -> Result<Plan> {
-        let mut scenarios = if args.scenarios.is_empty() {
-            Scenario::all().to_vec()
-        } else {
-            args.scenarios.clone()
-        };
-        scenarios.sort();
-        scenarios.dedup();
+        let scenarios = crate::names::chosen_or_all(&args.scenarios);
         let mut connections = args.connections.clone();
         connections.sort_unstable();
         connections.dedup();
@@ -198,7 +192,7 @@ pub async fn run(args: RunArgs, command_line: String) -> Result<PathBuf> {
     let watch = Arc::new(DatabaseWatch::connect(&database.admin_url, &database.role).await?);
     let mut machine = Machine::describe();
     machine.postgres_version = watch.server_version().await;
-    let contacts = database.contacts().await;
+    let contacts = watch.contacts().await;
     let pools = Pools::build(&database.admin_url, &plan.scenarios, plan.seed)
         .await
         .context("drawing the scenarios' requests from the database")?;

@@ -125,17 +125,6 @@ impl Database {
     pub fn owned_cluster(&mut self) -> Option<&mut LocalPostgres> {
         self.throwaway.as_mut()
     }
-
-    /// How many contacts the database holds; `None` when it cannot be read.
-    pub async fn contacts(&self) -> Option<i64> {
-        let client = bakeoff_testkit::connect(&self.admin_url).await.ok()?;
-        client
-            .query_one("SELECT count(*) FROM contacts", &[])
-            .await
-            .ok()?
-            .try_get(0)
-            .ok()
-    }
 }
 
 /// Replaces the contact data at `url` with the generated data set, with a progress bar.

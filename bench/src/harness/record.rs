@@ -52,6 +52,11 @@ impl ServerRecord {
         }
     }
 
+    /// The workers it reported running with.
+    pub fn workers(&self) -> Option<usize> {
+        self.effective.as_ref().map(|settings| settings.workers)
+    }
+
     /// The name reports show: the label, or the name in files that have none.
     pub fn shown_name(&self) -> &str {
         if self.label.is_empty() {

@@ -18,7 +18,7 @@ type Line<'a> = (usize, &'a str, Vec<(f64, f64)>);
 
 /// The chart's file name for a workload.
 pub fn file_name(workload: Workload) -> String {
-    format!("burst-{}.svg", workload.to_string())
+    format!("burst-{workload}.svg")
 }
 
 /// Writes one chart per workload that has figures; returns their file names.
@@ -45,13 +45,7 @@ pub fn worker_counts(results: &StudyResults) -> Vec<usize> {
         .servers
         .iter()
         .filter(|server| !server.workloads.is_empty())
-        .filter_map(|server| {
-            server
-                .record
-                .effective
-                .as_ref()
-                .map(|settings| settings.workers)
-        })
+        .filter_map(|server| server.record.workers())
         .collect();
     counts.sort_unstable();
     counts.dedup();
@@ -124,7 +118,7 @@ fn burst_chart(results: &StudyResults, workload: Workload, path: &Path) -> Resul
         .caption(
             format!(
                 "{}: {} (T = {t} s), {workers_label}",
-                workload.to_string(),
+                workload,
                 workload.description()
             ),
             ("sans-serif", 20),

@@ -49,14 +49,7 @@ pub fn calibration_table(results: &StudyResults) -> Table {
         };
         table.rows.push(vec![
             server.record.shown_name().to_string(),
-            or_dash(
-                server
-                    .record
-                    .effective
-                    .as_ref()
-                    .map(|settings| settings.workers),
-                |w| w.to_string(),
-            ),
+            or_dash(server.record.workers(), |w| w.to_string()),
             or_dash(server.idle.as_ref(), |s| s.threads.to_string()),
             or_dash(server.idle.as_ref(), |s| mebibytes(s.rss_bytes)),
             format!("{:.2}", calibration.mean_seconds * 1_000.0),
@@ -172,14 +165,7 @@ pub fn ceiling_table(results: &StudyResults) -> Table {
     for server in studied(results) {
         let mut row = vec![
             server.record.shown_name().to_string(),
-            or_dash(
-                server
-                    .record
-                    .effective
-                    .as_ref()
-                    .map(|settings| settings.workers),
-                |w| w.to_string(),
-            ),
+            or_dash(server.record.workers(), |w| w.to_string()),
         ];
         for &workload in &workloads {
             row.push(or_dash(server.workload(workload), |w| {
@@ -351,15 +337,10 @@ pub fn markdown(results: &StudyResults, charts: &[String]) -> String {
         ceiling_table(results).markdown()
     );
     for workload in results.workloads() {
-        let _ = writeln!(
-            text,
-            "## {}: {}\n",
-            workload.to_string(),
-            workload.description()
-        );
+        let _ = writeln!(text, "## {}: {}\n", workload, workload.description());
         let chart = charts::file_name(workload);
         if charts.contains(&chart) {
-            let _ = writeln!(text, "![{}]({chart})\n", workload.to_string());
+            let _ = writeln!(text, "![{}]({chart})\n", workload);
         }
         let _ = writeln!(
             text,
@@ -410,7 +391,7 @@ pub fn terminal(results: &StudyResults) -> String {
         let _ = writeln!(
             text,
             "{} ({}): time until the last answer, s\n{}",
-            workload.to_string(),
+            workload,
             workload.description(),
             workload_table(results, workload).terminal()
         );
@@ -418,7 +399,7 @@ pub fn terminal(results: &StudyResults) -> String {
             let _ = writeln!(
                 text,
                 "{}: time each request spent in the server, s (mean of the burst)\n{}",
-                workload.to_string(),
+                workload,
                 server_time_table(results, workload).terminal()
             );
         }

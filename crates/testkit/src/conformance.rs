@@ -269,18 +269,9 @@ impl<'a> Checker<'a> {
         let Some((admin, role)) = &self.counter else {
             return Ok(None);
         };
-        let row = admin
-            .query_one(
-                "SELECT coalesce(sum(s.calls), 0)::int8 FROM pg_stat_statements s \
-                 JOIN pg_roles r ON r.oid = s.userid \
-                 JOIN pg_database d ON d.oid = s.dbid \
-                 WHERE r.rolname = $1 AND d.datname = current_database() \
-                   AND s.query !~* '^\\s*select\\s+(1|\\$1)\\s*;?\\s*$' AND s.query <> ''",
-                &[role],
-            )
-            .await
-            .context("reading pg_stat_statements")?;
-        Ok(Some(row.get(0)))
+        Ok(Some(
+            crate::postgres::statements_of_role(admin, role).await?,
+        ))
     }
 
     /// Fetches `path` and checks how many statements it ran: `expected` inclusive range.

@@ -518,3 +518,24 @@ impl Drop for LocalPostgres {
         }
     }
 }
+
+/// The statements `role` has run so far in the connected database, from pg_stat_statements: the
+/// one count the conformance checks and the benchmark's monitor both use. Connection health
+/// checks (`SELECT 1`, the empty query) are not a request's SQL and are left out, and so is any
+/// query on the statistics views (the monitor's own, where the servers and the monitor share a
+/// role on an external database).
+pub async fn statements_of_role(admin: &tokio_postgres::Client, role: &str) -> Result<i64> {
+    let row = admin
+        .query_one(
+            "SELECT coalesce(sum(s.calls), 0)::int8 FROM pg_stat_statements s \
+             JOIN pg_roles r ON r.oid = s.userid \
+             JOIN pg_database d ON d.oid = s.dbid \
+             WHERE r.rolname = $1 AND d.datname = current_database() \
+             AND s.query NOT LIKE '%pg_stat%' \
+             AND s.query !~* '^\\s*select\\s+(1|\\$1)\\s*;?\\s*$' AND s.query <> ''",
+            &[&role],
+        )
+        .await
+        .context("reading pg_stat_statements")?;
+    Ok(row.get(0))
+}
