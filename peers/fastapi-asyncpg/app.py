@@ -9,6 +9,7 @@ connection dependency and the three contacts routes, running core's SQL.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -28,6 +29,8 @@ from bakeoff_contract.fastapi_shared import (
 )
 from bakeoff_contract.schemas import Contact, ContactType, Page
 
+logger = logging.getLogger("bakeoff")
+
 
 def is_unavailable(error: BaseException) -> bool:
     """Whether an error means the database (or this connection to it) is gone, rather than a
@@ -46,6 +49,29 @@ async def keep_session(connection: asyncpg.Connection) -> None:
     These routes set no session state, and asyncpg still rolls back any open transaction."""
 
 
+async def prepare_statements(connection: asyncpg.Connection) -> None:
+    """The pool's `init`, run once on each new connection: prepares every statement, as
+    axum-tokio-postgres does. asyncpg looks a parameter's array type (`int4[]`) up in the
+    catalog with a few queries on a connection's first use of it; this way they run when the
+    connection opens, not inside the first request's statement budget."""
+    for statement in sql.ALL:
+        await connection.prepare(statement)
+
+
+async def open_connections(pool: asyncpg.Pool, count: int, timeout: float) -> None:
+    """Opens the pool's connections ahead of the first requests, so that none pays for a
+    connect (or counts `prepare_statements`' catalog queries). Best effort: with the database
+    down, connections open on demand later."""
+    opened = await asyncio.gather(
+        *(pool.acquire(timeout=timeout) for _ in range(count)), return_exceptions=True
+    )
+    for connection in opened:
+        if isinstance(connection, BaseException):
+            logger.info("connection not opened at start: %s", connection)
+        else:
+            await pool.release(connection)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
@@ -57,9 +83,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         max_size=settings.db_pool_size,
         max_inactive_connection_lifetime=0,
         timeout=settings.db_wait_timeout,
+        init=prepare_statements,
         reset=keep_session,
     ) as pool:
         app.state.pool = pool
+        await open_connections(pool, settings.db_pool_size, settings.db_wait_timeout)
         yield
 
 

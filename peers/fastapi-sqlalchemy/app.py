@@ -75,13 +75,13 @@ def create_engine(settings: Settings) -> AsyncEngine:
     )
 
 
-async def open_connections(engine: AsyncEngine, count: int) -> None:
+async def open_connections(engine: AsyncEngine, count: int, timeout: float) -> None:
     """Opens the pool's connections ahead of the first requests. SQLAlchemy initializes its
     dialect on a process's first connection (a few statements) and asyncpg's type codecs on
     each; done here, no request pays for it, or counts its statements. Best effort: with the
     database down, connections open on demand later."""
     try:
-        async with contextlib.AsyncExitStack() as held:
+        async with asyncio.timeout(timeout), contextlib.AsyncExitStack() as held:
             for _ in range(count):
                 await held.enter_async_context(engine.connect())
     except Exception as error:
@@ -93,11 +93,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     engine = create_engine(settings)
     app.state.sessions = async_sessionmaker(engine, expire_on_commit=False)
-    opening = asyncio.create_task(open_connections(engine, settings.db_pool_size))
+    await open_connections(engine, settings.db_pool_size, settings.db_wait_timeout)
     try:
         yield
     finally:
-        opening.cancel()
         await engine.dispose()
 
 

@@ -32,13 +32,17 @@ def main() -> None:
     # loads.
     from app import close_pool, create_app, open_pool
 
+    def start_worker(worker) -> None:
+        open_pool(worker.wsgi)
+        serving.worker_ready()
+
     serving.run(
         VARIANT,
         settings,
         load_app=lambda: create_app(VARIANT, settings),
         worker_class="sync",
         # Pools are per process and opened after the fork, in the worker.
-        post_worker_init=lambda worker: open_pool(worker.wsgi),
+        post_worker_init=start_worker,
         worker_exit=lambda arbiter, worker: close_pool(worker.wsgi),
     )
 

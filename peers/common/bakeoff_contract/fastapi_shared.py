@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import Annotated
 
@@ -23,7 +25,16 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import ALLOWED_METHODS, JSON_CONTENT_TYPE, OPENAPI_BYTES, VERSION, params, resmon, workload
+from . import (
+    ALLOWED_METHODS,
+    JSON_CONTENT_TYPE,
+    OPENAPI_BYTES,
+    VERSION,
+    params,
+    resmon,
+    serving,
+    workload,
+)
 from .config import Settings, Variant
 from .errors import ApiError, Internal, MethodNotAllowed, RouteNotFound
 from .params import PageRequest
@@ -83,10 +94,19 @@ async def _bug(request: Request, error: Exception) -> JSONResponse:
 
 def create_contract_app(variant: Variant, settings: Settings, lifespan) -> FastAPI:
     """A FastAPI app with the contract's errors and paths, and the routes without a database.
+    `lifespan` is the peer's (its pool); the worker reports ready to gunicorn's master when it
+    has started.
 
     FastAPI's own documents are off: `/openapi.json` is the contract's document, byte for byte.
     """
     workload.warm_up()
+
+    @asynccontextmanager
+    async def lifespan_then_ready(app: FastAPI) -> AsyncIterator[None]:
+        async with lifespan(app):
+            serving.worker_ready()
+            yield
+
     app = FastAPI(
         title=variant.name,
         version=VERSION,
@@ -94,7 +114,7 @@ def create_contract_app(variant: Variant, settings: Settings, lifespan) -> FastA
         docs_url=None,
         redoc_url=None,
         redirect_slashes=False,
-        lifespan=lifespan,
+        lifespan=lifespan_then_ready,
     )
     app.add_middleware(OneTrailingSlash)
     app.add_exception_handler(ApiError, _api_error)

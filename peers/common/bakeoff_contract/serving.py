@@ -6,13 +6,16 @@ that die; the peers differ only in the worker class: uvicorn's event loop for th
 gunicorn's own sync workers for Flask. It is embedded through gunicorn's documented custom
 application API (`BaseApplication`), so that serve.py reads the environment exactly as the Rust
 servers do before anything starts, and so that two contract rules hold that gunicorn's CLI does
-not give: the `listening on http://ADDR` line with the real port (BIND may say port 0), and
-SIGINT draining like SIGTERM (gunicorn's SIGINT is a quick stop).
+not give: the `listening on http://ADDR` line with the real port (BIND may say port 0), printed
+once every worker serves, and SIGINT draining like SIGTERM (gunicorn's SIGINT is a quick stop).
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import multiprocessing
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -23,12 +26,46 @@ from gunicorn.arbiter import Arbiter
 from .config import SHUTDOWN_DEADLINE_SECONDS, Settings, Variant
 
 
-def announce_listening(arbiter: Arbiter) -> None:
-    """gunicorn's `when_ready` hook: the socket is bound and listening (connections wait in its
-    backlog until the workers, forked from the preloaded app in milliseconds, accept them)."""
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+# Set in the master before the workers are forked, so that every worker inherits them.
+_listening_address: str | None = None
+_workers_expected = 0
+_workers_ready = None  # a multiprocessing.Value counter, shared by the forked workers
+
+
+def _note_address(arbiter: Arbiter) -> None:
+    """gunicorn's `when_ready` hook, in the master once the socket is bound (before any worker
+    exists): the real address, port 0 resolved."""
+    global _listening_address
     host, port = arbiter.LISTENERS[0].sock.getsockname()[:2]
-    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    print(f"listening on http://{address}", flush=True)
+    _listening_address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _die_with_master(arbiter: Arbiter, worker: object) -> None:
+    """gunicorn's `post_fork` hook, in each new worker: ask Linux for SIGTERM when the master
+    dies. gunicorn's sync workers notice a dead master, but uvicorn's do not, and a master
+    killed with SIGKILL (a harness cleaning up) would leave them serving the socket forever."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        logging.getLogger("bakeoff").warning("prctl(PR_SET_PDEATHSIG) failed: %s", ctypes.get_errno())
+    # The master may have died between the fork and the prctl.
+    if os.getppid() != arbiter.pid:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def worker_ready() -> None:
+    """Called by each worker when it is ready to serve: the FastAPI peers at the end of their
+    lifespan's startup (pool open, connections warmed), Flask after opening its pool. The last
+    of the first WORKERS workers prints `listening on http://ADDR`, so that the line means
+    every worker serves: a request sent after it meets no worker still starting (whose startup
+    statements would count against that request, or which a SIGTERM would cut)."""
+    if _workers_ready is None or _listening_address is None:
+        return
+    with _workers_ready.get_lock():
+        _workers_ready.value += 1
+        if _workers_ready.value == _workers_expected:
+            print(f"listening on http://{_listening_address}", flush=True)
 
 
 class ContractArbiter(Arbiter):
@@ -85,6 +122,9 @@ def run(
 ) -> None:
     """Serves `load_app()` with `settings.workers` processes of `worker_class` until SIGTERM or
     SIGINT; returns never (the master exits 0 after draining)."""
+    global _workers_expected, _workers_ready
+    _workers_expected = settings.workers
+    _workers_ready = multiprocessing.Value("i", 0)
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -97,7 +137,8 @@ def run(
         # The app (and the workload's matrix) is built once in the master and shared by the
         # forked workers; database pools are opened in each worker, after the fork.
         "preload_app": True,
-        "when_ready": announce_listening,
+        "when_ready": _note_address,
+        "post_fork": _die_with_master,
         "graceful_timeout": SHUTDOWN_DEADLINE_SECONDS,
         # A worker silent for this long is killed. Above the contract's longest wait
         # (/test/*-iobound/60000), so that no legal wait is cut; the CPU endpoints can still be
@@ -107,8 +148,8 @@ def run(
         "errorlog": "-",
         "accesslog": None,
         "proc_name": variant.name,
-        # gunicorn 23+'s control socket is for operators; several peers at once would share
-        # its default path.
+        # gunicorn's control socket (new in its recent releases) is for operators; several peers
+        # at once would share its default path.
         "control_socket_disable": True,
     }
     gunicorn_options.update(options)

@@ -55,3 +55,15 @@ EMAILS_OF_CONTACTS = (
     "SELECT contact_id, email FROM contact_emails "
     "WHERE contact_id = ANY($1) ORDER BY contact_id, email_id"
 )
+
+#: Every statement above, for peers that prepare them all when a connection opens.
+ALL = (
+    LIST_TYPES,
+    CONTACTS_PAGE,
+    CONTACTS_PAGE_STARTS,
+    COUNT_CONTACTS,
+    COUNT_CONTACTS_STARTS,
+    CONTACT_BY_ID,
+    PHONES_OF_CONTACTS,
+    EMAILS_OF_CONTACTS,
+)
