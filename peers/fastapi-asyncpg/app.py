@@ -130,7 +130,9 @@ def create_app(variant: Variant, settings: Settings) -> FastAPI:
             rows = await connection.fetch(sql.CONTACTS_PAGE, page.limit, page.offset)
         else:
             pattern = page.starts.like_pattern()
-            rows = await connection.fetch(sql.CONTACTS_PAGE_STARTS, page.limit, page.offset, pattern)
+            rows = await connection.fetch(
+                sql.CONTACTS_PAGE_STARTS, page.limit, page.offset, pattern
+            )
         if not rows:
             # The count rides on the page's rows; an empty page needs it alone.
             if page.starts is None:

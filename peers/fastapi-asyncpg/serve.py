@@ -20,7 +20,7 @@ VARIANT = config.Variant(
     name="fastapi-asyncpg",
     summary="FastAPI on uvicorn workers under gunicorn, an asyncpg pool per worker process",
     workers_default="CPUs available to the process",
-    pool_default="4 per worker process (4 x WORKERS in all, like actix-deadpool)",
+    pool_default="4 (4 x WORKERS in all, like actix-deadpool)",
     default_workers=config.available_cpus,
     default_pool_size=lambda workers: 4,
 )

@@ -21,7 +21,7 @@ VARIANT = config.Variant(
     name="fastapi-sqlalchemy",
     summary="FastAPI on uvicorn workers under gunicorn, SQLAlchemy 2 async ORM over asyncpg",
     workers_default="CPUs available to the process",
-    pool_default="4 per worker process (4 x WORKERS in all, like warp-diesel-async)",
+    pool_default="4 (4 x WORKERS in all, like warp-diesel-async)",
     default_workers=config.available_cpus,
     default_pool_size=lambda workers: 4,
 )

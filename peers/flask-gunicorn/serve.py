@@ -20,7 +20,7 @@ VARIANT = config.Variant(
     name="flask-gunicorn",
     summary="Flask under gunicorn sync workers, psycopg 3 with a psycopg_pool pool per worker",
     workers_default="2 x CPUs + 1, gunicorn's rule",
-    pool_default="1 per worker process (a sync worker runs one request at a time)",
+    pool_default="1 (a sync worker runs one request at a time)",
     default_workers=lambda: 2 * config.available_cpus() + 1,
     default_pool_size=lambda workers: 1,
 )

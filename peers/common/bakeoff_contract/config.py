@@ -28,7 +28,13 @@ SHUTDOWN_DEADLINE_SECONDS = 10
 
 #: `RUST_LOG` read as a plain level (the Rust servers take a tracing filter; a filter with
 #: targets falls back to the default, warnings).
-_LOG_LEVELS = {"error": "error", "warn": "warning", "info": "info", "debug": "debug", "trace": "debug"}
+_LOG_LEVELS = {
+    "error": "error",
+    "warn": "warning",
+    "info": "info",
+    "debug": "debug",
+    "trace": "debug",
+}
 
 
 def available_cpus() -> int:
@@ -164,9 +170,11 @@ def help_text(variant: Variant) -> str:
         f"Usage: serve.py   (configured by environment variables only)\n\n"
         "Environment:\n"
         "  DATABASE_URL        required; postgres://user[:password]@host[:port]/dbname\n"
-        f"  BIND                address to listen on (default {DEFAULT_BIND}; port 0 picks a free port)\n"
+        f"  BIND                address to listen on (default {DEFAULT_BIND}; "
+        "port 0 picks a free port)\n"
         f"  WORKERS             worker processes (default: {variant.workers_default})\n"
-        f"  DB_POOL_SIZE        database connections per worker process (default: {variant.pool_default})\n"
+        "  DB_POOL_SIZE        database connections per worker process "
+        f"(default: {variant.pool_default})\n"
         "  DB_WAIT_TIMEOUT_MS  how long a request may wait for a connection before 503 "
         f"(default {DEFAULT_DB_WAIT_TIMEOUT_MS})\n"
         "  RUST_LOG            log level for stderr: error, warn, info or debug (default warn)\n\n"

@@ -25,7 +25,6 @@ from gunicorn.arbiter import Arbiter
 
 from .config import SHUTDOWN_DEADLINE_SECONDS, Settings, Variant
 
-
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 # Set in the master before the workers are forked, so that every worker inherits them.
@@ -48,7 +47,9 @@ def _die_with_master(arbiter: Arbiter, worker: object) -> None:
     killed with SIGKILL (a harness cleaning up) would leave them serving the socket forever."""
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
-        logging.getLogger("bakeoff").warning("prctl(PR_SET_PDEATHSIG) failed: %s", ctypes.get_errno())
+        logging.getLogger("bakeoff").warning(
+            "prctl(PR_SET_PDEATHSIG) failed: %s", ctypes.get_errno()
+        )
     # The master may have died between the fork and the prctl.
     if os.getppid() != arbiter.pid:
         os.kill(os.getpid(), signal.SIGTERM)
@@ -125,10 +126,14 @@ def run(
     global _workers_expected, _workers_ready
     _workers_expected = settings.workers
     _workers_ready = multiprocessing.Value("i", 0)
+    # The level on the handler too: some libraries set their own loggers' levels (psycopg's is
+    # WARNING), which a root level alone does not override.
+    log_handler = logging.StreamHandler(sys.stderr)
+    log_handler.setLevel(settings.log_level.upper())
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        handlers=[log_handler],
     )
     gunicorn_options = {
         "bind": [settings.bind],
