@@ -143,10 +143,10 @@ pub async fn run(spec: &BurstSpec) -> anyhow::Result<BurstOutcome> {
         tokio::time::sleep_until((released + probe.after).into()).await;
         let mut outcome = ProbeOutcome::default();
         if let Some(pid) = probe.pid
-            && let Some((threads, rss_bytes)) = read_process(pid)
+            && let Some(tree) = crate::processes::read_tree(pid)
         {
-            outcome.threads = Some(threads);
-            outcome.rss_bytes = Some(rss_bytes);
+            outcome.threads = i64::try_from(tree.threads).ok();
+            outcome.rss_bytes = Some(tree.rss_bytes);
         }
         if let (Some(request), Some(link)) = (&probe_request, probe_link.as_mut()) {
             let sent = Instant::now();
@@ -166,11 +166,4 @@ pub async fn run(spec: &BurstSpec) -> anyhow::Result<BurstOutcome> {
         answers,
         probe,
     })
-}
-
-/// Threads and resident bytes of a local process.
-pub fn read_process(pid: u32) -> Option<(i64, u64)> {
-    let process = procfs::process::Process::new(i32::try_from(pid).ok()?).ok()?;
-    let stat = process.stat().ok()?;
-    Some((stat.num_threads, stat.rss * procfs::page_size()))
 }

@@ -9,7 +9,8 @@
 //! - [`results`]: the results files (`results.json`, `concurrency.json`) and their directory.
 //! - [`harness`]: servers, database, dimensions and the one lifecycle every command drives.
 //! - the measuring parts: [`engine`] (load), [`burst`] (the study's bursts), [`http1`] (their
-//!   HTTP/1.1 client), [`scenarios`], [`monitor`], [`placement`], [`machine`], and the shared
+//!   HTTP/1.1 client), [`scenarios`], [`monitor`] and [`processes`], [`placement`], [`machine`],
+//!   and the shared
 //!   [`format`], [`stats`] and [`names`].
 //!
 //! The binary (`bakeoff`) is a thin command line over [`commands`]; the integration tests use
@@ -25,6 +26,7 @@ pub mod machine;
 pub mod monitor;
 pub mod names;
 pub mod placement;
+pub mod processes;
 pub mod render;
 pub mod results;
 pub mod scenarios;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use bakeoff::commands::{compare, concurrency, db, report, run, selftest, verify};
+use bakeoff::commands::{compare, concurrency, db, peers, report, run, selftest, verify};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,6 +30,8 @@ enum Command {
     Run(run::RunArgs),
     /// The concurrency study: bursts of N requests of T seconds each, per workload and variant.
     Concurrency(concurrency::ConcurrencyArgs),
+    /// The Python peers' environment: `peers install`, `peers list`.
+    Peers(peers::PeersArgs),
     /// Check one server against the contract.
     Verify(verify::VerifyArgs),
     /// Load one URL with the engine and print its figures.
@@ -103,6 +105,7 @@ async fn execute(command: Command) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Command::Peers(args) => peers::peers(args)?,
         Command::Load(args) => selftest::load(args).await?,
         Command::Selftest(args) => {
             let results = selftest::selftest(args).await?;

@@ -1,4 +1,5 @@
-//! The server seen from outside while it is measured: CPU time, memory and threads from /proc,
+//! The server seen from outside while it is measured: CPU time, memory, threads and processes
+//! from /proc (summed over its process tree),
 //! database connections from pg_stat_activity and statements from pg_stat_statements. Nothing
 //! here asks the server itself, so a server cannot flatter its own figures.
 
@@ -9,6 +10,7 @@ use anyhow::Result;
 use tokio::sync::watch;
 use tokio_postgres::Client;
 
+use crate::processes::{TreeSample, read_tree};
 use crate::results::ServerFigures;
 
 /// How often /proc is read during a run (cheap), and PostgreSQL's activity view (not free: it is
@@ -73,32 +75,13 @@ impl DatabaseWatch {
     }
 }
 
-/// What /proc says about a process at one moment.
-#[derive(Debug, Clone, Copy, Default)]
-struct ProcSample {
-    cpu_seconds: f64,
-    rss_bytes: u64,
-    threads: u64,
-}
-
-fn read_process(pid: u32) -> Option<ProcSample> {
-    let process = procfs::process::Process::new(i32::try_from(pid).ok()?).ok()?;
-    let stat = process.stat().ok()?;
-    let ticks = procfs::ticks_per_second() as f64;
-    Some(ProcSample {
-        cpu_seconds: (stat.utime + stat.stime) as f64 / ticks,
-        rss_bytes: stat.rss * procfs::page_size(),
-        threads: u64::try_from(stat.num_threads).unwrap_or(0),
-    })
-}
-
 /// Samples a server during one run; [`Sampler::finish`] gives its figures.
 pub struct Sampler {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<Peaks>,
     pid: u32,
     database: Option<Arc<DatabaseWatch>>,
-    before: ProcSample,
+    before: TreeSample,
     statements_before: Option<i64>,
 }
 
@@ -106,12 +89,13 @@ pub struct Sampler {
 struct Peaks {
     rss_bytes: u64,
     threads: u64,
+    processes: u64,
     db_connections: Option<u64>,
 }
 
 impl Sampler {
     pub async fn start(pid: u32, database: Option<Arc<DatabaseWatch>>) -> Sampler {
-        let before = read_process(pid).unwrap_or_default();
+        let before = read_tree(pid).unwrap_or_default();
         let statements_before = match &database {
             Some(watch) => watch.statements().await,
             None => None,
@@ -127,9 +111,10 @@ impl Sampler {
                     _ = interval.tick() => {}
                     _ = stopped.changed() => break,
                 }
-                if let Some(sample) = read_process(pid) {
+                if let Some(sample) = read_tree(pid) {
                     peaks.rss_bytes = peaks.rss_bytes.max(sample.rss_bytes);
                     peaks.threads = peaks.threads.max(sample.threads);
+                    peaks.processes = peaks.processes.max(sample.processes);
                 }
                 if tick.is_multiple_of(DATABASE_EVERY)
                     && let Some(watch) = &watch_database
@@ -156,9 +141,10 @@ impl Sampler {
     pub async fn finish(self, responses: u64) -> ServerFigures {
         let _ = self.stop.send(true);
         let mut peaks = self.task.await.unwrap_or_default();
-        let after = read_process(self.pid).unwrap_or_default();
+        let after = read_tree(self.pid).unwrap_or_default();
         peaks.rss_bytes = peaks.rss_bytes.max(after.rss_bytes);
         peaks.threads = peaks.threads.max(after.threads);
+        peaks.processes = peaks.processes.max(after.processes);
         if let Some(watch) = &self.database
             && let Some(count) = watch.connections().await
         {
@@ -179,6 +165,7 @@ impl Sampler {
             threads_peak: peaks.threads,
             threads_final: after.threads,
             threads_at_start: self.before.threads,
+            processes_peak: peaks.processes,
             rss_at_start_bytes: self.before.rss_bytes,
             db_connections_peak: peaks.db_connections,
             statements_per_request: match (self.statements_before, statements_after) {

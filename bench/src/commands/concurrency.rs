@@ -230,6 +230,7 @@ pub async fn concurrency(args: ConcurrencyArgs, command_line: String) -> Result<
         matches!(
             trial.server,
             crate::harness::servers::ServerSpec::Variant(_)
+                | crate::harness::servers::ServerSpec::Peer(_)
         )
     });
     let database = if needs_database {
@@ -555,8 +556,8 @@ fn burst_run(outcome: &burst::BurstOutcome) -> BurstRun {
 
 /// Threads and resident bytes now: from /proc for a local process, else from /test/resmon.
 async fn resources_now(address: SocketAddr, pid: Option<u32>) -> (Option<i64>, Option<u64>) {
-    if let Some((threads, rss)) = pid.and_then(burst::read_process) {
-        return (Some(threads), Some(rss));
+    if let Some(tree) = pid.and_then(crate::processes::read_tree) {
+        return (i64::try_from(tree.threads).ok(), Some(tree.rss_bytes));
     }
     resource_snapshot(address)
         .await

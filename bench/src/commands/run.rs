@@ -282,8 +282,8 @@ impl Bench<'_> {
     /// bodies compared where its JSON must be bakeoff's bytes.
     async fn measure(&self, trial: &Trial, server: &RunningServer) -> Result<Vec<Cell>> {
         match &trial.server {
-            ServerSpec::Variant(variant) => {
-                let expected_version = version_body(&variant.name());
+            ServerSpec::Variant(_) | ServerSpec::Peer(_) => {
+                let expected_version = version_body(&trial.server.name());
                 let version = if server.version == expected_version {
                     server.version.clone()
                 } else {

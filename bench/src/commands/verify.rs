@@ -1,5 +1,5 @@
 //! `bakeoff verify`: the conformance checks against one server, either one already running (a URL)
-//! or a variant started through the harness on a throwaway, seeded database.
+//! or a variant or peer started through the harness on a throwaway, seeded database.
 
 use anyhow::{Context, Result, bail};
 use bakeoff_testkit::conformance::{self, Report, Target};
@@ -8,6 +8,7 @@ use indicatif::MultiProgress;
 use crate::harness::database::{Database, DatabaseChoice};
 use crate::harness::flags::DimensionArgs;
 use crate::harness::lifecycle::{self, Profile, RunningServer, Session, Trial, Verify};
+use crate::harness::peers::Peer;
 use crate::harness::servers::{ServerSpec, Variant};
 use crate::placement::Placement;
 
@@ -17,8 +18,11 @@ pub struct VerifyArgs {
     /// A running server, http://HOST:PORT; its expected data are read from DATABASE_URL.
     pub url: Option<String>,
     /// A variant to start and verify (on a throwaway, seeded database unless DATABASE_URL is set).
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, conflicts_with = "peer")]
     pub variant: Option<Variant>,
+    /// A Python peer to start and verify, as --variant does.
+    #[arg(long, value_enum)]
+    pub peer: Option<Peer>,
     /// The database the server serves (the expected values are read from it).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
@@ -34,7 +38,12 @@ pub struct VerifyArgs {
 
 /// Runs the checks; the report says what failed.
 pub async fn verify(args: VerifyArgs) -> Result<Report> {
-    match (&args.url, args.variant) {
+    let started = match (args.variant, args.peer) {
+        (Some(variant), _) => Some(ServerSpec::Variant(variant)),
+        (None, Some(peer)) => Some(ServerSpec::Peer(peer)),
+        (None, None) => None,
+    };
+    match (&args.url, started) {
         (Some(url), _) => {
             let database_url = args.database_url.clone().context(
                 "verifying a running server needs its DATABASE_URL, to read the expected values",
@@ -49,19 +58,21 @@ pub async fn verify(args: VerifyArgs) -> Result<Report> {
             })
             .await
         }
-        (None, Some(variant)) => verify_variant(variant, &args).await,
-        (None, None) => bail!("give a URL of a running server, or --variant NAME to start one"),
+        (None, Some(server)) => verify_started(server, &args).await,
+        (None, None) => {
+            bail!("give a URL of a running server, or --variant NAME or --peer NAME to start one")
+        }
     }
 }
 
-async fn verify_variant(variant: Variant, args: &VerifyArgs) -> Result<Report> {
+async fn verify_started(server: ServerSpec, args: &VerifyArgs) -> Result<Report> {
     let profile = if args.debug {
         Profile::Debug
     } else {
         Profile::Release
     };
     let dimensions = args.dimensions.dimensions();
-    let trials = lifecycle::trials(&[ServerSpec::Variant(variant)], &dimensions, profile)?;
+    let trials = lifecycle::trials(std::slice::from_ref(&server), &dimensions, profile)?;
     let choice = match &args.database_url {
         Some(url) => DatabaseChoice::External {
             url: url.clone(),
@@ -95,7 +106,7 @@ async fn verify_variant(variant: Variant, args: &VerifyArgs) -> Result<Report> {
         .iter()
         .find_map(|outcome| outcome.record.skipped.clone())
     {
-        bail!("{variant}: {reason}");
+        bail!("{}: {reason}", server.name());
     }
     let mut merged = Report::default();
     for report in reports {

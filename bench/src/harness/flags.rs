@@ -10,6 +10,7 @@ use bakeoff_testkit::seed::SeedSpec;
 
 use crate::harness::database::DatabaseChoice;
 use crate::harness::lifecycle::Profile;
+use crate::harness::peers::{PeerChoice, chosen_peers};
 use crate::harness::servers::{ServerSpec, TargetSpec, VariantChoice, chosen_variants, servers};
 use crate::harness::settings::{Dimensions, Recycle};
 
@@ -19,6 +20,10 @@ pub struct ServerArgs {
     /// Variants, comma-separated (default: every variant); `none` runs only the --target servers.
     #[arg(long, value_delimiter = ',', value_enum)]
     pub variants: Vec<VariantChoice>,
+    /// Python peers to run beside the variants, comma-separated, or `all` (default: none). Their
+    /// environment is created under .bakeoff/peers/ on first use (`bakeoff peers install`).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub peers: Vec<PeerChoice>,
     /// Also a running server that implements the contract: NAME=URL, or
     /// NAME=URL,DATABASE_URL when it serves another database than the run's.
     #[arg(long = "target", value_name = "NAME=URL[,DATABASE_URL]", value_parser = TargetSpec::parse)]
@@ -35,12 +40,13 @@ impl ServerArgs {
     /// The servers, variants first; an empty selection is an error naming the fix.
     pub fn servers(&self) -> Result<Vec<ServerSpec>> {
         let variants = chosen_variants(&self.variants).map_err(anyhow::Error::msg)?;
-        if variants.is_empty() && self.targets.is_empty() {
+        let peers = chosen_peers(&self.peers);
+        if variants.is_empty() && peers.is_empty() && self.targets.is_empty() {
             anyhow::bail!(
-                "--variants none leaves nothing to run: add servers with --target NAME=URL"
+                "--variants none leaves nothing to run: add --peers, or servers with --target NAME=URL"
             );
         }
-        Ok(servers(&variants, &self.targets))
+        Ok(servers(&variants, &peers, &self.targets))
     }
 
     pub fn profile(&self) -> Profile {

@@ -17,8 +17,9 @@ use bakeoff_testkit::server::{ServerEnvironment, ServerProcess, workspace_binary
 use bytes::Bytes;
 
 use crate::harness::database::Database;
+use crate::harness::peers;
 use crate::harness::record::{EffectiveSettings, ServerRecord, Shutdown, Verification};
-use crate::harness::servers::{ServerSpec, Variant};
+use crate::harness::servers::ServerSpec;
 use crate::harness::settings::{Configuration, Dimensions, Workers};
 use crate::http1::get_once;
 use crate::placement::Placement;
@@ -62,14 +63,45 @@ pub struct Trial {
     /// `None` for a target.
     pub configuration: Option<Configuration>,
     pub label: String,
-    /// The binary of a variant, or why it cannot run.
-    binary: Result<Option<PathBuf>, String>,
+    /// How to start it (`None` for a target), or why it cannot run.
+    launch: Result<Option<Launch>, String>,
 }
 
 impl Trial {
-    /// Whether it can run: a variant whose binary is built, or a target.
+    /// Whether it can run: a variant whose binary is built, a peer whose environment is there,
+    /// or a target.
     pub fn is_runnable(&self) -> bool {
-        self.binary.is_ok()
+        self.launch.is_ok()
+    }
+}
+
+/// A program the harness starts: a variant's binary, or a peer's Python with its `serve.py`.
+#[derive(Debug, Clone)]
+struct Launch {
+    program: PathBuf,
+    arguments: Vec<PathBuf>,
+}
+
+impl Launch {
+    fn of(server: &ServerSpec, profile: Profile) -> Result<Option<Launch>, String> {
+        let launch = match server {
+            ServerSpec::Variant(variant) => {
+                workspace_binary(&variant.name(), profile == Profile::Release).map(|program| {
+                    Launch {
+                        program,
+                        arguments: Vec::new(),
+                    }
+                })
+            }
+            ServerSpec::Peer(peer) => peers::python().and_then(|python| {
+                Ok(Launch {
+                    program: python,
+                    arguments: vec![peer.script()?],
+                })
+            }),
+            ServerSpec::Target(_) => return Ok(None),
+        };
+        launch.map(Some).map_err(|error| format!("{error:#}"))
     }
 }
 
@@ -83,21 +115,14 @@ pub fn trials(
 ) -> Result<Vec<Trial>> {
     let mut trials = Vec::new();
     for server in servers {
-        let binary = match server {
-            ServerSpec::Variant(variant) => {
-                workspace_binary(&variant.name(), profile == Profile::Release)
-                    .map(Some)
-                    .map_err(|error| format!("{error:#}"))
-            }
-            ServerSpec::Target(_) => Ok(None),
-        };
+        let launch = Launch::of(server, profile);
         let configurations = dimensions.configurations(server);
         if configurations.is_empty() {
             trials.push(Trial {
                 server: server.clone(),
                 configuration: None,
                 label: server.name(),
-                binary: binary.clone(),
+                launch: launch.clone(),
             });
         }
         for configuration in configurations {
@@ -105,7 +130,7 @@ pub fn trials(
                 server: server.clone(),
                 label: dimensions.label(&server.name(), Some(&configuration)),
                 configuration: Some(configuration),
-                binary: binary.clone(),
+                launch: launch.clone(),
             });
         }
     }
@@ -147,17 +172,17 @@ pub fn environment(database_url: &str, configuration: &Configuration) -> ServerE
     environment
 }
 
-/// Starts a variant pinned to the server CPUs and waits until it answers.
-async fn start_variant(
-    variant: Variant,
-    binary: PathBuf,
+/// Starts a variant or a peer pinned to the server CPUs and waits until it answers.
+async fn start_server(
+    launch: Launch,
     configuration: &Configuration,
     session: &Session<'_>,
 ) -> Result<(RunningServer, f64)> {
     let database = session
         .database
-        .with_context(|| format!("{variant} needs a database"))?;
-    let mut command = session.placement.server_command(&binary);
+        .context("a server the harness starts needs a database")?;
+    let mut command = session.placement.server_command(&launch.program);
+    command.args(&launch.arguments);
     environment(&database.app_url, configuration).apply_to(&mut command);
     let started = Instant::now();
     let process = tokio::task::spawn_blocking(move || ServerProcess::spawn(command))
@@ -243,12 +268,13 @@ pub async fn check_contract(
     session: &Session<'_>,
 ) -> Result<conformance::Report> {
     let (expectations_url, statement_counts, variant, exact_bytes) = match &trial.server {
-        ServerSpec::Variant(variant) => {
-            let database = session.database.context("a variant needs a database")?;
+        // A peer implements the contract byte for byte too, and answers its name in /version.
+        ServerSpec::Variant(_) | ServerSpec::Peer(_) => {
+            let database = session.database.context("a server needs a database")?;
             (
                 database.admin_url.clone(),
                 database.statement_counts(),
-                Some(variant.name()),
+                Some(trial.server.name()),
                 true,
             )
         }
@@ -353,16 +379,15 @@ async fn run_trial<T>(
     record: &mut ServerRecord,
     measure: &mut impl AsyncFnMut(&Trial, &RunningServer) -> Result<T>,
 ) -> Result<Option<T>> {
-    let binary = trial.binary.clone().map_err(anyhow::Error::msg)?;
-    let running = match (&trial.server, binary, &trial.configuration) {
-        (ServerSpec::Variant(variant), Some(binary), Some(configuration)) => {
-            let (running, startup_seconds) =
-                start_variant(*variant, binary, configuration, session).await?;
+    let launch = trial.launch.clone().map_err(anyhow::Error::msg)?;
+    let running = match (&trial.server, launch, &trial.configuration) {
+        (ServerSpec::Target(target), _, _) => reach_target(&target.url, session).await?,
+        (_, Some(launch), Some(configuration)) => {
+            let (running, startup_seconds) = start_server(launch, configuration, session).await?;
             record.startup_seconds = Some(startup_seconds);
             running
         }
-        (ServerSpec::Target(target), _, _) => reach_target(&target.url, session).await?,
-        (ServerSpec::Variant(variant), _, _) => bail!("{variant}: no binary or configuration"),
+        (server, _, _) => bail!("{}: nothing to start it with", server.name()),
     };
     record.effective = running.effective.clone();
     let outcome = measure_verified(trial, session, verification, record, measure, &running).await;

@@ -10,6 +10,7 @@
 pub mod database;
 pub mod flags;
 pub mod lifecycle;
+pub mod peers;
 pub mod record;
 pub mod servers;
 pub mod settings;

@@ -9,6 +9,8 @@ use clap::ValueEnum;
 use clap::builder::PossibleValue;
 use serde::{Deserialize, Serialize};
 
+use crate::harness::peers::Peer;
+
 /// A bakeoff server variant: a workspace package whose binary has the same name, implements the
 /// contract and reads the shared configuration. The one list to extend when a variant is added.
 #[derive(
@@ -174,6 +176,8 @@ pub enum ServerKind {
     Variant,
     /// A server already running, given with `--target`.
     Target,
+    /// A Python peer (`peers/`), started by the harness like a variant.
+    Peer,
 }
 
 impl fmt::Display for ServerKind {
@@ -181,6 +185,7 @@ impl fmt::Display for ServerKind {
         formatter.write_str(match self {
             ServerKind::Variant => "variant",
             ServerKind::Target => "target",
+            ServerKind::Peer => "peer",
         })
     }
 }
@@ -189,6 +194,7 @@ impl fmt::Display for ServerKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerSpec {
     Variant(Variant),
+    Peer(Peer),
     Target(TargetSpec),
 }
 
@@ -196,6 +202,7 @@ impl ServerSpec {
     pub fn name(&self) -> String {
         match self {
             ServerSpec::Variant(variant) => variant.name(),
+            ServerSpec::Peer(peer) => peer.name(),
             ServerSpec::Target(target) => target.name.clone(),
         }
     }
@@ -203,17 +210,19 @@ impl ServerSpec {
     pub fn kind(&self) -> ServerKind {
         match self {
             ServerSpec::Variant(_) => ServerKind::Variant,
+            ServerSpec::Peer(_) => ServerKind::Peer,
             ServerSpec::Target(_) => ServerKind::Target,
         }
     }
 }
 
-/// The variants, then the targets, as one list.
-pub fn servers(variants: &[Variant], targets: &[TargetSpec]) -> Vec<ServerSpec> {
+/// The variants, then the peers, then the targets, as one list.
+pub fn servers(variants: &[Variant], peers: &[Peer], targets: &[TargetSpec]) -> Vec<ServerSpec> {
     variants
         .iter()
         .copied()
         .map(ServerSpec::Variant)
+        .chain(peers.iter().copied().map(ServerSpec::Peer))
         .chain(targets.iter().cloned().map(ServerSpec::Target))
         .collect()
 }

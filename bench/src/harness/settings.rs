@@ -116,10 +116,13 @@ impl Dimensions {
 
     /// The configurations `server` is run in; empty for a target (it runs as it was started).
     pub fn configurations(&self, server: &ServerSpec) -> Vec<Configuration> {
-        let ServerSpec::Variant(variant) = server else {
-            return Vec::new();
+        let recycle_applies = match server {
+            ServerSpec::Variant(variant) => variant.checks_out_connections(),
+            // Every peer's pool checks connections out (asyncpg, SQLAlchemy, psycopg_pool).
+            ServerSpec::Peer(_) => true,
+            ServerSpec::Target(_) => return Vec::new(),
         };
-        let recycle: Vec<Option<Recycle>> = if variant.checks_out_connections() {
+        let recycle: Vec<Option<Recycle>> = if recycle_applies {
             self.recycle.iter().copied().map(Some).collect()
         } else {
             vec![None]

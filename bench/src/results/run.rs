@@ -256,6 +256,9 @@ pub struct ServerFigures {
     pub threads_at_start: u64,
     #[serde(default)]
     pub rss_at_start_bytes: u64,
+    /// Processes in the server's tree, peak (1 for a Rust variant; a peer's master and workers).
+    #[serde(default)]
+    pub processes_peak: u64,
     /// Connections the server held to PostgreSQL (pg_stat_activity), peak over the run.
     pub db_connections_peak: Option<u64>,
     /// Statements the server ran (pg_stat_statements) per answer.

@@ -8,6 +8,7 @@ mod concurrency;
 mod docker;
 mod engine;
 mod http1;
+mod peers;
 mod quick_run;
 mod support;
 mod test_server;
