@@ -4,7 +4,7 @@
 //! newtype. With it, handlers return `Result<HttpResponse, Error>` and use `?` on core's parsers
 //! and queries; actix renders the error through [`ResponseError::error_response`].
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use bakeoff_core::{ApiError, JSON_CONTENT_TYPE};
 
@@ -21,8 +21,9 @@ impl ResponseError for Error {
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
         response.content_type(JSON_CONTENT_TYPE);
-        if let Some(seconds) = self.0.retry_after() {
-            response.insert_header((header::RETRY_AFTER, seconds));
+        // Retry-After on a 503, Allow on a 405 (actix sends none of its own).
+        for &(name, value) in self.0.headers() {
+            response.insert_header((name, value));
         }
         response.body(self.0.to_json())
     }

@@ -11,7 +11,7 @@ mod db;
 mod error;
 mod handlers;
 
-use actix_web::{App, HttpServer, Resource, Responder, web};
+use actix_web::{App, HttpServer, Resource, Responder, guard, web};
 use bakeoff_core::config::{self, SHUTDOWN_DEADLINE};
 use bakeoff_core::{Config, Variant, workload};
 
@@ -68,7 +68,9 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .default_service(web::to(handlers::route_not_found));
 }
 
-/// A resource answering GET at `path` and at `path/` (no redirect), and 405 for other methods.
+/// A resource answering GET and HEAD at `path` and at `path/` (no redirect), and 405 for other
+/// methods. actix routes HEAD only where asked (`web::get()` matches GET alone); for a HEAD it
+/// runs the same handler, keeps the body's Content-Length and sends no body.
 fn get<F, Args>(path: &str, handler: F) -> Resource
 where
     F: actix_web::Handler<Args>,
@@ -76,7 +78,11 @@ where
     F::Output: Responder + 'static,
 {
     web::resource([path.to_string(), format!("{path}/")])
-        .route(web::get().to(handler))
+        .route(
+            web::route()
+                .guard(guard::Any(guard::Get()).or(guard::Head()))
+                .to(handler),
+        )
         .default_service(web::to(handlers::method_not_allowed))
 }
 

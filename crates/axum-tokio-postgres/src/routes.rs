@@ -10,7 +10,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use bakeoff_core::model::{VersionInfo, to_json};
@@ -47,9 +47,8 @@ pub fn router(state: AppState) -> Router {
     ];
     let mut router = Router::new();
     for (path, method_router) in routes {
-        // axum would answer HEAD with the GET handler; the contract allows GET alone, as the
-        // other variants do.
-        let method_router = method_router.head(method_not_allowed);
+        // `get` also answers HEAD: axum runs the GET handler, sets the body's Content-Length and
+        // sends no body, as the contract asks.
         router = router
             .route(path, method_router.clone())
             .route(&format!("{path}/"), method_router);
@@ -65,12 +64,12 @@ struct Json(Result<Vec<u8>, ApiError>);
 
 impl IntoResponse for Json {
     fn into_response(self) -> Response {
-        let (status, body, retry_after) = match self.0 {
-            Ok(body) => (StatusCode::OK, body, None),
+        let (status, body, extra_headers) = match self.0 {
+            Ok(body) => (StatusCode::OK, body, [].as_slice()),
             Err(error) => {
                 let status = StatusCode::from_u16(error.status())
                     .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                (status, error.to_json(), error.retry_after())
+                (status, error.to_json(), error.headers())
             }
         };
         let mut response = (status, body).into_response();
@@ -79,8 +78,13 @@ impl IntoResponse for Json {
             header::CONTENT_TYPE,
             HeaderValue::from_static(JSON_CONTENT_TYPE),
         );
-        if let Some(seconds) = retry_after {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static(seconds));
+        // Retry-After on a 503, and Allow on a 405: axum adds its own `allow: GET,HEAD` only
+        // where the response has none, so core's spelling wins.
+        for &(name, value) in extra_headers {
+            headers.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
         }
         response
     }

@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 /// Seconds a client is asked to wait (`Retry-After`) when the database is unavailable.
 pub const RETRY_AFTER_SECONDS: &str = "1";
 
+/// The `Allow` header of a 405: every path of the contract answers GET, and HEAD as RFC 9110 asks
+/// of a general-purpose server. One spelling for every variant (axum's own would be `GET,HEAD`).
+pub const ALLOWED_METHODS: &str = "GET, HEAD";
+
 /// Every way a request can fail, with the status the contract gives it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
@@ -83,6 +87,23 @@ impl ApiError {
         (self.status() == 503).then_some(RETRY_AFTER_SECONDS)
     }
 
+    /// The headers an error answer carries besides `Content-Type`, as (lower-case name, value):
+    /// `retry-after` on a 503, `allow` on a 405. Lower case because HTTP/2 and the `http` crate's
+    /// static names require it; names are case-insensitive on the wire.
+    pub fn headers(&self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            ApiError::MethodNotAllowed => &[("allow", ALLOWED_METHODS)],
+            ApiError::DatabaseUnavailable | ApiError::Timeout => {
+                &[("retry-after", RETRY_AFTER_SECONDS)]
+            }
+            ApiError::InvalidInput(_)
+            | ApiError::ContactNotFound
+            | ApiError::RouteNotFound
+            | ApiError::PayloadTooLarge
+            | ApiError::Internal => &[],
+        }
+    }
+
     /// The body as a value.
     pub fn body(&self) -> ErrorBody {
         let errors = match self {
@@ -129,5 +150,11 @@ mod tests {
         );
         assert_eq!(ApiError::DatabaseUnavailable.retry_after(), Some("1"));
         assert_eq!(ApiError::Internal.retry_after(), None);
+        assert_eq!(
+            ApiError::MethodNotAllowed.headers(),
+            [("allow", "GET, HEAD")]
+        );
+        assert_eq!(ApiError::Timeout.headers(), [("retry-after", "1")]);
+        assert_eq!(ApiError::RouteNotFound.headers(), []);
     }
 }

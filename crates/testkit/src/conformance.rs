@@ -4,21 +4,172 @@
 //!
 //! The expected values come from the test's own SQL (written independently of `core::sql`) and
 //! are serialized with core's model, so a server that sends other values, other field order or
-//! other bytes fails. `bakeoff verify` runs the same checks against any server.
+//! other bytes fails. What the contract says in words is written here as literals, not taken from
+//! core: every error message (`BAD_REQUESTS` and the `*_MESSAGE` constants), and every header
+//! ([`CONTENT_TYPE`], [`HEADERS_BY_STATUS`]). A change to one of those in core then fails here
+//! until the contract is changed on purpose. `bakeoff verify` runs the same checks against any
+//! server.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use bakeoff_core::model::{Contact, ContactType, Page, VersionInfo, to_json};
-use bakeoff_core::params::{
-    ContactId, FibonacciN, Iterations, LastNamePrefix, Millis, PageRequest,
-};
+use bakeoff_core::params::Iterations;
 use bakeoff_core::workload::{self, FibonacciBody};
-use bakeoff_core::{ApiError, ErrorBody};
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_postgres::Client;
 
 use crate::openapi::OpenApi;
+
+/// The `Content-Type` of every answer of the contract, success or error.
+pub const CONTENT_TYPE: &str = "application/json";
+
+/// The headers the contract adds to an answer by its status: (status, header name, value).
+pub const HEADERS_BY_STATUS: [(u16, &str, &str); 2] = [
+    // Every path answers GET and HEAD, in this spelling on every variant.
+    (405, "allow", "GET, HEAD"),
+    // While the database is unavailable (or a handler ran out of time): retry in a second.
+    (503, "retry-after", "1"),
+];
+
+/// `limit` when the query has none.
+const DEFAULT_LIMIT: i64 = 100;
+
+/// The messages of the contract's 400s, by parameter.
+const CONTACT_ID_MESSAGE: &str = "must be an integer from 1 to 2147483647";
+const FIBONACCI_N_MESSAGE: &str = "must be an integer from 0 to 40";
+const ITERATIONS_MESSAGE: &str = "must be an integer from 1 to 10000";
+const MILLIS_MESSAGE: &str = "must be an integer from 0 to 60000";
+const LIMIT_MESSAGE: &str = "must be an integer from 1 to 200";
+const OFFSET_MESSAGE: &str = "must be an integer from 0 to 2147483647";
+const STARTS_LENGTH_MESSAGE: &str = "must be 1 to 100 characters";
+const STARTS_CHARACTERS_MESSAGE: &str = "may contain only letters, digits and spaces";
+
+/// An error answer of the contract: its status and its `errors`, (parameter or `request`,
+/// message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedError {
+    pub status: u16,
+    pub errors: Vec<(&'static str, &'static str)>,
+}
+
+impl ExpectedError {
+    /// An answer naming one parameter: (status, parameter, message).
+    fn one((status, parameter, message): (u16, &'static str, &'static str)) -> ExpectedError {
+        ExpectedError {
+            status,
+            errors: vec![(parameter, message)],
+        }
+    }
+}
+
+/// The errors of the contract other than 400s: (status, parameter or `request`, message).
+const CONTACT_NOT_FOUND: (u16, &str, &str) = (404, "contact_id", "contact not found");
+const ROUTE_NOT_FOUND: (u16, &str, &str) = (404, "request", "no such path");
+const METHOD_NOT_ALLOWED: (u16, &str, &str) = (405, "request", "method not allowed");
+
+/// Every rejected input of the contract: (path, status, parameter, exact message). Consecutive
+/// rows with the same path are one answer that names several parameters.
+#[rustfmt::skip]
+const BAD_REQUESTS: &[(&str, u16, &str, &str)] = &[
+    ("/contacts/0",                            400, "contact_id", CONTACT_ID_MESSAGE),
+    ("/contacts/abc",                          400, "contact_id", CONTACT_ID_MESSAGE),
+    ("/contacts/-1",                           400, "contact_id", CONTACT_ID_MESSAGE),
+    ("/contacts/2147483648",                   400, "contact_id", CONTACT_ID_MESSAGE),
+    ("/contacts/1.5",                          400, "contact_id", CONTACT_ID_MESSAGE),
+    ("/contacts/1e3/",                         400, "contact_id", CONTACT_ID_MESSAGE),
+    ("/contacts/%20",                          400, "contact_id", CONTACT_ID_MESSAGE),
+    ("/contacts/99999999999999999999999",      400, "contact_id", CONTACT_ID_MESSAGE),
+    ("/contacts?limit=0",                      400, "limit",      LIMIT_MESSAGE),
+    ("/contacts?limit=201",                    400, "limit",      LIMIT_MESSAGE),
+    ("/contacts?limit=abc",                    400, "limit",      LIMIT_MESSAGE),
+    ("/contacts?limit=",                       400, "limit",      LIMIT_MESSAGE),
+    ("/contacts/?offset=-1",                   400, "offset",     OFFSET_MESSAGE),
+    ("/contacts?offset=2147483648",            400, "offset",     OFFSET_MESSAGE),
+    ("/contacts?offset=1.5",                   400, "offset",     OFFSET_MESSAGE),
+    ("/contacts?starts=",                      400, "starts",     STARTS_LENGTH_MESSAGE),
+    // 101 characters, one over the limit.
+    (LONG_STARTS_PATH,                         400, "starts",     STARTS_LENGTH_MESSAGE),
+    ("/contacts?starts=a%25",                  400, "starts",     STARTS_CHARACTERS_MESSAGE),
+    ("/contacts?starts=a_b",                   400, "starts",     STARTS_CHARACTERS_MESSAGE),
+    ("/contacts?starts=o%27brien",             400, "starts",     STARTS_CHARACTERS_MESSAGE),
+    // Every invalid value is reported, not just the first.
+    ("/contacts?limit=0&offset=-1&starts=%25", 400, "limit",      LIMIT_MESSAGE),
+    ("/contacts?limit=0&offset=-1&starts=%25", 400, "offset",     OFFSET_MESSAGE),
+    ("/contacts?limit=0&offset=-1&starts=%25", 400, "starts",     STARTS_CHARACTERS_MESSAGE),
+    ("/fibonacci/41",                          400, "n",          FIBONACCI_N_MESSAGE),
+    ("/fibonacci/-1",                          400, "n",          FIBONACCI_N_MESSAGE),
+    ("/fibonacci/x/",                          400, "n",          FIBONACCI_N_MESSAGE),
+    ("/test/sync-cpubound/0",                  400, "iterations", ITERATIONS_MESSAGE),
+    ("/test/sync-cpubound/10001",              400, "iterations", ITERATIONS_MESSAGE),
+    ("/test/offload-cpubound/x",               400, "iterations", ITERATIONS_MESSAGE),
+    ("/test/async-iobound/60001",              400, "millis",     MILLIS_MESSAGE),
+    ("/test/blocking-iobound/-5",              400, "millis",     MILLIS_MESSAGE),
+];
+
+/// A `starts` of 101 letters.
+const LONG_STARTS_PATH: &str = "/contacts?starts=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+/// [`BAD_REQUESTS`] as one expected answer per path.
+fn bad_requests() -> Vec<(&'static str, ExpectedError)> {
+    let mut cases: Vec<(&'static str, ExpectedError)> = Vec::new();
+    for &(path, status, parameter, message) in BAD_REQUESTS {
+        match cases.last_mut() {
+            Some((last_path, expected)) if *last_path == path && expected.status == status => {
+                expected.errors.push((parameter, message));
+            }
+            _ => cases.push((path, ExpectedError::one((status, parameter, message)))),
+        }
+    }
+    cases
+}
+
+/// Paths no route matches, whatever the method.
+const UNKNOWN_PATHS: &[&str] = &[
+    "/nope",
+    "/contacts/1/extra",
+    "/version/extra",
+    "/test",
+    "/test/unknown/1",
+];
+
+/// Methods other than GET and HEAD on known paths (405 with `Allow`), and on unknown ones (404).
+const OTHER_METHODS: &[(&str, &str, (u16, &str, &str))] = &[
+    ("POST", "/version", METHOD_NOT_ALLOWED),
+    ("POST", "/contacts", METHOD_NOT_ALLOWED),
+    ("PUT", "/types/", METHOD_NOT_ALLOWED),
+    ("DELETE", "/contacts/1", METHOD_NOT_ALLOWED),
+    ("DELETE", "/contacts/abc", METHOD_NOT_ALLOWED),
+    ("PATCH", "/fibonacci/3", METHOD_NOT_ALLOWED),
+    ("OPTIONS", "/openapi.json", METHOD_NOT_ALLOWED),
+    ("POST", "/test/resmon", METHOD_NOT_ALLOWED),
+    ("POST", "/nope", ROUTE_NOT_FOUND),
+    ("DELETE", "/contacts/1/extra", ROUTE_NOT_FOUND),
+];
+
+/// Paths whose HEAD must answer as their GET does, with its status: the same headers, the GET
+/// body's length as `Content-Length`, and no body. Their bodies do not change between two
+/// requests, so the lengths can be compared. A contact that exists and one that does not are
+/// added from the database.
+const HEAD_PATHS: &[(&str, u16)] = &[
+    ("/version", 200),
+    ("/types/", 200),
+    ("/contacts?limit=3&offset=1", 200),
+    // Over 32 KiB, where some servers switch to chunked coding.
+    ("/contacts?limit=200", 200),
+    ("/fibonacci/20", 200),
+    ("/openapi.json", 200),
+    ("/contacts/0", 400),
+    ("/contacts?limit=0&offset=-1", 400),
+    ("/fibonacci/41/", 400),
+    ("/test/sync-cpubound/0", 400),
+    ("/nope", 404),
+    ("/contacts/1/extra", 404),
+];
+
+/// `fib(n)` as the contract computes it (`fib(0) = fib(1) = 1`).
+const FIBONACCI: [(&str, u64); 5] = [("0", 1), ("1", 1), ("2", 2), ("10", 89), ("25", 121_393)];
 
 /// What to check a server against.
 #[derive(Debug, Clone)]
@@ -33,8 +184,9 @@ pub struct Target {
     pub variant: Option<String>,
     /// The `WORKERS` the server was given, when known (checked in `/test/resmon`).
     pub workers: Option<usize>,
-    /// Bodies must be byte-for-byte what core serializes (every bakeoff variant). Off for foreign
-    /// servers, whose JSON is compared as values and whose error messages may differ.
+    /// Bodies must be byte-for-byte what core serializes (every bakeoff variant), and headers
+    /// exactly the contract's spelling. Off for foreign servers, whose JSON is compared as
+    /// values, whose error messages may differ, and whose headers need only mean the same.
     pub exact_bytes: bool,
 }
 
@@ -73,12 +225,74 @@ impl std::fmt::Display for Report {
 }
 
 /// A response as the checks see it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Answer {
     pub status: u16,
-    pub content_type: String,
-    pub retry_after: Option<String>,
+    /// Every header as received, names in lower case, in order.
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// Every value of the header `name` (lower case).
+    pub fn header_values(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(header, _)| header == name)
+            .map(|(_, value)| value.as_str())
+            .collect()
+    }
+
+    /// The value of the header `name` (lower case), if it came exactly once.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        match self.header_values(name).as_slice() {
+            [value] => Some(value),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a header value means what the contract's does, for servers that need not spell it
+/// the same: a media type with parameters, methods in another order or spacing, another delay.
+fn equivalent_header(name: &str, got: &str, expected: &str) -> bool {
+    match name {
+        "content-type" => got
+            .split(';')
+            .next()
+            .is_some_and(|media_type| media_type.trim().eq_ignore_ascii_case(expected)),
+        "allow" => {
+            let methods = |list: &str| {
+                let mut methods: Vec<String> = list
+                    .split(',')
+                    .map(|method| method.trim().to_string())
+                    .filter(|method| !method.is_empty())
+                    .collect();
+                methods.sort();
+                methods
+            };
+            methods(got) == methods(expected)
+        }
+        "retry-after" => got.trim().parse::<u64>().is_ok(),
+        _ => got == expected,
+    }
+}
+
+/// The exact bytes of an error body: `{"status":S,"errors":{"key":"message",...}}`, keys in
+/// alphabetical order. Strings are escaped by serde_json; the layout is the contract's.
+fn error_bytes(expected: &ExpectedError) -> Vec<u8> {
+    let mut errors = expected.errors.to_vec();
+    errors.sort();
+    let quoted = |text: &str| serde_json::to_string(text).unwrap_or_default();
+    let members: Vec<String> = errors
+        .iter()
+        .map(|(key, message)| format!("{}:{}", quoted(key), quoted(message)))
+        .collect();
+    format!(
+        "{{\"status\":{},\"errors\":{{{}}}}}",
+        expected.status,
+        members.join(",")
+    )
+    .into_bytes()
 }
 
 /// The most statements one request may run.
@@ -133,6 +347,7 @@ impl<'a> Checker<'a> {
         self.check_test_endpoints().await?;
         self.check_bad_requests().await?;
         self.check_not_found_and_methods().await?;
+        self.check_head().await?;
         self.check_openapi_document().await?;
         Ok(())
     }
@@ -147,20 +362,20 @@ impl<'a> Checker<'a> {
         let result = async {
             let response = self.http.request(method.clone(), &url).send().await?;
             let status = response.status().as_u16();
-            let header = |name: &str| {
-                response
-                    .headers()
-                    .get(name)
-                    .and_then(|value| value.to_str().ok())
-                    .map(str::to_string)
-            };
-            let content_type = header("content-type").unwrap_or_default();
-            let retry_after = header("retry-after");
+            let headers = response
+                .headers()
+                .iter()
+                .map(|(name, value)| {
+                    (
+                        name.as_str().to_string(),
+                        String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
             let body = response.bytes().await?.to_vec();
             Ok::<_, reqwest::Error>(Answer {
                 status,
-                content_type,
-                retry_after,
+                headers,
                 body,
             })
         }
@@ -174,37 +389,62 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// Checks status, content type, the OpenAPI schema, and returns the parsed body.
+    /// Checks status, headers, the OpenAPI schema, and returns the parsed body.
     async fn fetch(&mut self, path: &str, status: u16) -> Option<(Answer, Value)> {
         self.report.checks += 1;
         let answer = self.send(reqwest::Method::GET, path).await?;
-        self.check_envelope(&answer, "GET", path, status)
+        self.check_envelope(answer, "GET", path, status)
+    }
+
+    /// Checks the contract's headers of one answer: `Content-Type`, and those its status
+    /// carries ([`HEADERS_BY_STATUS`]), each exactly once.
+    fn check_headers(&mut self, what: &str, answer: &Answer) {
+        let expected = std::iter::once(("content-type", CONTENT_TYPE)).chain(
+            HEADERS_BY_STATUS
+                .iter()
+                .filter(|(status, _, _)| *status == answer.status)
+                .map(|&(_, name, value)| (name, value)),
+        );
+        for (name, value) in expected {
+            let got = answer.header_values(name);
+            let matches = match got.as_slice() {
+                [one] if self.target.exact_bytes => *one == value,
+                [one] => equivalent_header(name, one, value),
+                _ => false,
+            };
+            if matches {
+                continue;
+            }
+            let got = match got.as_slice() {
+                [] => "missing".to_string(),
+                [one] => format!("{one:?}"),
+                many => format!("sent {} times: {many:?}", many.len()),
+            };
+            self.fail(format!(
+                "{what}: answered {} with header {name} {got} (expected {value:?})",
+                answer.status
+            ));
+        }
     }
 
     fn check_envelope(
         &mut self,
-        answer: &Answer,
+        answer: Answer,
         method: &str,
         path: &str,
         status: u16,
     ) -> Option<(Answer, Value)> {
         let preview =
             String::from_utf8_lossy(&answer.body[..answer.body.len().min(300)]).into_owned();
+        // The headers go with the status the server chose, so a wrong status (a 503 in the middle
+        // of a run, say) is checked for its own headers too.
+        self.check_headers(&format!("{method} {path}"), &answer);
         if answer.status != status {
             self.fail(format!(
                 "{method} {path}: status {} (expected {status}); body {preview}",
                 answer.status
             ));
             return None;
-        }
-        if !answer
-            .content_type
-            .starts_with(bakeoff_core::JSON_CONTENT_TYPE)
-        {
-            self.fail(format!(
-                "{method} {path}: content-type {:?} is not application/json",
-                answer.content_type
-            ));
         }
         let value: Value = match serde_json::from_slice(&answer.body) {
             Ok(value) => value,
@@ -220,15 +460,7 @@ impl<'a> Checker<'a> {
         {
             self.fail(format!("{error:#}"));
         }
-        Some((
-            Answer {
-                status: answer.status,
-                content_type: answer.content_type.clone(),
-                retry_after: answer.retry_after.clone(),
-                body: answer.body.clone(),
-            },
-            value,
-        ))
+        Some((answer, value))
     }
 
     /// Checks that `path` answers `status` with exactly `expected`'s JSON.
@@ -444,7 +676,7 @@ impl<'a> Checker<'a> {
             .await?
             .map(|row| row.get(0));
 
-        let default_limit = PageRequest::DEFAULT_LIMIT;
+        let default_limit = DEFAULT_LIMIT;
         let mut cases: Vec<(String, i64, i64, Option<String>)> = vec![
             ("/contacts".into(), default_limit, 0, None),
             ("/contacts/".into(), default_limit, 0, None),
@@ -579,21 +811,18 @@ impl<'a> Checker<'a> {
             if self.expected_contact(absent).await?.is_some() {
                 continue;
             }
-            self.expect_error(&format!("/contacts/{absent}"), &ApiError::ContactNotFound)
-                .await;
+            self.expect_error(
+                &format!("/contacts/{absent}"),
+                &ExpectedError::one(CONTACT_NOT_FOUND),
+            )
+            .await;
         }
         Ok(())
     }
 
     async fn check_fibonacci(&mut self) -> Result<()> {
-        for n in ["0", "1", "2", "10", "25"] {
-            let Ok(parsed) = FibonacciN::parse(n) else {
-                continue;
-            };
-            let expected = FibonacciBody {
-                result: workload::fibonacci(parsed),
-            };
-            self.expect_body(&format!("/fibonacci/{n}"), 200, &expected)
+        for (n, result) in FIBONACCI {
+            self.expect_body(&format!("/fibonacci/{n}"), 200, &FibonacciBody { result })
                 .await;
         }
         self.expect_body("/fibonacci/10/", 200, &FibonacciBody { result: 89 })
@@ -678,151 +907,220 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// Checks an error answer: the status and, for bakeoff variants, the exact body.
-    async fn expect_error(&mut self, path: &str, expected: &ApiError) {
-        let Some((answer, value)) = self.fetch(path, expected.status()).await else {
+    /// Checks an error answer: the status, the headers and, for bakeoff variants, the exact body.
+    async fn expect_error(&mut self, path: &str, expected: &ExpectedError) {
+        let Some((answer, value)) = self.fetch(path, expected.status).await else {
             return;
         };
         self.compare_error(&format!("GET {path}"), &answer, &value, expected);
     }
 
-    fn compare_error(&mut self, what: &str, answer: &Answer, value: &Value, expected: &ApiError) {
+    fn compare_error(
+        &mut self,
+        what: &str,
+        answer: &Answer,
+        value: &Value,
+        expected: &ExpectedError,
+    ) {
+        let expected_bytes = error_bytes(expected);
         if self.target.exact_bytes {
-            let expected_body = expected.body();
-            let got: Option<ErrorBody> = serde_json::from_value(value.clone()).ok();
-            if got.as_ref() != Some(&expected_body) || answer.body != expected.to_json() {
+            if answer.body != expected_bytes {
                 self.fail(format!(
                     "{what}: error body {} (expected {})",
                     String::from_utf8_lossy(&answer.body),
-                    String::from_utf8_lossy(&expected.to_json())
+                    String::from_utf8_lossy(&expected_bytes)
                 ));
             }
             return;
         }
-        // Foreign servers: the same status and the same parameter named.
-        let keys = |body: &ErrorBody| body.errors.keys().cloned().collect::<Vec<_>>();
-        let got: Option<ErrorBody> = serde_json::from_value(value.clone()).ok();
-        if got.as_ref().map(keys) != Some(keys(&expected.body())) {
+        // Foreign servers: the same status and the same parameters named; messages may differ.
+        let mut expected_keys: Vec<&str> = expected.errors.iter().map(|(key, _)| *key).collect();
+        expected_keys.sort();
+        let got_keys = value["errors"].as_object().map(|errors| {
+            let mut keys: Vec<&str> = errors.keys().map(String::as_str).collect();
+            keys.sort();
+            keys
+        });
+        if value["status"] != Value::from(expected.status)
+            || got_keys != Some(expected_keys.clone())
+        {
             self.fail(format!(
-                "{what}: error body {value} does not name {:?}",
-                keys(&expected.body())
+                "{what}: error body {value} does not have status {} and errors named {expected_keys:?}",
+                expected.status
             ));
         }
     }
 
     async fn check_bad_requests(&mut self) -> Result<()> {
-        let long = "a".repeat(LastNamePrefix::MAX_CHARS + 1);
-        let page = |query: &str| PageRequest::from_query(Some(query)).err();
-        let cases: Vec<(String, Option<ApiError>)> = vec![
-            ("/contacts/0".into(), ContactId::parse("0").err()),
-            ("/contacts/abc".into(), ContactId::parse("abc").err()),
-            ("/contacts/-1".into(), ContactId::parse("-1").err()),
-            (
-                "/contacts/2147483648".into(),
-                ContactId::parse("2147483648").err(),
-            ),
-            ("/contacts/1.5".into(), ContactId::parse("1.5").err()),
-            ("/contacts/1e3/".into(), ContactId::parse("1e3").err()),
-            ("/contacts/%20".into(), ContactId::parse(" ").err()),
-            (
-                "/contacts/99999999999999999999999".into(),
-                ContactId::parse("99999999999999999999999").err(),
-            ),
-            ("/contacts?limit=0".into(), page("limit=0")),
-            ("/contacts?limit=201".into(), page("limit=201")),
-            ("/contacts?limit=abc".into(), page("limit=abc")),
-            ("/contacts?limit=".into(), page("limit=")),
-            ("/contacts/?offset=-1".into(), page("offset=-1")),
-            (
-                "/contacts?offset=2147483648".into(),
-                page("offset=2147483648"),
-            ),
-            ("/contacts?offset=1.5".into(), page("offset=1.5")),
-            ("/contacts?starts=".into(), page("starts=")),
-            ("/contacts?starts=a%25".into(), page("starts=a%25")),
-            ("/contacts?starts=a_b".into(), page("starts=a_b")),
-            (
-                "/contacts?starts=o%27brien".into(),
-                page("starts=o%27brien"),
-            ),
-            (
-                format!("/contacts?starts={long}"),
-                page(&format!("starts={long}")),
-            ),
-            (
-                "/contacts?limit=0&offset=-1&starts=%25".into(),
-                page("limit=0&offset=-1&starts=%25"),
-            ),
-            ("/fibonacci/41".into(), FibonacciN::parse("41").err()),
-            ("/fibonacci/-1".into(), FibonacciN::parse("-1").err()),
-            ("/fibonacci/x/".into(), FibonacciN::parse("x").err()),
-            ("/test/sync-cpubound/0".into(), Iterations::parse("0").err()),
-            (
-                "/test/sync-cpubound/10001".into(),
-                Iterations::parse("10001").err(),
-            ),
-            (
-                "/test/offload-cpubound/x".into(),
-                Iterations::parse("x").err(),
-            ),
-            (
-                "/test/async-iobound/60001".into(),
-                Millis::parse("60001").err(),
-            ),
-            (
-                "/test/blocking-iobound/-5".into(),
-                Millis::parse("-5").err(),
-            ),
-        ];
-        for (path, expected) in cases {
-            let Some(expected) = expected else {
-                self.fail(format!("test table: core accepts the input of {path}"));
-                continue;
-            };
-            self.expect_error(&path, &expected).await;
+        for (path, expected) in bad_requests() {
+            self.expect_error(path, &expected).await;
         }
         Ok(())
     }
 
     async fn check_not_found_and_methods(&mut self) -> Result<()> {
-        for path in [
-            "/nope",
-            "/contacts/1/extra",
-            "/version/extra",
-            "/test",
-            "/test/unknown/1",
-        ] {
-            self.expect_error(path, &ApiError::RouteNotFound).await;
+        for path in UNKNOWN_PATHS {
+            self.expect_error(path, &ExpectedError::one(ROUTE_NOT_FOUND))
+                .await;
         }
-        let wrong_methods = [
-            (reqwest::Method::POST, "/version"),
-            (reqwest::Method::POST, "/contacts"),
-            (reqwest::Method::PUT, "/types/"),
-            (reqwest::Method::DELETE, "/contacts/1"),
-            (reqwest::Method::PATCH, "/fibonacci/3"),
-        ];
-        for (method, path) in wrong_methods {
+        for &(method, path, expected) in OTHER_METHODS {
+            let expected = ExpectedError::one(expected);
             self.report.checks += 1;
+            let Ok(method) = reqwest::Method::from_bytes(method.as_bytes()) else {
+                self.fail(format!("test table: {method:?} is not a method"));
+                continue;
+            };
             let Some(answer) = self.send(method.clone(), path).await else {
                 continue;
             };
             let what = format!("{method} {path}");
-            if let Some((answer, value)) = self.check_envelope(&answer, method.as_str(), path, 405)
+            if let Some((answer, value)) =
+                self.check_envelope(answer, method.as_str(), path, expected.status)
             {
-                self.compare_error(&what, &answer, &value, &ApiError::MethodNotAllowed);
+                self.compare_error(&what, &answer, &value, &expected);
             }
         }
-        // HEAD has no body to compare: every variant answers only GET, so HEAD is 405 too.
-        self.report.checks += 1;
-        if let Some(answer) = self.send(reqwest::Method::HEAD, "/types").await
-            && answer.status != 405
-        {
-            self.fail(format!(
-                "HEAD /types: status {} (expected 405)",
-                answer.status
-            ));
+        Ok(())
+    }
+
+    /// HEAD answers as GET does, without the body: for each path, the GET's status, the
+    /// contract's headers, `Content-Length` equal to the GET body's length, and nothing after
+    /// the headers.
+    async fn check_head(&mut self) -> Result<()> {
+        let mut paths: Vec<(String, u16)> = HEAD_PATHS
+            .iter()
+            .map(|&(path, status)| (path.to_string(), status))
+            .collect();
+        let ids = self
+            .database
+            .query_one(
+                "SELECT min(contact_id), coalesce(max(contact_id), 0) FROM contacts",
+                &[],
+            )
+            .await?;
+        if let Some(first) = ids.get::<_, Option<i32>>(0) {
+            paths.push((format!("/contacts/{first}"), 200));
+        }
+        let last: i32 = ids.get(1);
+        if last < i32::MAX {
+            paths.push((format!("/contacts/{}/", last + 1), 404));
+        }
+
+        for (path, status) in paths {
+            self.report.checks += 1;
+            let Some(get) = self.send(reqwest::Method::GET, &path).await else {
+                continue;
+            };
+            if get.status != status {
+                self.fail(format!(
+                    "GET {path}: status {} (expected {status}), so its HEAD cannot be compared",
+                    get.status
+                ));
+                continue;
+            }
+            let Some(head) = self.send_head(&path).await else {
+                continue;
+            };
+            let what = format!("HEAD {path}");
+            if head.status != status {
+                self.fail(format!(
+                    "{what}: status {} (the GET's is {status})",
+                    head.status
+                ));
+                continue;
+            }
+            self.check_headers(&what, &head);
+            let length = head.header("content-length");
+            if length.and_then(|length| length.parse::<usize>().ok()) != Some(get.body.len()) {
+                self.fail(format!(
+                    "{what}: Content-Length {length:?} (the GET's body is {} bytes)",
+                    get.body.len()
+                ));
+            }
+            if !head.body.is_empty() {
+                self.fail(format!(
+                    "{what}: {} bytes after the headers (a HEAD answer has no body): {}",
+                    head.body.len(),
+                    String::from_utf8_lossy(&head.body[..head.body.len().min(200)])
+                ));
+            }
         }
         Ok(())
+    }
+
+    /// Sends `HEAD path` on a connection of its own with `Connection: close` and reads until the
+    /// server closes it, so that bytes sent after the headers are seen: an HTTP client would
+    /// drop them, knowing that an answer to HEAD has no body.
+    async fn send_head(&mut self, path: &str) -> Option<Answer> {
+        match self.head_over_tcp(path).await {
+            Ok(answer) => Some(answer),
+            Err(error) => {
+                self.fail(format!("HEAD {path}: {error:#}"));
+                None
+            }
+        }
+    }
+
+    async fn head_over_tcp(&self, path: &str) -> Result<Answer> {
+        const LIMIT: Duration = Duration::from_secs(30);
+        let url = url::Url::parse(&self.target.base_url)
+            .with_context(|| format!("{} is not a URL", self.target.base_url))?;
+        anyhow::ensure!(
+            url.scheme() == "http",
+            "HEAD is checked over plain TCP, which needs an http:// URL (got {})",
+            self.target.base_url
+        );
+        let host = url.host_str().context("the base URL has no host")?;
+        let port = url.port_or_known_default().unwrap_or(80);
+        let authority = format!("{host}:{port}");
+        let exchange = async {
+            let mut stream = tokio::net::TcpStream::connect(&authority)
+                .await
+                .with_context(|| format!("connecting to {authority}"))?;
+            let request =
+                format!("HEAD {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+            stream
+                .write_all(request.as_bytes())
+                .await
+                .context("sending the request")?;
+            let mut received = Vec::new();
+            stream
+                .read_to_end(&mut received)
+                .await
+                .context("reading the answer")?;
+            Ok::<_, anyhow::Error>(received)
+        };
+        let received = tokio::time::timeout(LIMIT, exchange).await.with_context(|| {
+            format!("no complete answer within {LIMIT:?} (the connection stayed open after `Connection: close`?)")
+        })??;
+
+        let mut header_slots = [httparse::EMPTY_HEADER; 64];
+        let mut response = httparse::Response::new(&mut header_slots);
+        let head_length = match response.parse(&received) {
+            Ok(httparse::Status::Complete(length)) => length,
+            Ok(httparse::Status::Partial) => anyhow::bail!(
+                "the connection closed within the headers: {:?}",
+                String::from_utf8_lossy(&received)
+            ),
+            Err(error) => anyhow::bail!(
+                "not an HTTP answer ({error}): {:?}",
+                String::from_utf8_lossy(&received[..received.len().min(300)])
+            ),
+        };
+        Ok(Answer {
+            status: response.code.unwrap_or(0),
+            headers: response
+                .headers
+                .iter()
+                .map(|header| {
+                    (
+                        header.name.to_ascii_lowercase(),
+                        String::from_utf8_lossy(header.value).into_owned(),
+                    )
+                })
+                .collect(),
+            body: received[head_length..].to_vec(),
+        })
     }
 
     async fn check_openapi_document(&mut self) -> Result<()> {
@@ -839,5 +1137,58 @@ impl<'a> Checker<'a> {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_are_the_contract_layout_with_keys_in_order() {
+        let (_, expected) = bad_requests()
+            .into_iter()
+            .find(|(path, _)| *path == "/contacts?limit=0&offset=-1&starts=%25")
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(error_bytes(&expected)).unwrap(),
+            r#"{"status":400,"errors":{"limit":"must be an integer from 1 to 200","offset":"must be an integer from 0 to 2147483647","starts":"may contain only letters, digits and spaces"}}"#
+        );
+        let reversed = ExpectedError {
+            status: 405,
+            errors: vec![("x", "b"), ("request", "method not allowed")],
+        };
+        assert_eq!(
+            String::from_utf8(error_bytes(&reversed)).unwrap(),
+            r#"{"status":405,"errors":{"request":"method not allowed","x":"b"}}"#
+        );
+        assert_eq!(bad_requests().len(), BAD_REQUESTS.len() - 2);
+    }
+
+    #[test]
+    fn foreign_headers_may_be_spelled_otherwise_but_must_mean_the_same() {
+        assert!(equivalent_header("allow", "HEAD,GET", "GET, HEAD"));
+        assert!(!equivalent_header("allow", "GET", "GET, HEAD"));
+        assert!(!equivalent_header("allow", "GET, HEAD, POST", "GET, HEAD"));
+        assert!(equivalent_header(
+            "content-type",
+            "Application/JSON; charset=utf-8",
+            "application/json"
+        ));
+        assert!(!equivalent_header(
+            "content-type",
+            "text/plain",
+            "application/json"
+        ));
+        assert!(equivalent_header("retry-after", "5", "1"));
+        assert!(!equivalent_header("retry-after", "soon", "1"));
+    }
+
+    #[test]
+    fn the_longest_rejected_prefix_is_one_over_the_limit() {
+        let prefix = LONG_STARTS_PATH.trim_start_matches("/contacts?starts=");
+        assert_eq!(prefix.len(), 101);
+        assert!(prefix.bytes().all(|byte| byte == b'a'));
     }
 }

@@ -80,7 +80,8 @@ impl App {
         }
     }
 
-    /// Answers one request: the JSON body of a 200, or the contract's error.
+    /// Answers one request: the JSON body of a 200, or the contract's error. A HEAD gets the
+    /// GET's answer; tiny_http sends its headers and leaves the body out.
     pub fn handle(
         &self,
         method: &Method,
@@ -88,7 +89,7 @@ impl App {
         query: Option<&str>,
     ) -> Result<Vec<u8>, ApiError> {
         let route = Route::parse(path).ok_or(ApiError::RouteNotFound)?;
-        if *method != Method::Get {
+        if !matches!(method, Method::Get | Method::Head) {
             return Err(ApiError::MethodNotAllowed);
         }
         Ok(match route {

@@ -19,7 +19,7 @@ use bakeoff_core::{
 };
 use percent_encoding::percent_decode_str;
 use warp::http::StatusCode;
-use warp::http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use warp::http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use warp::reject::{MethodNotAllowed, PayloadTooLarge};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
@@ -46,16 +46,16 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
     let state = warp::any().map(move || state.clone());
 
     let version = warp::path!("version")
-        .and(warp::get())
+        .and(get_or_head())
         .then(|| answer(async { Ok(to_json(&VersionInfo::of(crate::VARIANT.name))) }));
     let types = warp::path!("types")
-        .and(warp::get())
+        .and(get_or_head())
         .and(state.clone())
         .then(|state: AppState| {
             answer(async move { Ok(to_json(&db::list_types(&state.pool).await?)) })
         });
     let contacts = warp::path!("contacts")
-        .and(warp::get())
+        .and(get_or_head())
         .and(raw_query())
         .and(state.clone())
         .then(|query: Option<String>, state: AppState| {
@@ -65,7 +65,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
             })
         });
     let contact = warp::path!("contacts" / String)
-        .and(warp::get())
+        .and(get_or_head())
         .and(state.clone())
         .then(|id: String, state: AppState| {
             answer(async move {
@@ -74,7 +74,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
             })
         });
     let fibonacci = warp::path!("fibonacci" / String)
-        .and(warp::get())
+        .and(get_or_head())
         .then(|n: String| {
             answer(async move {
                 let n = FibonacciN::parse(&decoded(&n))?;
@@ -101,10 +101,10 @@ fn test_routes(
     state: impl Filter<Extract = (AppState,), Error = Infallible> + Clone + Send + Sync + 'static,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let calibrate = warp::path!("test" / "calibrate")
-        .and(warp::get())
+        .and(get_or_head())
         .then(|| answer(async { Ok(to_json(&workload::calibrate())) }));
     let sync_cpubound = warp::path!("test" / "sync-cpubound" / String)
-        .and(warp::get())
+        .and(get_or_head())
         .then(|iterations: String| {
             answer(async move {
                 // Inline on the runtime's worker thread, on purpose: this route shows the cost.
@@ -113,7 +113,7 @@ fn test_routes(
             })
         });
     let offload_cpubound = warp::path!("test" / "offload-cpubound" / String)
-        .and(warp::get())
+        .and(get_or_head())
         .then(|iterations: String| {
             answer(async move {
                 let iterations = Iterations::parse(&decoded(&iterations))?;
@@ -128,7 +128,7 @@ fn test_routes(
             })
         });
     let async_iobound = warp::path!("test" / "async-iobound" / String)
-        .and(warp::get())
+        .and(get_or_head())
         .then(|millis: String| {
             answer(async move {
                 let millis = Millis::parse(&decoded(&millis))?;
@@ -138,7 +138,7 @@ fn test_routes(
             })
         });
     let blocking_iobound = warp::path!("test" / "blocking-iobound" / String)
-        .and(warp::get())
+        .and(get_or_head())
         .then(|millis: String| {
             answer(async move {
                 let millis = Millis::parse(&decoded(&millis))?;
@@ -150,7 +150,7 @@ fn test_routes(
             })
         });
     let resmon = warp::path!("test" / "resmon")
-        .and(warp::get())
+        .and(get_or_head())
         .and(state)
         .then(|state: AppState| {
             answer(async move {
@@ -181,12 +181,19 @@ fn test_routes(
 
 /// `GET /openapi.json`: the contract's document, byte for byte.
 fn openapi() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    warp::path!("openapi.json").and(warp::get()).map(|| {
+    warp::path!("openapi.json").and(get_or_head()).map(|| {
         json_response(
             StatusCode::OK,
             bakeoff_core::openapi::OPENAPI_JSON.as_bytes().to_vec(),
         )
     })
+}
+
+/// The methods of every route: GET, and HEAD as RFC 9110 asks of a general-purpose server. A HEAD
+/// runs the GET's handler; hyper sends its headers, the body's Content-Length included, and no
+/// body. Any other method rejects with warp's `MethodNotAllowed`, which [`rejection`] answers.
+fn get_or_head() -> impl Filter<Extract = (), Error = Rejection> + Copy {
+    warp::get().or(warp::head()).unify()
 }
 
 /// The raw query string, if the request has one. `PageRequest::from_query` parses it, so that
@@ -234,10 +241,12 @@ async fn rejection(rejection: Rejection) -> Result<Response, Infallible> {
 fn error_response(error: &ApiError) -> Response {
     let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = json_response(status, error.to_json());
-    if let Some(seconds) = error.retry_after() {
-        response
-            .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from_static(seconds));
+    // Retry-After on a 503, Allow on a 405 (warp's own rejections carry none).
+    for &(name, value) in error.headers() {
+        response.headers_mut().insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
     }
     response
 }
