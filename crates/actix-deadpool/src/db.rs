@@ -9,7 +9,8 @@
 //! after checking only that its socket is still open (its driver task sees a terminated backend
 //! at once), `verified` also runs an empty query on it first. Either way a request whose first
 //! statement finds its connection closed under it (a restart, `pg_terminate_backend`) takes that
-//! connection out of the pool and runs once more on another before anything is answered.
+//! connection out of the pool and runs once more on another, verified with an empty query under
+//! either policy, before anything is answered.
 //!
 //! A connection's socket is driven by a task on the event loop of the worker that opened it, and
 //! stays there while other workers check the connection out. So a worker busy in a blocking
@@ -113,12 +114,32 @@ impl Database {
         }
         connection.discard();
         tracing::info!("database connection closed under a request; retrying on another");
-        let connection = self.checkout(deadline).await?;
+        let connection = self.verified_checkout(deadline).await?;
         let second = work(&connection).await;
         if second.is_err() && connection.is_lost() {
             connection.discard();
         }
         second
+    }
+
+    /// A connection for a retry, verified with an empty query. Under `verified` the pool has
+    /// done that already; under `fast` it is done here: the idle connections beside one found
+    /// closed are likely closed too (a restart, or `pg_terminate_backend` for every backend),
+    /// possibly before their driver tasks have noticed. Each that fails leaves the pool.
+    async fn verified_checkout(&self, deadline: tokio::time::Instant) -> Result<Pooled, ApiError> {
+        loop {
+            let connection = self.checkout(deadline).await?;
+            if self.recycle == DbRecycle::Verified {
+                return Ok(connection);
+            }
+            let check = tokio::time::timeout_at(deadline, connection.object.simple_query("")).await;
+            match check {
+                Ok(Ok(_)) => return Ok(connection),
+                Ok(Err(error)) if pg::is_connection_lost(&error) => connection.discard(),
+                Ok(Err(error)) => return Err(pg::database_error(error)),
+                Err(_) => return Err(ApiError::DatabaseUnavailable),
+            }
+        }
     }
 
     /// Checks a connection out; 503 when none can be had by `deadline`.

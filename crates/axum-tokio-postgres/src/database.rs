@@ -11,7 +11,7 @@
 //!
 //! There is no checkout, so `DB_RECYCLE` has nothing to verify: it is recorded and reported, and
 //! either way a request whose statement finds its connection closed under it is retried once on
-//! another live connection before anything is answered.
+//! another live connection, checked with an empty query first, before anything is answered.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -158,10 +158,32 @@ impl Database {
             return first;
         }
         tracing::info!("database connection closed under a request; retrying on another");
-        let connection = self.live_connection(deadline).await?;
+        let connection = self.verified_connection(deadline).await?;
         tokio::time::timeout_at(deadline, work(connection))
             .await
             .unwrap_or(Err(ApiError::DatabaseUnavailable))
+    }
+
+    /// A live connection that has just answered an empty query, for a retry. The connections
+    /// beside one found closed are likely closed too (a restart, or `pg_terminate_backend` for
+    /// every backend) before their supervisors have noticed: each that fails the check is marked
+    /// and skipped, until one passes or a supervisor has reconnected.
+    async fn verified_connection(
+        &self,
+        deadline: Instant,
+    ) -> Result<Arc<SharedConnection>, ApiError> {
+        loop {
+            let connection = self.live_connection(deadline).await?;
+            let check = tokio::time::timeout_at(deadline, connection.client.simple_query("")).await;
+            match check {
+                Ok(Ok(_)) => return Ok(connection),
+                Ok(Err(error)) if bakeoff_core::pg::is_connection_lost(&error) => {
+                    connection.connection_lost();
+                }
+                Ok(Err(error)) => return Err(bakeoff_core::pg::database_error(error)),
+                Err(_) => return Err(ApiError::DatabaseUnavailable),
+            }
+        }
     }
 }
 

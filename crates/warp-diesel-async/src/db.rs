@@ -23,14 +23,28 @@ use diesel::OptionalExtension;
 use diesel::result::Error as DieselError;
 use diesel_async::pooled_connection::deadpool::{BuildError, Object, Pool};
 use diesel_async::pooled_connection::{
-    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+    AsyncDieselConnectionManager, ManagerConfig, PoolableConnection, RecyclingMethod,
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use futures_util::future::try_join;
 use tokio::time::Instant;
 
-/// The pool of diesel-async PostgreSQL connections.
-pub type DbPool = Pool<AsyncPgConnection>;
+/// The pool of diesel-async PostgreSQL connections, with the policy and bound it was built with.
+#[derive(Clone)]
+pub struct DbPool {
+    pool: Pool<AsyncPgConnection>,
+    /// `DB_RECYCLE`, the pool's recycling method.
+    recycle: DbRecycle,
+    /// `DB_WAIT_TIMEOUT_MS`: the longest a request waits for its connections, retry included.
+    wait: Duration,
+}
+
+impl DbPool {
+    /// The recycling policy, for `/test/resmon`.
+    pub fn recycle(&self) -> DbRecycle {
+        self.recycle
+    }
+}
 
 /// The default of `DB_POOL_SIZE`, per worker.
 ///
@@ -61,20 +75,25 @@ pub fn pool(config: &Config) -> Result<DbPool, BuildError> {
         manager_config,
     );
     let wait: Duration = config.db_wait_timeout;
-    Pool::builder(manager)
+    let pool = Pool::builder(manager)
         .max_size(pool_size(config))
         .wait_timeout(Some(wait))
         .create_timeout(Some(wait))
         .recycle_timeout(Some(wait))
         .runtime(Runtime::Tokio1)
-        .build()
+        .build()?;
+    Ok(DbPool {
+        pool,
+        recycle: config.db_recycle,
+        wait,
+    })
 }
 
 /// Checks a connection out; 503 when none can be had by `deadline`.
 async fn checkout(pool: &DbPool, deadline: Instant) -> Result<Object<AsyncPgConnection>, ApiError> {
     // A checkout may take several steps (waiting for a slot, checking idle connections, opening
     // one), each bounded by the pool; the whole of it, retry included, is bounded here.
-    let Ok(checkout) = tokio::time::timeout_at(deadline, pool.get()).await else {
+    let Ok(checkout) = tokio::time::timeout_at(deadline, pool.pool.get()).await else {
         tracing::warn!("no database connection within the wait timeout");
         return Err(ApiError::DatabaseUnavailable);
     };
@@ -133,24 +152,44 @@ impl From<ApiError> for Failure {
 /// request, which the raw-SQL variants do not pay.
 struct Attempts<'p> {
     pool: &'p DbPool,
+    /// The pool's recycling method, which already verifies each checkout under `verified`.
+    recycle: DbRecycle,
     deadline: Instant,
     retried: bool,
 }
 
 impl<'p> Attempts<'p> {
     fn new(pool: &'p DbPool) -> Attempts<'p> {
-        let wait = pool.timeouts().wait.unwrap_or(Duration::from_millis(
-            bakeoff_core::config::DEFAULT_DB_WAIT_TIMEOUT_MS,
-        ));
         Attempts {
             pool,
-            deadline: Instant::now() + wait,
+            recycle: pool.recycle,
+            deadline: Instant::now() + pool.wait,
             retried: false,
         }
     }
 
+    /// The first attempt's connection as the pool hands it out; a retry's verified with
+    /// `SELECT 1` under either policy, since the idle connections beside one found closed are
+    /// likely closed too (a restart, or `pg_terminate_backend` for every backend), possibly
+    /// before their driver tasks have noticed. Each that fails the check leaves the pool.
     async fn checkout(&self) -> Result<Object<AsyncPgConnection>, ApiError> {
-        checkout(self.pool, self.deadline).await
+        loop {
+            let mut connection = checkout(self.pool, self.deadline).await?;
+            if !self.retried || self.recycle == DbRecycle::Verified {
+                return Ok(connection);
+            }
+            let check =
+                tokio::time::timeout_at(self.deadline, connection.ping(&RecyclingMethod::Verified))
+                    .await;
+            match check {
+                Ok(Ok(())) => return Ok(connection),
+                Ok(Err(error)) if orm::is_connection_lost(&error) => {
+                    drop(Object::take(connection));
+                }
+                Ok(Err(error)) => return Err(orm::database_error(error)),
+                Err(_) => return Err(ApiError::DatabaseUnavailable),
+            }
+        }
     }
 
     /// The answer, or `None` when the attempt should run again on another connection. A

@@ -36,7 +36,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         pool: db::pool(&config).context("building the connection pool")?,
         workers: config.workers_or_cpus(),
         pool_size: db::pool_size(&config),
-        db_recycle: config.db_recycle,
     };
 
     // Binding here rather than in warp's `run(addr)`, which panics on failure and does not tell

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bakeoff_core::model::{VersionInfo, to_json};
 use bakeoff_core::workload::{self, FibonacciBody};
 use bakeoff_core::{
-    ApiError, ContactId, DbRecycle, FibonacciN, Iterations, JSON_CONTENT_TYPE, Millis, PageRequest,
+    ApiError, ContactId, FibonacciN, Iterations, JSON_CONTENT_TYPE, Millis, PageRequest,
 };
 use percent_encoding::percent_decode_str;
 use warp::http::StatusCode;
@@ -32,8 +32,6 @@ pub struct AppState {
     pub pool: DbPool,
     pub workers: usize,
     pub pool_size: usize,
-    /// `DB_RECYCLE`, as the pool applies it.
-    pub db_recycle: DbRecycle,
 }
 
 /// The bound on a handler's time. warp (unlike actix-web or a reverse proxy) has no request
@@ -160,7 +158,7 @@ fn test_routes(
                     crate::VARIANT.name,
                     state.workers,
                     state.pool_size,
-                    state.db_recycle,
+                    state.pool.recycle(),
                 )
                 .map_err(|error| {
                     tracing::error!(%error, "reading /proc failed");
