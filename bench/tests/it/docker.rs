@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use bakeoff::harness::servers::{TargetSpec, Variant};
+use bakeoff_core::DbRecycle;
 use bakeoff_core::config::ENV_VARS;
 use bakeoff_testkit::postgres::APP_ROLE;
 use yaml_rust2::{Yaml, YamlLoader};
@@ -689,6 +690,20 @@ fn check_compose(compose: &Yaml, workspace: &Workspace) -> Vec<String> {
         }
     }
     let server_environment = first.map(|(_, service)| environment(service));
+    // The connection-checking policy is a stated one: a value (or a `${VAR:-default}` default)
+    // that the servers accept, never left to each variant.
+    if let Some(variables) = &server_environment
+        && let Some(value) = variables.get("DB_RECYCLE")
+    {
+        let effective = value
+            .strip_prefix("${")
+            .and_then(|inner| inner.strip_suffix('}'))
+            .and_then(|inner| inner.split_once(":-"))
+            .map_or(value.as_str(), |(_, default)| default);
+        if let Err(problem) = DbRecycle::parse(effective) {
+            problems.push(format!("the servers' DB_RECYCLE {value:?}: {problem}"));
+        }
+    }
 
     // The seeder: the tool's image, `db seed` against the database service.
     let seed = &services["seed"];
@@ -903,6 +918,14 @@ fn checks_catch_drift() {
     mentions(
         compose_problems(broken(&compose, "  RUST_LOG: ", "  LOG_LEVEL: ")),
         "does not set RUST_LOG",
+    );
+    mentions(
+        compose_problems(broken(
+            &compose,
+            "${BAKEOFF_DB_RECYCLE:-fast}",
+            "${BAKEOFF_DB_RECYCLE:-sometimes}",
+        )),
+        "DB_RECYCLE \"${BAKEOFF_DB_RECYCLE:-sometimes}\"",
     );
     mentions(
         compose_problems(broken(&compose, "  actix-deadpool:\n", "  actix:\n")),

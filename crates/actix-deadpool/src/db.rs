@@ -5,14 +5,22 @@
 //! prepares each SQL text once in its life. Connections are opened lazily, on checkout, so the
 //! pool (and the server) starts while the database is still unreachable.
 //!
+//! `DB_RECYCLE` is deadpool-postgres's recycling method: `fast` hands out an idle connection
+//! after checking only that its socket is still open (its driver task sees a terminated backend
+//! at once), `verified` also runs an empty query on it first. Either way a request whose first
+//! statement finds its connection closed under it (a restart, `pg_terminate_backend`) takes that
+//! connection out of the pool and runs once more on another, verified with an empty query under
+//! either policy, before anything is answered.
+//!
 //! A connection's socket is driven by a task on the event loop of the worker that opened it, and
 //! stays there while other workers check the connection out. So a worker busy in a blocking
 //! handler also delays the queries of other workers' requests that drew one of its connections:
 //! a cost of sharing one pool between single-threaded event loops, visible under mixed load.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use bakeoff_core::{ApiError, Config, pg};
+use bakeoff_core::{ApiError, Config, DbRecycle, pg};
 use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, tokio_postgres,
 };
@@ -42,6 +50,8 @@ pub struct Database {
     wait: Duration,
     /// The pool's maximum size.
     pub size: usize,
+    /// `DB_RECYCLE`: whether a checkout runs a query.
+    pub recycle: DbRecycle,
 }
 
 impl Database {
@@ -59,11 +69,14 @@ impl Database {
             pg_config,
             NoTls,
             ManagerConfig {
-                // `Verified` runs an empty query on every checkout of an idle connection: one
-                // that a PostgreSQL restart broke is then dropped and replaced instead of failing
-                // the request that drew it. The empty query is not a statement, so it is neither
-                // counted against the SQL budget nor tracked by pg_stat_statements.
-                recycling_method: RecyclingMethod::Verified,
+                // Both check that the socket is open. `Verified` also runs an empty query on
+                // every checkout of an idle connection, a round trip per request; it is not a
+                // statement, so it is neither counted against the SQL budget nor tracked by
+                // pg_stat_statements.
+                recycling_method: match config.db_recycle {
+                    DbRecycle::Fast => RecyclingMethod::Fast,
+                    DbRecycle::Verified => RecyclingMethod::Verified,
+                },
             },
         );
         let size = config.db_pool_size_or(config.workers_or_cpus() * CONNECTIONS_PER_WORKER);
@@ -77,18 +90,67 @@ impl Database {
             .create_timeout(Some(wait))
             .runtime(Runtime::Tokio1)
             .build()?;
-        Ok(Database { pool, wait, size })
+        Ok(Database {
+            pool,
+            wait,
+            size,
+            recycle: config.db_recycle,
+        })
     }
 
-    /// Checks a connection out; 503 when none can be had within the wait timeout.
-    pub async fn checkout(&self) -> Result<Pooled, ApiError> {
+    /// Runs `work` on a checked-out connection. When its statements find the connection closed
+    /// under them, the connection leaves the pool and `work` runs once more on another one:
+    /// nothing has been answered yet, and the contract's requests are reads. Checking out, the
+    /// first time and for the retry, is bounded by the wait timeout as a whole.
+    pub async fn run<T>(
+        &self,
+        work: impl AsyncFn(&Pooled) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let deadline = tokio::time::Instant::now() + self.wait;
+        let connection = self.checkout(deadline).await?;
+        let first = work(&connection).await;
+        if first.is_ok() || !connection.is_lost() {
+            return first;
+        }
+        connection.discard();
+        tracing::info!("database connection closed under a request; retrying on another");
+        let connection = self.verified_checkout(deadline).await?;
+        let second = work(&connection).await;
+        if second.is_err() && connection.is_lost() {
+            connection.discard();
+        }
+        second
+    }
+
+    /// A connection for a retry, verified with an empty query. Under `verified` the pool has
+    /// done that already; under `fast` it is done here: the idle connections beside one found
+    /// closed are likely closed too (a restart, or `pg_terminate_backend` for every backend),
+    /// possibly before their driver tasks have noticed. Each that fails leaves the pool.
+    async fn verified_checkout(&self, deadline: tokio::time::Instant) -> Result<Pooled, ApiError> {
+        loop {
+            let connection = self.checkout(deadline).await?;
+            if self.recycle == DbRecycle::Verified {
+                return Ok(connection);
+            }
+            let check = tokio::time::timeout_at(deadline, connection.object.simple_query("")).await;
+            match check {
+                Ok(Ok(_)) => return Ok(connection),
+                Ok(Err(error)) if pg::is_connection_lost(&error) => connection.discard(),
+                Ok(Err(error)) => return Err(pg::database_error(error)),
+                Err(_) => return Err(ApiError::DatabaseUnavailable),
+            }
+        }
+    }
+
+    /// Checks a connection out; 503 when none can be had by `deadline`.
+    async fn checkout(&self, deadline: tokio::time::Instant) -> Result<Pooled, ApiError> {
         // A checkout may take several steps (against a database that hangs: one recycle timeout
         // per idle connection, then a create timeout), so the whole of it is bounded too.
-        let Ok(checkout) = tokio::time::timeout(self.wait, self.pool.get()).await else {
+        let Ok(checkout) = tokio::time::timeout_at(deadline, self.pool.get()).await else {
             tracing::warn!("no database connection within the wait timeout");
             return Err(ApiError::DatabaseUnavailable);
         };
-        checkout.map(Pooled).map_err(|error| match error {
+        checkout.map(Pooled::new).map_err(|error| match error {
             PoolError::Backend(error) => pg::database_error(error),
             PoolError::Timeout(kind) => {
                 tracing::warn!(?kind, "no database connection within the wait timeout");
@@ -104,17 +166,44 @@ impl Database {
 }
 
 /// A connection checked out of the pool for one request; dropping it gives it back.
-pub struct Pooled(Object);
+pub struct Pooled {
+    object: Object,
+    /// Set when a statement found the connection closed under it.
+    lost: AtomicBool,
+}
+
+impl Pooled {
+    fn new(object: Object) -> Pooled {
+        Pooled {
+            object,
+            lost: AtomicBool::new(false),
+        }
+    }
+
+    fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::Relaxed) || self.object.is_closed()
+    }
+
+    /// Takes the connection out of the pool for good (and closes it), rather than giving a
+    /// dead connection back for the next request to draw.
+    fn discard(self) {
+        drop(Object::take(self.object));
+    }
+}
 
 impl pg::Connection for Pooled {
     fn client(&self) -> &Client {
-        &self.0
+        &self.object
     }
 
     fn statement(
         &self,
         sql: &'static str,
     ) -> impl Future<Output = Result<Statement, tokio_postgres::Error>> + Send {
-        self.0.prepare_cached(sql)
+        self.object.prepare_cached(sql)
+    }
+
+    fn connection_lost(&self) {
+        self.lost.store(true, Ordering::Relaxed);
     }
 }

@@ -36,21 +36,30 @@ pub async fn version() -> HttpResponse {
 }
 
 pub async fn types(state: web::Data<AppState>) -> Response {
-    let connection = state.database.checkout().await?;
-    Ok(json(&pg::list_types(&connection).await?))
+    let types = state
+        .database
+        .run(async |connection| pg::list_types(connection).await)
+        .await?;
+    Ok(json(&types))
 }
 
 pub async fn contacts(request: HttpRequest, state: web::Data<AppState>) -> Response {
     // Validate before taking a connection: a bad request should not wait for the pool.
     let page = PageRequest::from_query(Some(request.query_string()))?;
-    let connection = state.database.checkout().await?;
-    Ok(json(&pg::list_contacts(&connection, &page).await?))
+    let contacts = state
+        .database
+        .run(async |connection| pg::list_contacts(connection, &page).await)
+        .await?;
+    Ok(json(&contacts))
 }
 
 pub async fn contact(contact_id: web::Path<String>, state: web::Data<AppState>) -> Response {
     let id = ContactId::parse(&contact_id)?;
-    let connection = state.database.checkout().await?;
-    Ok(json(&pg::get_contact(&connection, id).await?))
+    let contact = state
+        .database
+        .run(async |connection| pg::get_contact(connection, id).await)
+        .await?;
+    Ok(json(&contact))
 }
 
 pub async fn fibonacci(n: web::Path<String>) -> Response {
@@ -99,11 +108,16 @@ pub async fn blocking_iobound(millis: web::Path<String>) -> Response {
 }
 
 pub async fn resmon(state: web::Data<AppState>) -> Response {
-    let snapshot = resmon::snapshot(crate::VARIANT.name, state.workers, state.database.size)
-        .map_err(|error| {
-            tracing::error!(%error, "cannot read /proc");
-            ApiError::Internal
-        })?;
+    let snapshot = resmon::snapshot(
+        crate::VARIANT.name,
+        state.workers,
+        state.database.size,
+        state.database.recycle,
+    )
+    .map_err(|error| {
+        tracing::error!(%error, "cannot read /proc");
+        ApiError::Internal
+    })?;
     Ok(json(&snapshot))
 }
 

@@ -25,6 +25,9 @@ pub const VARIANT: Variant = Variant {
     summary: "actix-web + deadpool-postgres, one pooled connection checked out per request",
     workers_default: "the number of CPUs (actix workers, one event loop thread each)",
     pool_default: "4 x WORKERS (one pool shared by all workers)",
+    recycle_meaning: "deadpool-postgres's recycling method: fast checks only that the socket is \
+                      open, verified also runs an empty query on each checkout of an idle \
+                      connection",
 };
 
 /// Why the server could not start or stopped with an error.

@@ -5,7 +5,8 @@
 //! `Client` pipelines the statements of concurrent requests on one socket. So instead of checking a
 //! connection out per request (the actix-deadpool variant), requests pick one of `DB_POOL_SIZE`
 //! shared connections round-robin, and a request's independent statements go out together.
-//! Statements are prepared once per connection when it opens. See [`database`] for recovery.
+//! Statements are prepared once per connection when it opens. See [`database`] for recovery, and
+//! for why `DB_RECYCLE` changes nothing here.
 
 pub mod database;
 mod routes;
@@ -23,6 +24,9 @@ pub const VARIANT: Variant = Variant {
     summary: "axum 0.8 + tokio-postgres, a few shared connections with pipelined statements",
     workers_default: "the CPUs available to the process",
     pool_default: "WORKERS (one shared connection per worker thread)",
+    recycle_meaning: "accepted and reported, but this variant does not check connections out, so \
+                      neither policy runs a query; a connection found closed is skipped and its \
+                      supervisor reconnects",
 };
 
 /// Builds the runtime with `WORKERS` threads and serves until SIGTERM or SIGINT.
@@ -43,6 +47,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         database: Arc::new(database),
         workers: config.workers_or_cpus(),
         pool_size,
+        db_recycle: config.db_recycle,
     };
 
     let (listener, shutdown) = serving::listen(&config).await?;

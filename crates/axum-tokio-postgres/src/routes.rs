@@ -16,7 +16,8 @@ use axum::routing::{MethodRouter, get};
 use bakeoff_core::model::{VersionInfo, to_json};
 use bakeoff_core::workload::{self, FibonacciBody};
 use bakeoff_core::{
-    ApiError, ContactId, FibonacciN, Iterations, JSON_CONTENT_TYPE, Millis, PageRequest, pg,
+    ApiError, ContactId, DbRecycle, FibonacciN, Iterations, JSON_CONTENT_TYPE, Millis, PageRequest,
+    pg,
 };
 
 use crate::database::Database;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub database: Arc<Database>,
     pub workers: usize,
     pub pool_size: usize,
+    /// `DB_RECYCLE`, reported by `/test/resmon`; there is no checkout for it to change.
+    pub db_recycle: DbRecycle,
 }
 
 /// The application: every path of the contract, with and without one trailing slash.
@@ -122,11 +125,13 @@ async fn contacts(State(state): State<AppState>, RawQuery(query): RawQuery) -> J
         Ok(request) => request,
         Err(error) => return Json(Err(error)),
     };
+    // Borrowed, so that the work can run a second time if its connection is lost.
+    let request = &request;
     json(
         state
             .database
             .with_connection(
-                |connection| async move { pg::list_contacts(&*connection, &request).await },
+                |connection| async move { pg::list_contacts(&*connection, request).await },
             )
             .await,
     )
@@ -201,11 +206,16 @@ async fn blocking_iobound(path: Result<Path<String>, PathRejection>) -> Json {
 
 async fn resmon(State(state): State<AppState>) -> Json {
     json(
-        bakeoff_core::resmon::snapshot(crate::VARIANT.name, state.workers, state.pool_size)
-            .map_err(|error| {
-                tracing::error!(%error, "reading /proc");
-                ApiError::Internal
-            }),
+        bakeoff_core::resmon::snapshot(
+            crate::VARIANT.name,
+            state.workers,
+            state.pool_size,
+            state.db_recycle,
+        )
+        .map_err(|error| {
+            tracing::error!(%error, "reading /proc");
+            ApiError::Internal
+        }),
     )
 }
 

@@ -10,12 +10,13 @@ use std::time::Duration;
 
 /// The variables every server reads, in the order `--help` lists them. The Docker setup is
 /// checked against this list.
-pub const ENV_VARS: [&str; 6] = [
+pub const ENV_VARS: [&str; 7] = [
     "DATABASE_URL",
     "BIND",
     "WORKERS",
     "DB_POOL_SIZE",
     "DB_WAIT_TIMEOUT_MS",
+    "DB_RECYCLE",
     "RUST_LOG",
 ];
 
@@ -37,6 +38,51 @@ pub struct Variant {
     pub workers_default: &'static str,
     /// The default of `DB_POOL_SIZE`, in words.
     pub pool_default: &'static str,
+    /// What `DB_RECYCLE` means for this variant's connections, in words.
+    pub recycle_meaning: &'static str,
+}
+
+/// `DB_RECYCLE`: whether a pooled connection is checked with a query each time it is checked
+/// out. One stated policy for every variant, so that a comparison never mixes a variant that
+/// pays a round trip per checkout with one that does not.
+///
+/// Either way a connection whose socket is known to be closed is never handed out, and a
+/// request whose first statement finds its connection closed under it is retried once on another
+/// connection (the contract's requests are reads), so a PostgreSQL restart fails no request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DbRecycle {
+    /// No query on checkout: only the connection's own state is looked at.
+    #[default]
+    Fast,
+    /// One query on every checkout of an idle connection (an empty query or `SELECT 1`); a
+    /// connection that fails it is dropped and another one taken.
+    Verified,
+}
+
+impl DbRecycle {
+    /// The value as written in `DB_RECYCLE` and reported by `/test/resmon`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DbRecycle::Fast => "fast",
+            DbRecycle::Verified => "verified",
+        }
+    }
+
+    /// `fast` or `verified`, in any case.
+    pub fn parse(text: &str) -> Result<DbRecycle, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "fast" => Ok(DbRecycle::Fast),
+            "verified" => Ok(DbRecycle::Verified),
+            _ => Err(format!("{text:?} is neither fast nor verified")),
+        }
+    }
+}
+
+impl std::fmt::Display for DbRecycle {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.as_str())
+    }
 }
 
 /// A `postgres://` or `postgresql://` URL, checked for form (not reachability).
@@ -92,6 +138,8 @@ pub struct Config {
     pub db_pool_size: Option<NonZeroUsize>,
     /// How long a request may wait for a database connection before it gets 503.
     pub db_wait_timeout: Duration,
+    /// Whether a checkout runs a query to verify the connection.
+    pub db_recycle: DbRecycle,
 }
 
 impl Config {
@@ -155,12 +203,19 @@ impl Config {
                     )
                 })?,
         };
+        let db_recycle = match present("DB_RECYCLE") {
+            None => DbRecycle::default(),
+            Some(text) => {
+                DbRecycle::parse(&text).map_err(|problem| error("DB_RECYCLE", problem))?
+            }
+        };
         Ok(Config {
             database_url,
             bind,
             workers,
             db_pool_size,
             db_wait_timeout,
+            db_recycle,
         })
     }
 
@@ -200,6 +255,8 @@ pub fn help_text(variant: &Variant) -> String {
            WORKERS             request-serving threads (default: {workers})\n  \
            DB_POOL_SIZE        database connections (default: {pool})\n  \
            DB_WAIT_TIMEOUT_MS  how long a request may wait for a connection before 503 (default {wait})\n  \
+           DB_RECYCLE          fast (default) or verified: whether checking a connection out runs a query;\n                      \
+                               here: {recycle}\n  \
            RUST_LOG            log filter for stderr, e.g. info or debug (default warn)\n\n\
          On start it prints one line, `listening on http://ADDR`, on stdout.\n\
          SIGTERM or SIGINT: stop accepting, finish in-flight requests, exit within {deadline} s.\n",
@@ -209,6 +266,7 @@ pub fn help_text(variant: &Variant) -> String {
         bind = DEFAULT_BIND,
         workers = variant.workers_default,
         pool = variant.pool_default,
+        recycle = variant.recycle_meaning,
         wait = DEFAULT_DB_WAIT_TIMEOUT_MS,
         deadline = SHUTDOWN_DEADLINE.as_secs(),
     )
@@ -280,7 +338,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_variable() {
-        let cases: [(&[(&str, &str)], &str); 5] = [
+        let cases: [(&[(&str, &str)], &str); 6] = [
             (&[], "DATABASE_URL"),
             (&[("DATABASE_URL", "mysql://x/y")], "DATABASE_URL"),
             (
@@ -298,6 +356,13 @@ mod tests {
                 ],
                 "DB_WAIT_TIMEOUT_MS",
             ),
+            (
+                &[
+                    ("DATABASE_URL", "postgres://u@h/d"),
+                    ("DB_RECYCLE", "often"),
+                ],
+                "DB_RECYCLE",
+            ),
         ];
         for (pairs, variable) in cases {
             assert_eq!(config_from(pairs).unwrap_err().variable, variable);
@@ -310,6 +375,50 @@ mod tests {
         assert_eq!(config.bind.to_string(), DEFAULT_BIND);
         assert_eq!(config.db_pool_size_or(7), 7);
         assert_eq!(config.workers_or(5), 5);
+        assert_eq!(config.db_recycle, DbRecycle::Fast);
         assert!(!format!("{:?}", config.database_url).contains("secret"));
+    }
+
+    #[test]
+    fn db_recycle_reads_both_policies_in_any_case() {
+        for (text, expected) in [
+            ("fast", DbRecycle::Fast),
+            ("verified", DbRecycle::Verified),
+            (" Verified ", DbRecycle::Verified),
+            ("FAST", DbRecycle::Fast),
+        ] {
+            let config =
+                config_from(&[("DATABASE_URL", "postgres://u@h/d"), ("DB_RECYCLE", text)]).unwrap();
+            assert_eq!(config.db_recycle, expected, "{text:?}");
+        }
+        let error = config_from(&[("DATABASE_URL", "postgres://u@h/d"), ("DB_RECYCLE", "yes")])
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            r#"DB_RECYCLE: "yes" is neither fast nor verified"#
+        );
+        assert_eq!(
+            serde_json::to_string(&DbRecycle::Verified).unwrap(),
+            r#""verified""#
+        );
+    }
+
+    #[test]
+    fn help_lists_every_variable_and_the_variants_recycling() {
+        let variant = Variant {
+            name: "example",
+            summary: "an example",
+            workers_default: "two",
+            pool_default: "three",
+            recycle_meaning: "nothing to check out",
+        };
+        let help = help_text(&variant);
+        for variable in ENV_VARS {
+            assert!(help.contains(variable), "{variable} missing from:\n{help}");
+        }
+        assert!(
+            help.contains("\n                      here: nothing to check out\n"),
+            "{help}"
+        );
     }
 }

@@ -25,7 +25,7 @@ pub mod orm;
 #[cfg(feature = "tokio")]
 pub mod serving;
 
-pub use config::{Config, ConfigError, Variant};
+pub use config::{Config, ConfigError, DbRecycle, Variant};
 pub use error::{ApiError, ErrorBody};
 pub use params::{ContactId, FibonacciN, Iterations, LastNamePrefix, Millis, PageRequest};
 

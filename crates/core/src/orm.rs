@@ -271,6 +271,24 @@ pub fn is_unavailable(error: &DieselError) -> bool {
     }
 }
 
+/// Whether a query failed because its connection was closed under it (PostgreSQL restarted, the
+/// backend terminated, the socket gone): a read that fails so is worth one more try on another
+/// connection. diesel (libpq) reports these as `ClosedConnection` or `UnableToSendCommand`;
+/// diesel-async reports every tokio-postgres error without a SQLSTATE (a closed connection, an
+/// I/O error) as `UnableToSendCommand`, and the FATAL a terminated backend sends by its message.
+pub fn is_connection_lost(error: &DieselError) -> bool {
+    match error {
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
+        ) => true,
+        DieselError::DatabaseError(_, information) => UNAVAILABLE_MESSAGES[..2]
+            .iter()
+            .any(|message| information.message().starts_with(message)),
+        _ => false,
+    }
+}
+
 /// Maps a query error to the contract: 503 when the database is unavailable, otherwise a logged
 /// 500 whose detail never reaches the client. `NotFound` is for the caller to handle first
 /// (a missing contact is a 404); reaching here it is a bug like any other.

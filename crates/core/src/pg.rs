@@ -24,6 +24,11 @@ pub trait Connection: Sync {
         &self,
         sql: &'static str,
     ) -> impl Future<Output = Result<Statement, tokio_postgres::Error>> + Send;
+
+    /// Called when a statement failed because this connection was closed under it
+    /// ([`is_connection_lost`]): the variant marks the connection so that it is not used again
+    /// and the request can be retried on another one.
+    fn connection_lost(&self) {}
 }
 
 async fn query(
@@ -31,8 +36,17 @@ async fn query(
     sql: &'static str,
     parameters: &[&(dyn ToSql + Sync)],
 ) -> Result<Vec<Row>, tokio_postgres::Error> {
-    let statement = connection.statement(sql).await?;
-    connection.client().query(&statement, parameters).await
+    let result = async {
+        let statement = connection.statement(sql).await?;
+        connection.client().query(&statement, parameters).await
+    }
+    .await;
+    if let Err(error) = &result
+        && is_connection_lost(error)
+    {
+        connection.connection_lost();
+    }
+    result
 }
 
 /// `GET /types`.
@@ -178,6 +192,26 @@ pub fn is_unavailable(error: &tokio_postgres::Error) -> bool {
             code.starts_with("08") || code.starts_with("57P") || code.starts_with("53")
         }
         // No SQLSTATE: unavailable when the socket failed; a conversion error is a bug.
+        None => {
+            std::error::Error::source(error).is_some_and(|source| source.is::<std::io::Error>())
+        }
+    }
+}
+
+/// Whether a statement failed because its connection was closed under it: the socket closed or
+/// failed, or the backend was terminated (SQLSTATE 57P01 `admin_shutdown` when PostgreSQL stops
+/// or `pg_terminate_backend` ends it, 57P02 `crash_shutdown`) or lost its connection (class 08).
+/// Another connection may well work, and the contract's requests are reads, so such a failure
+/// is worth one retry elsewhere.
+pub fn is_connection_lost(error: &tokio_postgres::Error) -> bool {
+    if error.is_closed() {
+        return true;
+    }
+    match error.code() {
+        Some(code) => {
+            let code = code.code();
+            code == "57P01" || code == "57P02" || code.starts_with("08")
+        }
         None => {
             std::error::Error::source(error).is_some_and(|source| source.is::<std::io::Error>())
         }

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::DbRecycle;
+
 /// The body of `/test/resmon`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResourceSnapshot {
@@ -14,6 +16,10 @@ pub struct ResourceSnapshot {
     pub uptime_seconds: f64,
     pub workers: usize,
     pub db_pool_size: usize,
+    /// The effective `DB_RECYCLE`. Always sent by the servers; `None` only when reading a
+    /// snapshot recorded before the field existed (an older `concurrency.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_recycle: Option<DbRecycle>,
 }
 
 /// Reads the calling process. Fails only where /proc is missing (not Linux).
@@ -21,6 +27,7 @@ pub fn snapshot(
     variant: &str,
     workers: usize,
     db_pool_size: usize,
+    db_recycle: DbRecycle,
 ) -> Result<ResourceSnapshot, procfs::ProcError> {
     use procfs::Current;
 
@@ -38,16 +45,30 @@ pub fn snapshot(
         uptime_seconds: (system_uptime - stat.starttime as f64 / ticks_per_second).max(0.0),
         workers,
         db_pool_size,
+        db_recycle: Some(db_recycle),
     })
 }
 
 #[cfg(test)]
 mod tests {
+    use crate::config::DbRecycle;
+
     #[test]
     fn reads_this_process() {
-        let snapshot = super::snapshot("test", 2, 3).unwrap();
+        let snapshot = super::snapshot("test", 2, 3, DbRecycle::Verified).unwrap();
         assert!(snapshot.threads >= 1);
         assert!(snapshot.rss_bytes > 0);
         assert_eq!(snapshot.pid, std::process::id());
+        let json = serde_json::to_value(&snapshot).unwrap();
+        assert_eq!(json["db_recycle"], "verified");
+        assert_eq!(json["db_pool_size"], 3);
+    }
+
+    #[test]
+    fn reads_a_snapshot_recorded_before_db_recycle() {
+        let recorded = r#"{"variant":"x","pid":1,"threads":2,"rss_bytes":3,"cpu_user_seconds":0.5,
+            "cpu_system_seconds":0.25,"uptime_seconds":9.0,"workers":2,"db_pool_size":4}"#;
+        let snapshot: super::ResourceSnapshot = serde_json::from_str(recorded).unwrap();
+        assert_eq!(snapshot.db_recycle, None);
     }
 }

@@ -51,8 +51,40 @@ macro_rules! conformance_tests {
         }
 
         #[test]
-        fn recovers_when_postgres_restarts_or_starts_late() {
-            $crate::suite::recovers_when_postgres_restarts_or_starts_late($binary);
+        fn recovers_when_postgres_restarts_or_starts_late_with_fast_recycling() {
+            $crate::suite::recovers_when_postgres_restarts_or_starts_late(
+                $binary,
+                $crate::suite::DbRecycle::Fast,
+            );
+        }
+
+        #[test]
+        fn recovers_when_postgres_restarts_or_starts_late_with_verified_recycling() {
+            $crate::suite::recovers_when_postgres_restarts_or_starts_late(
+                $binary,
+                $crate::suite::DbRecycle::Verified,
+            );
+        }
+
+        #[test]
+        fn serves_on_when_its_backends_are_terminated_with_fast_recycling() {
+            $crate::suite::serves_on_when_its_backends_are_terminated(
+                $binary,
+                $crate::suite::DbRecycle::Fast,
+            );
+        }
+
+        #[test]
+        fn serves_on_when_its_backends_are_terminated_with_verified_recycling() {
+            $crate::suite::serves_on_when_its_backends_are_terminated(
+                $binary,
+                $crate::suite::DbRecycle::Verified,
+            );
+        }
+
+        #[test]
+        fn answers_the_first_request_after_every_start() {
+            $crate::suite::answers_the_first_request_after_every_start($binary);
         }
 
         #[test]

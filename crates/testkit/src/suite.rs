@@ -1,6 +1,7 @@
 //! The tests every server crate runs over its own binary, through [`crate::conformance_tests!`]:
-//! the contract, recovery from a PostgreSQL restart (and a late start), configuration errors, and
-//! graceful shutdown. Each starts its own throwaway PostgreSQL and the real binary; nothing is
+//! the contract, recovery from a PostgreSQL restart (and a late start) and from terminated
+//! backends under both `DB_RECYCLE` policies, service from the first request after a start,
+//! configuration errors, and graceful shutdown. Each starts its own throwaway PostgreSQL and the real binary; nothing is
 //! mocked. They panic with a full report on failure, as tests do.
 
 #![allow(clippy::unwrap_used)]
@@ -9,7 +10,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub use bakeoff_core::DbRecycle;
 use bakeoff_core::config::{ENV_VARS, SHUTDOWN_DEADLINE};
+use futures_util::future::join_all;
 use nix::sys::signal::Signal;
 
 use crate::conformance::{self, StatementCounts, Target};
@@ -51,6 +54,21 @@ pub fn server_command(binary: &str, database_url: &str) -> Command {
         .env("DB_WAIT_TIMEOUT_MS", TEST_WAIT_TIMEOUT_MS.to_string())
         .env("RUST_LOG", "error");
     command
+}
+
+/// The server command with the test configuration under one `DB_RECYCLE` policy.
+fn server_command_recycling(binary: &str, database_url: &str, recycle: DbRecycle) -> Command {
+    let mut command = server_command(binary, database_url);
+    command.env("DB_RECYCLE", recycle_value(recycle));
+    command
+}
+
+/// The policy as `DB_RECYCLE` and `/test/resmon` spell it.
+fn recycle_value(recycle: DbRecycle) -> &'static str {
+    match recycle {
+        DbRecycle::Fast => "fast",
+        DbRecycle::Verified => "verified",
+    }
 }
 
 async fn seeded_postgres(contacts: u32, seed_value: u64) -> LocalPostgres {
@@ -160,21 +178,37 @@ async fn expect_steady_service(client: &reqwest::Client, base_url: &str) {
     }
 }
 
-/// PostgreSQL restarted under a running server: 503 while down, 200 within 2 s after it is back.
-/// Then a server started while PostgreSQL is down: it listens, answers 503, and serves once the
-/// database comes up.
-pub fn recovers_when_postgres_restarts_or_starts_late(binary: &str) {
+/// `/test/resmon` reports the policy the server was given.
+async fn expect_recycle_policy(client: &reqwest::Client, base_url: &str, recycle: DbRecycle) {
+    let (status, _, body) = get(client, &format!("{base_url}/test/resmon")).await;
+    assert_eq!(status, 200, "/test/resmon: {body}");
+    let snapshot: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        snapshot["db_recycle"],
+        recycle_value(recycle),
+        "/test/resmon with DB_RECYCLE={}: {body}",
+        recycle_value(recycle)
+    );
+}
+
+/// PostgreSQL restarted under a running server: 503 while down, 200 within 2 s after it is back,
+/// and then no request fails on a connection the restart closed. Then a server started while
+/// PostgreSQL is down: it listens, answers 503, and serves once the database comes up.
+pub fn recovers_when_postgres_restarts_or_starts_late(binary: &str, recycle: DbRecycle) {
     runtime().block_on(async {
         let mut postgres = seeded_postgres(50, 3).await;
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(20))
             .build()
             .unwrap();
+        let app_url = postgres.app_url();
+        let command = || server_command_recycling(binary, &app_url, recycle);
 
-        let server = ServerProcess::spawn(server_command(binary, &postgres.app_url())).unwrap();
+        let server = ServerProcess::spawn(command()).unwrap();
         let base_url = server.base_url();
-        // A server may still be opening its connections when it starts listening.
         wait_for_service(&client, &base_url, Duration::from_secs(5)).await;
+        expect_recycle_policy(&client, &base_url, recycle).await;
+        open_connections(&client, &base_url).await;
         expect_steady_service(&client, &base_url).await;
 
         postgres.stop().unwrap();
@@ -189,12 +223,145 @@ pub fn recovers_when_postgres_restarts_or_starts_late(binary: &str) {
         drop(server);
 
         postgres.stop().unwrap();
-        let late = ServerProcess::spawn(server_command(binary, &postgres.app_url())).unwrap();
+        let late = ServerProcess::spawn(command()).unwrap();
         let base_url = late.base_url();
         expect_unavailable(&client, &base_url).await;
         postgres.start().unwrap();
         wait_for_service(&client, &base_url, Duration::from_secs(5)).await;
         expect_steady_service(&client, &base_url).await;
+    });
+}
+
+/// Has the server open as many connections as its pool allows: concurrent requests, since a
+/// pool reuses one idle connection for requests that come one at a time.
+async fn open_connections(client: &reqwest::Client, base_url: &str) {
+    let url = format!("{base_url}/contacts?limit=5");
+    let answers = join_all((0..12).map(|_| get(client, &url))).await;
+    for (status, _, body) in answers {
+        assert_eq!(status, 200, "concurrent /contacts?limit=5: {body}");
+    }
+}
+
+/// Terminates every backend of the server's role, as an administrator would with
+/// `pg_terminate_backend`; returns their process ids.
+async fn terminate_server_backends(admin: &tokio_postgres::Client) -> Vec<i32> {
+    let rows = admin
+        .query(
+            "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+            &[&APP_ROLE],
+        )
+        .await
+        .unwrap();
+    rows.iter()
+        .filter(|row| row.get::<_, bool>(1))
+        .map(|row| row.get(0))
+        .collect()
+}
+
+/// Waits until none of `pids` is a backend any more.
+async fn wait_for_backends_to_exit(admin: &tokio_postgres::Client, pids: &[i32]) {
+    let started = Instant::now();
+    loop {
+        let row = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)",
+                &[&pids],
+            )
+            .await
+            .unwrap();
+        if row.get::<_, i64>(0) == 0 {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "terminated backends {pids:?} still there after 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Every backend of the running server terminated by an administrator while the server is idle,
+/// first with the next requests right behind the termination, then once the backends are gone:
+/// every one of the 30 requests that follow is a 200, the server having dropped the closed
+/// connections and retried on others.
+pub fn serves_on_when_its_backends_are_terminated(binary: &str, recycle: DbRecycle) {
+    runtime().block_on(async {
+        let postgres = seeded_postgres(50, 5).await;
+        let admin = crate::connect(&postgres.admin_url()).await.unwrap();
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        let server = ServerProcess::spawn(server_command_recycling(
+            binary,
+            &postgres.app_url(),
+            recycle,
+        ))
+        .unwrap();
+        let base_url = server.base_url();
+        wait_for_service(&client, &base_url, Duration::from_secs(5)).await;
+        expect_recycle_policy(&client, &base_url, recycle).await;
+
+        for wait_for_exit in [false, true] {
+            open_connections(&client, &base_url).await;
+            let terminated = terminate_server_backends(&admin).await;
+            assert!(
+                !terminated.is_empty(),
+                "the server held no connection to terminate"
+            );
+            if wait_for_exit {
+                wait_for_backends_to_exit(&admin, &terminated).await;
+            }
+            for round in 0..10 {
+                for path in ["/types", "/contacts/1", "/contacts?limit=5"] {
+                    let (status, _, body) = get(&client, &format!("{base_url}{path}")).await;
+                    assert_eq!(
+                        status,
+                        200,
+                        "DB_RECYCLE={}, request {} after terminating backends {terminated:?} \
+                         ({}): {path}: {body}",
+                        recycle_value(recycle),
+                        round * 3 + 1,
+                        if wait_for_exit {
+                            "once they had exited"
+                        } else {
+                            "at once"
+                        }
+                    );
+                }
+            }
+        }
+    });
+}
+
+/// Twenty fresh starts with the database up: the first request of each, sent as soon as the
+/// server says it is listening, is a 200, whatever the server still has to connect. The starts
+/// alternate between the two `DB_RECYCLE` policies.
+pub fn answers_the_first_request_after_every_start(binary: &str) {
+    runtime().block_on(async {
+        let postgres = seeded_postgres(20, 11).await;
+        for start in 0..20 {
+            let recycle = if start % 2 == 0 {
+                DbRecycle::Fast
+            } else {
+                DbRecycle::Verified
+            };
+            let command = server_command_recycling(binary, &postgres.app_url(), recycle);
+            let server = tokio::task::spawn_blocking(move || ServerProcess::spawn(command))
+                .await
+                .unwrap()
+                .unwrap();
+            // A new client each time: no connection kept from the previous server.
+            let client = reqwest::Client::new();
+            let (status, _, body) = get(&client, &format!("{}/types", server.base_url())).await;
+            assert_eq!(
+                status,
+                200,
+                "start {start} (DB_RECYCLE={}): the first /types: {body}",
+                recycle_value(recycle)
+            );
+            drop(server);
+        }
     });
 }
 

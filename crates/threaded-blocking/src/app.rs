@@ -12,11 +12,11 @@ use bakeoff_core::{openapi, resmon};
 use percent_encoding::percent_decode_str;
 use tiny_http::Method;
 
-use crate::db::{self, Pool};
+use crate::db::{self, Database};
 
 /// What every worker thread shares: the connection pool, and the sizes `/test/resmon` reports.
 pub struct App {
-    pool: Pool,
+    database: Database,
     workers: usize,
     db_pool_size: usize,
 }
@@ -72,9 +72,9 @@ fn decode(segment: &str) -> Cow<'_, str> {
 }
 
 impl App {
-    pub fn new(pool: Pool, workers: usize, db_pool_size: usize) -> App {
+    pub fn new(database: Database, workers: usize, db_pool_size: usize) -> App {
         App {
-            pool,
+            database,
             workers,
             db_pool_size,
         }
@@ -94,14 +94,14 @@ impl App {
         }
         Ok(match route {
             Route::Version => model::to_json(&VersionInfo::of(crate::VARIANT.name)),
-            Route::Types => model::to_json(&db::list_types(&self.pool)?),
+            Route::Types => model::to_json(&db::list_types(&self.database)?),
             Route::Contacts => {
                 let request = PageRequest::from_query(query)?;
-                model::to_json(&db::list_contacts(&self.pool, &request)?)
+                model::to_json(&db::list_contacts(&self.database, &request)?)
             }
             Route::Contact(id) => {
                 let id = ContactId::parse(&id)?;
-                model::to_json(&db::get_contact(&self.pool, id)?)
+                model::to_json(&db::get_contact(&self.database, id)?)
             }
             Route::Fibonacci(n) => {
                 let result = workload::fibonacci(FibonacciN::parse(&n)?);
@@ -121,12 +121,16 @@ impl App {
                 model::to_json(&workload::waited_body(millis, started.elapsed()))
             }
             Route::Resmon => {
-                let snapshot =
-                    resmon::snapshot(crate::VARIANT.name, self.workers, self.db_pool_size)
-                        .map_err(|error| {
-                            tracing::error!(%error, "reading /proc failed");
-                            ApiError::Internal
-                        })?;
+                let snapshot = resmon::snapshot(
+                    crate::VARIANT.name,
+                    self.workers,
+                    self.db_pool_size,
+                    self.database.recycle,
+                )
+                .map_err(|error| {
+                    tracing::error!(%error, "reading /proc failed");
+                    ApiError::Internal
+                })?;
                 model::to_json(&snapshot)
             }
             Route::OpenApi => openapi::OPENAPI_JSON.as_bytes().to_vec(),

@@ -34,6 +34,8 @@ pub const VARIANT: Variant = Variant {
               at a time and blocking on the database (gunicorn's sync workers)",
     workers_default: "2 x CPUs + 1, gunicorn's recommendation for sync workers",
     pool_default: "WORKERS, one connection per thread",
+    recycle_meaning: "r2d2's test_on_check_out: verified runs SELECT 1 on every checkout, fast \
+                      runs nothing",
 };
 
 /// Why the server could not start, or stopped other than by a signal.
@@ -65,8 +67,13 @@ pub fn run(config: Config) -> Result<(), ServeError> {
     let workers = workers(&config);
     let db_pool_size = config.db_pool_size_or(workers);
     // The pool connects in the background: an unreachable database at startup is not fatal.
-    let pool = db::pool(&config.database_url, db_pool_size, config.db_wait_timeout);
-    let app = Arc::new(App::new(pool, workers, db_pool_size));
+    let database = db::Database::new(
+        &config.database_url,
+        db_pool_size,
+        config.db_wait_timeout,
+        config.db_recycle,
+    );
+    let app = Arc::new(App::new(database, workers, db_pool_size));
 
     let listener = TcpListener::bind(config.bind).map_err(|source| ServeError::Bind {
         address: config.bind,

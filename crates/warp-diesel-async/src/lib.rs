@@ -20,6 +20,9 @@ pub const VARIANT: Variant = Variant {
     summary: "warp 0.4 + diesel-async, queries in diesel's DSL over a deadpool connection pool",
     workers_default: "the CPUs available to the process",
     pool_default: "4 x WORKERS (a connection is held only for a request's statements)",
+    recycle_meaning: "diesel-async's recycling method: fast checks only that the connection is \
+                      not broken, verified also runs SELECT 1 on each checkout of an idle \
+                      connection",
 };
 
 /// Builds the runtime with `WORKERS` threads and serves until SIGTERM or SIGINT.

@@ -158,6 +158,7 @@ fn test_routes(
                     crate::VARIANT.name,
                     state.workers,
                     state.pool_size,
+                    state.pool.recycle(),
                 )
                 .map_err(|error| {
                     tracing::error!(%error, "reading /proc failed");
