@@ -1,4 +1,5 @@
-//! Validation of response bodies against the contract's OpenAPI document.
+//! Validation of response bodies against the contract's OpenAPI document, the one core generates
+//! from its types (`bakeoff_core::openapi`).
 //!
 //! The document's response schemas use `$ref`s into `#/components`; each schema is compiled as a
 //! JSON Schema (draft 2020-12, which OpenAPI 3.1 uses) inside a root that carries those components
@@ -26,7 +27,7 @@ impl std::fmt::Debug for OpenApi {
 
 impl OpenApi {
     pub fn contract() -> Result<OpenApi> {
-        let document: Value = serde_json::from_str(bakeoff_core::openapi::OPENAPI_JSON)
+        let document: Value = serde_json::from_str(&bakeoff_core::openapi::OPENAPI_JSON)
             .context("parsing the OpenAPI document")?;
         Ok(OpenApi {
             document,
