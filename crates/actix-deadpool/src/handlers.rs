@@ -124,7 +124,7 @@ pub async fn resmon(state: web::Data<AppState>) -> Response {
 pub async fn openapi() -> HttpResponse {
     HttpResponse::Ok()
         .content_type(JSON_CONTENT_TYPE)
-        .body(openapi::OPENAPI_JSON)
+        .body(openapi::OPENAPI_JSON.as_str())
 }
 
 /// `App::default_service`: no route matches the path.

@@ -49,7 +49,17 @@ pub struct Variant {
 /// Either way a connection whose socket is known to be closed is never handed out, and a
 /// request whose first statement finds its connection closed under it is retried once on another
 /// connection (the contract's requests are reads), so a PostgreSQL restart fails no request.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum DbRecycle {
     /// No query on checkout: only the connection's own state is looked at.

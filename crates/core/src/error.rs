@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Seconds a client is asked to wait (`Retry-After`) when the database is unavailable.
 pub const RETRY_AFTER_SECONDS: &str = "1";
@@ -45,11 +46,26 @@ pub enum ApiError {
     Internal,
 }
 
-/// The JSON body of every error response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The JSON body of every error response: the status again, and one message per invalid
+/// parameter (`contact_id` for a missing contact, `request` for what concerns the whole request).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({"status": 400, "errors": {"limit": "must be an integer from 1 to 200"}})))]
 pub struct ErrorBody {
+    #[schema(minimum = 400, maximum = 599)]
     pub status: u16,
+    #[schema(schema_with = messages_by_key_schema)]
     pub errors: BTreeMap<String, String>,
+}
+
+/// The schema of `errors`: never empty, a message (string) per key. The derive cannot say "at
+/// least one property" on a map field, so it is built here.
+fn messages_by_key_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .min_properties(Some(1))
+        .additional_properties(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .build()
 }
 
 impl ApiError {

@@ -1,10 +1,14 @@
 //! The JSON model of the contract. Field order here is the byte order on the wire, so every
-//! variant that serializes these types sends the same bytes.
+//! variant that serializes these types sends the same bytes. The OpenAPI schemas are derived
+//! from these same types (`ToSchema`): doc comments become descriptions, fields become required
+//! properties in wire order.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-/// `GET /version`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `GET /version`: the workspace version and the name of the variant that answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({"version": "0.1.0", "variant": "axum-tokio-postgres"})))]
 pub struct VersionInfo {
     pub version: String,
     pub variant: String,
@@ -20,27 +24,44 @@ impl VersionInfo {
 }
 
 /// A contact type, alone (`/types`) or nested in a contact.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({"type_id": 1, "type_name": "Relatives"})))]
 pub struct ContactType {
+    #[schema(minimum = 1)]
     pub type_id: i32,
     pub type_name: String,
 }
 
-/// One contact with its type, phones (by phone_id) and emails (by email_id).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One contact with its type, phones (ordered by phone_id) and emails (ordered by email_id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({
+    "contact_id": 1,
+    "first_name": "Ada",
+    "last_name": "Smith",
+    "contact_type": {"type_id": 1, "type_name": "Relatives"},
+    "phone_number": ["+1-555-201-0100"],
+    "email": ["ada.smith4@example.com"]
+})))]
 pub struct Contact {
+    #[schema(minimum = 1, maximum = 2147483647)]
     pub contact_id: i32,
     pub first_name: String,
     pub last_name: String,
     pub contact_type: ContactType,
+    /// Possibly empty.
     pub phone_number: Vec<String>,
+    /// Possibly empty.
     pub email: Vec<String>,
 }
 
-/// A counted list: `/types` and `/contacts`. `count` ignores paging.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A counted list: `/types` and `/contacts`. `count` ignores paging; a page holds at most 200
+/// results (`PageRequest::MAX_LIMIT`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Page<T> {
+    /// Every matching row, whatever the limit and offset.
+    #[schema(minimum = 0)]
     pub count: i64,
+    #[schema(max_items = 200)]
     pub results: Vec<T>,
 }
 

@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use utoipa::IntoParams;
+
 use crate::ApiError;
 
 /// Parses a decimal integer of ASCII digits only (no sign, no spaces) within `min..=max`.
@@ -22,11 +24,20 @@ fn range_message(min: u64, max: u64) -> String {
     format!("must be an integer from {min} to {max}")
 }
 
+/// A bounded integer path segment. The bounds are single literal tokens because they also go into
+/// the OpenAPI document (`IntoParams`: the derive takes only literal numbers, and only as plain
+/// tokens, hence `tt`); `description` is the parameter's description there.
 macro_rules! bounded_path_parameter {
-    ($(#[$doc:meta])* $name:ident, $inner:ty, $parameter:literal, $min:expr, $max:expr) => {
+    ($(#[$doc:meta])* $name:ident, $inner:ty, $parameter:literal, $min:tt, $max:tt,
+     $description:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name($inner);
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, IntoParams)]
+        #[into_params(names($parameter), parameter_in = Path)]
+        pub struct $name(
+            #[doc = $description]
+            #[param(minimum = $min, maximum = $max)]
+            $inner,
+        );
 
         impl $name {
             /// The name of the parameter in paths and error bodies.
@@ -55,20 +66,27 @@ macro_rules! bounded_path_parameter {
 
 bounded_path_parameter!(
     /// `/contacts/{contact_id}`: a positive PostgreSQL `integer`.
-    ContactId, i32, "contact_id", 1, i32::MAX
+    ContactId, i32, "contact_id", 1, 2_147_483_647,
+    "The contact's id: a positive PostgreSQL integer, ASCII digits only."
 );
 bounded_path_parameter!(
     /// `/fibonacci/{n}`: small enough that naive recursion ends in about a second.
-    FibonacciN, u32, "n", 0, 40
+    FibonacciN, u32, "n", 0, 40,
+    "Small enough that naive recursion ends in about a second."
 );
 bounded_path_parameter!(
     /// `/test/*-cpubound/{iterations}`: repetitions of the CPU workload.
-    Iterations, u32, "iterations", 1, 10_000
+    Iterations, u32, "iterations", 1, 10_000,
+    "Repetitions of the CPU workload (about 10 ms each on the reference machine)."
 );
 bounded_path_parameter!(
     /// `/test/*-iobound/{millis}`: how long to wait, up to a minute.
-    Millis, u64, "millis", 0, 60_000
+    Millis, u64, "millis", 0, 60_000,
+    "How long to wait, in milliseconds, up to a minute."
 );
+
+// The literal bound above is PostgreSQL's `integer` maximum.
+const _: () = assert!(ContactId::MAX == i32::MAX);
 
 /// A validated `starts` filter: 1 to 100 letters, digits and spaces. With no punctuation at all,
 /// no LIKE wildcard (`%`, `_`, `\`) can reach the database.
@@ -106,11 +124,22 @@ impl LastNamePrefix {
     }
 }
 
-/// The query of `GET /contacts`: `limit`, `offset` and an optional `starts`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// The query of `GET /contacts`: `limit`, `offset` and an optional `starts`. The `#[param]`
+/// bounds and defaults are the constants below, as literals (the derive takes no paths); a test
+/// of the OpenAPI module checks that they agree.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageRequest {
+    /// How many contacts to return at most.
+    #[param(required = false, minimum = 1, maximum = 200, default = 100)]
     limit: i64,
+    /// How many contacts to skip, in contact_id order.
+    #[param(required = false, minimum = 0, maximum = 2_147_483_647, default = 0)]
     offset: i64,
+    /// Only contacts whose last name starts with this, ignoring case: 1 to 100 letters, digits
+    /// and spaces.
+    #[param(value_type = String, required = false, min_length = 1, max_length = 100,
+            pattern = r"^[\p{L}\p{N} ]+$", example = "sm")]
     starts: Option<LastNamePrefix>,
 }
 

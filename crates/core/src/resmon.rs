@@ -1,20 +1,33 @@
 //! `GET /test/resmon`: the server's own resource use, read from /proc by the process itself.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::config::DbRecycle;
 
-/// The body of `/test/resmon`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The body of `/test/resmon`: the server process as it reads itself from /proc.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ResourceSnapshot {
     pub variant: String,
+    #[schema(minimum = 1)]
     pub pid: u32,
+    /// OS threads of the process.
+    #[schema(minimum = 1)]
     pub threads: i64,
+    /// Resident memory.
     pub rss_bytes: u64,
+    #[schema(minimum = 0)]
     pub cpu_user_seconds: f64,
+    #[schema(minimum = 0)]
     pub cpu_system_seconds: f64,
+    /// Seconds since the process started.
+    #[schema(minimum = 0)]
     pub uptime_seconds: f64,
+    /// `WORKERS` as the server applied it.
+    #[schema(minimum = 1)]
     pub workers: usize,
+    /// `DB_POOL_SIZE` as the server applied it.
+    #[schema(minimum = 1)]
     pub db_pool_size: usize,
     /// The effective `DB_RECYCLE`. Always sent by the servers; `None` only when reading a
     /// snapshot recorded before the field existed (an older `concurrency.json`).

@@ -13,6 +13,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::{FibonacciN, Iterations, Millis};
 
@@ -36,8 +37,11 @@ pub fn fibonacci(n: FibonacciN) -> u64 {
 }
 
 /// `{"result": fib(n)}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({"result": 89})))]
 pub struct FibonacciBody {
+    /// fib(n), with fib(0) = fib(1) = 1.
+    #[schema(minimum = 1)]
     pub result: u64,
 }
 
@@ -104,23 +108,40 @@ pub struct CpuReport {
     pub checksum: u64,
 }
 
-/// `{"message": "...", "result": <seconds>, "checksum": <integer>}` (no checksum for waits and
-/// calibration).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `{"message": "...", "result": <seconds>}`: the body of waits and calibration. Also what a
+/// client that wants only the seconds reads from any timed endpoint (serde ignores the checksum of
+/// a CPU body).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({"message": "Waited 50 ms", "result": 0.050_212})))]
 pub struct TimedBody {
     pub message: String,
+    /// Seconds, measured by the server.
+    #[schema(minimum = 0)]
     pub result: f64,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub checksum: Option<u64>,
+}
+
+/// `{"message": "...", "result": <seconds>, "checksum": <integer>}`: the body of the CPU-bound
+/// endpoints. The checksum is the same on every machine for the same iterations, so a client can
+/// tell that the work was done.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({"message": "Duration of 2 iterations", "result": 0.020_481, "checksum": 9_941_081_029_964_651_844_u64})))]
+pub struct TimedCpuBody {
+    pub message: String,
+    /// Seconds, measured by the server.
+    #[schema(minimum = 0)]
+    pub result: f64,
+    /// Wraps around: any u64, beyond int64's range too.
+    #[schema(format = "uint64")]
+    pub checksum: u64,
 }
 
 impl CpuReport {
     /// The body of `/test/sync-cpubound` and `/test/offload-cpubound`.
-    pub fn body(&self) -> TimedBody {
-        TimedBody {
+    pub fn body(&self) -> TimedCpuBody {
+        TimedCpuBody {
             message: format!("Duration of {} iterations", self.iterations),
             result: self.elapsed.as_secs_f64(),
-            checksum: Some(self.checksum),
+            checksum: self.checksum,
         }
     }
 }
@@ -132,7 +153,6 @@ pub fn calibrate() -> TimedBody {
     TimedBody {
         message: "Duration of one iteration".to_string(),
         result: started.elapsed().as_secs_f64(),
-        checksum: None,
     }
 }
 
@@ -141,7 +161,6 @@ pub fn waited_body(millis: Millis, elapsed: Duration) -> TimedBody {
     TimedBody {
         message: format!("Waited {} ms", millis.get()),
         result: elapsed.as_secs_f64(),
-        checksum: None,
     }
 }
 
