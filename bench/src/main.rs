@@ -32,6 +32,8 @@ enum Command {
     Concurrency(concurrency::ConcurrencyArgs),
     /// The Python peers' environment: `peers install`, `peers list`.
     Peers(peers::PeersArgs),
+    /// Print the contract's OpenAPI document (generated from core's types; every server serves it).
+    Openapi,
     /// Check one server against the contract.
     Verify(verify::VerifyArgs),
     /// Load one URL with the engine and print its figures.
@@ -106,6 +108,7 @@ async fn execute(command: Command) -> Result<ExitCode> {
             }
         }
         Command::Peers(args) => peers::peers(args)?,
+        Command::Openapi => print!("{}", bakeoff_core::openapi::OPENAPI_JSON.as_str()),
         Command::Load(args) => selftest::load(args).await?,
         Command::Selftest(args) => {
             let results = selftest::selftest(args).await?;

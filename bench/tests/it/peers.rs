@@ -29,3 +29,14 @@ fn fastapi_sqlalchemy_conforms_to_the_contract() {
 fn flask_gunicorn_conforms_to_the_contract() {
     verify_peer("flask-gunicorn");
 }
+
+#[test]
+fn the_peers_serve_the_document_core_generates() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../peers/common/openapi.json");
+    let copy = std::fs::read_to_string(path).unwrap();
+    assert!(
+        copy == bakeoff_core::openapi::OPENAPI_JSON.as_str(),
+        "{path} is not core's generated document: write it again with \
+         `cargo run -p bakeoff -- openapi > peers/common/openapi.json`"
+    );
+}

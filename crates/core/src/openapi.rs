@@ -35,7 +35,7 @@ pub fn document() -> Document {
         description = "The one contract every bakeoff server variant implements, byte for byte. \
             Every path also answers with one trailing slash. Every response is application/json, \
             errors included (the ErrorBody schema). Field order on the wire is the order of each \
-            schema's properties. Any method other than GET on these paths answers 405 (components/responses/MethodNotAllowed); any other path answers 404; \
+            schema's properties. HEAD answers what GET would, without the body; any other method on these paths answers 405 with `Allow: GET, HEAD` (components/responses/MethodNotAllowed); any other path answers 404; \
             500 means a bug and carries no detail."
     ),
     paths(
@@ -141,7 +141,10 @@ mod operations {
 
     /// 405.
     #[derive(ToResponse)]
-    #[response(description = "A method other than GET on a path of this document.")]
+    #[response(
+        description = "A method other than GET or HEAD on a path of this document.",
+        headers(("Allow" = String, description = "The methods the path answers: `GET, HEAD`."))
+    )]
     pub struct MethodNotAllowed(ErrorBody);
 
     /// 503.

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 #: The contract's OpenAPI document, served byte for byte as `GET /openapi.json`. The one place to
-#: change when the document moves: a copy of `crates/core/openapi.json`.
+#: change when the document moves: core's generated document, written by `bakeoff openapi`.
 OPENAPI_PATH = Path(__file__).resolve().parent.parent / "openapi.json"
 
 #: The document's bytes, read once per process.
