@@ -12,6 +12,8 @@ use crate::harness::database::DatabaseChoice;
 use crate::harness::lifecycle::Profile;
 use crate::harness::peers::{PeerChoice, chosen_peers};
 use crate::harness::servers::{ServerSpec, TargetSpec, VariantChoice, chosen_variants, servers};
+use clap::builder::TypedValueParser as _;
+
 use crate::harness::settings::{Dimensions, Recycle};
 
 /// The servers a command drives.
@@ -71,7 +73,12 @@ pub struct DimensionArgs {
     pub db_pool_size: Vec<NonZeroUsize>,
     /// DB_RECYCLE, the connection check on checkout, comma-separated for both (default fast);
     /// applies to the variants that check connections out of a pool.
-    #[arg(long, value_delimiter = ',', value_enum)]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_parser = clap::builder::PossibleValuesParser::new(["fast", "verified"])
+            .try_map(|text| Recycle::parse(&text))
+    )]
     pub recycle: Vec<Recycle>,
 }
 

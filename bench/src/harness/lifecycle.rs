@@ -168,7 +168,7 @@ pub fn environment(database_url: &str, configuration: &Configuration) -> ServerE
         Workers::Fixed(count) => Some(count.get()),
     };
     environment.db_pool_size = Some(configuration.db_pool_size.get());
-    environment.db_recycle = configuration.recycle.map(|recycle| recycle.env_value());
+    environment.db_recycle = configuration.recycle;
     environment
 }
 
@@ -249,14 +249,10 @@ pub async fn resource_snapshot(address: SocketAddr) -> Option<ResourceSnapshot> 
 
 async fn effective_settings(address: SocketAddr) -> Option<EffectiveSettings> {
     let snapshot = resource_snapshot(address).await?;
-    let value = serde_json::to_value(&snapshot).ok()?;
     Some(EffectiveSettings {
         workers: snapshot.workers,
         db_pool_size: snapshot.db_pool_size,
-        db_recycle: value
-            .get("db_recycle")
-            .and_then(|recycle| recycle.as_str())
-            .map(str::to_string),
+        db_recycle: snapshot.db_recycle,
     })
 }
 

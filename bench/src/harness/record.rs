@@ -2,6 +2,7 @@
 //! what it was started with and what it reported running with, whether it passed verification,
 //! how long it took to start and how it stopped. The run's and the study's results embed it.
 
+use bakeoff_core::DbRecycle;
 use serde::{Deserialize, Serialize};
 
 use crate::harness::servers::ServerKind;
@@ -72,9 +73,9 @@ impl ServerRecord {
 pub struct EffectiveSettings {
     pub workers: usize,
     pub db_pool_size: usize,
-    /// `fast` or `verified`; `None` where the server does not say.
+    /// `None` where the server does not say.
     #[serde(default)]
-    pub db_recycle: Option<String>,
+    pub db_recycle: Option<DbRecycle>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -9,45 +9,10 @@
 use std::fmt;
 use std::num::NonZeroUsize;
 
+pub use bakeoff_core::DbRecycle as Recycle;
 use serde::{Deserialize, Serialize};
 
 use crate::harness::servers::ServerSpec;
-
-/// `DB_RECYCLE`: what a pooled server does with an idle connection before handing it out.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    clap::ValueEnum,
-)]
-#[serde(rename_all = "kebab-case")]
-#[value(rename_all = "kebab-case")]
-pub enum Recycle {
-    /// No query on checkout (each pool crate's own default).
-    Fast,
-    /// One query on every checkout, to find a broken connection before a request does.
-    Verified,
-}
-
-impl Recycle {
-    /// The value of `DB_RECYCLE`.
-    pub fn env_value(self) -> String {
-        crate::names::name_of(&self)
-    }
-}
-
-impl fmt::Display for Recycle {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(&self.env_value())
-    }
-}
 
 /// `WORKERS`: each server's own default for the CPUs it is pinned to, or one count for all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -282,8 +282,8 @@ pub fn servers_table(results: &RunResults) -> Table {
             effective.map_or_else(dash, |settings| settings.workers.to_string()),
             effective.map_or_else(dash, |settings| settings.db_pool_size.to_string()),
             effective
-                .and_then(|settings| settings.db_recycle.clone())
-                .unwrap_or_else(dash),
+                .and_then(|settings| settings.db_recycle)
+                .map_or_else(dash, |recycle| recycle.to_string()),
             verified,
             server
                 .record

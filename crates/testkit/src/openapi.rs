@@ -199,7 +199,10 @@ mod tests {
             (
                 "/test/resmon",
                 200,
-                value_of(&bakeoff_core::resmon::snapshot("test", 2, 3).unwrap()),
+                value_of(
+                    &bakeoff_core::resmon::snapshot("test", 2, 3, bakeoff_core::DbRecycle::Fast)
+                        .unwrap(),
+                ),
             ),
             (
                 "/contacts",

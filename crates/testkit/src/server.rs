@@ -29,8 +29,8 @@ pub struct ServerEnvironment {
     pub db_pool_size: Option<usize>,
     /// `DB_WAIT_TIMEOUT_MS`; `None` leaves the contract's default.
     pub db_wait_timeout_ms: Option<u64>,
-    /// `DB_RECYCLE` (`fast` or `verified`); `None` leaves the default.
-    pub db_recycle: Option<String>,
+    /// `DB_RECYCLE`; `None` leaves the default.
+    pub db_recycle: Option<bakeoff_core::DbRecycle>,
     /// `RUST_LOG`.
     pub log_filter: String,
 }
@@ -68,7 +68,10 @@ impl ServerEnvironment {
                 "DB_WAIT_TIMEOUT_MS",
                 self.db_wait_timeout_ms.map(|value| value.to_string()),
             ),
-            ("DB_RECYCLE", self.db_recycle.clone()),
+            (
+                "DB_RECYCLE",
+                self.db_recycle.map(|recycle| recycle.as_str().to_string()),
+            ),
         ];
         for (variable, value) in optional {
             if let Some(value) = value {

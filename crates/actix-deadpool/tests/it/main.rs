@@ -1,2 +1,2 @@
 //! The shared conformance suite, run over this crate's real binary.
-bakeoff_testkit::conformance_tests!(env!("CARGO_BIN_EXE_actix-deadpool"));
+bakeoff_suite::conformance_tests!(env!("CARGO_BIN_EXE_actix-deadpool"));

@@ -1,3 +1,3 @@
 //! The shared conformance suite, run over this crate's real binary.
 
-bakeoff_testkit::conformance_tests!(env!("CARGO_BIN_EXE_axum-tokio-postgres"));
+bakeoff_suite::conformance_tests!(env!("CARGO_BIN_EXE_axum-tokio-postgres"));

@@ -8,9 +8,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use bakeoff_suite::server_command;
 use bakeoff_testkit::postgres::{APP_ROLE, free_port};
 use bakeoff_testkit::server::ServerProcess;
-use bakeoff_testkit::suite::server_command;
 
 /// Bursts per test, on one server.
 const ROUNDS: usize = 5;

@@ -1,4 +1,4 @@
-//! The tests every server crate runs over its own binary, through [`crate::conformance_tests!`]:
+//! The tests every server crate runs over its own binary, through [`conformance_tests!`]:
 //! the contract, recovery from a PostgreSQL restart (and a late start) and from terminated
 //! backends under both `DB_RECYCLE` policies, service from the first request after a start,
 //! configuration errors, and graceful shutdown. Each starts its own throwaway PostgreSQL and the real binary; nothing is
@@ -15,14 +15,14 @@ use bakeoff_core::config::{ENV_VARS, SHUTDOWN_DEADLINE};
 use futures_util::future::join_all;
 use nix::sys::signal::Signal;
 
-use crate::conformance::{self, StatementCounts, Target};
-use crate::postgres::{APP_ROLE, LocalPostgres, free_port};
-use crate::seed::{SeedSpec, seed};
-use crate::server::ServerProcess;
+use bakeoff_testkit::conformance::{self, StatementCounts, Target};
+use bakeoff_testkit::postgres::{APP_ROLE, LocalPostgres, free_port};
+use bakeoff_testkit::seed::{SeedSpec, seed};
+use bakeoff_testkit::server::{ServerEnvironment, ServerProcess};
 
 /// The configuration every test server gets.
 const TEST_WORKERS: usize = 2;
-const TEST_POOL_SIZE: &str = "4";
+const TEST_POOL_SIZE: usize = 4;
 const TEST_WAIT_TIMEOUT_MS: u64 = 1_000;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -40,27 +40,25 @@ fn variant_of(binary: &str) -> String {
         .into_owned()
 }
 
+/// The test configuration: what every test server is started with.
+fn test_environment(database_url: &str) -> ServerEnvironment {
+    let mut environment = ServerEnvironment::new(database_url);
+    environment.workers = Some(TEST_WORKERS);
+    environment.db_pool_size = Some(TEST_POOL_SIZE);
+    environment.db_wait_timeout_ms = Some(TEST_WAIT_TIMEOUT_MS);
+    environment
+}
+
 /// The server command with the test configuration and nothing inherited that could change it.
 pub fn server_command(binary: &str, database_url: &str) -> Command {
-    let mut command = Command::new(binary);
-    for variable in ENV_VARS {
-        command.env_remove(variable);
-    }
-    command
-        .env("DATABASE_URL", database_url)
-        .env("BIND", "127.0.0.1:0")
-        .env("WORKERS", TEST_WORKERS.to_string())
-        .env("DB_POOL_SIZE", TEST_POOL_SIZE)
-        .env("DB_WAIT_TIMEOUT_MS", TEST_WAIT_TIMEOUT_MS.to_string())
-        .env("RUST_LOG", "error");
-    command
+    test_environment(database_url).command(Path::new(binary))
 }
 
 /// The server command with the test configuration under one `DB_RECYCLE` policy.
 fn server_command_recycling(binary: &str, database_url: &str, recycle: DbRecycle) -> Command {
-    let mut command = server_command(binary, database_url);
-    command.env("DB_RECYCLE", recycle_value(recycle));
-    command
+    let mut environment = test_environment(database_url);
+    environment.db_recycle = Some(recycle);
+    environment.command(Path::new(binary))
 }
 
 /// The policy as `DB_RECYCLE` and `/test/resmon` spell it.
@@ -287,7 +285,9 @@ async fn wait_for_backends_to_exit(admin: &tokio_postgres::Client, pids: &[i32])
 pub fn serves_on_when_its_backends_are_terminated(binary: &str, recycle: DbRecycle) {
     runtime().block_on(async {
         let postgres = seeded_postgres(50, 5).await;
-        let admin = crate::connect(&postgres.admin_url()).await.unwrap();
+        let admin = bakeoff_testkit::connect(&postgres.admin_url())
+            .await
+            .unwrap();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(20))
             .build()
@@ -521,4 +521,63 @@ pub fn finishes_in_flight_requests_on_sigterm_and_sigint(binary: &str) {
             );
         }
     });
+}
+
+/// Generates the shared tests for one server binary. A server crate's `tests/it/main.rs` is:
+///
+/// ```ignore
+/// bakeoff_testkit::conformance_tests!(env!("CARGO_BIN_EXE_axum-tokio-postgres"));
+/// ```
+#[macro_export]
+macro_rules! conformance_tests {
+    ($binary:expr) => {
+        #[test]
+        fn conforms_to_the_contract() {
+            $crate::conforms_to_the_contract($binary);
+        }
+
+        #[test]
+        fn recovers_when_postgres_restarts_or_starts_late_with_fast_recycling() {
+            $crate::recovers_when_postgres_restarts_or_starts_late(
+                $binary,
+                $crate::DbRecycle::Fast,
+            );
+        }
+
+        #[test]
+        fn recovers_when_postgres_restarts_or_starts_late_with_verified_recycling() {
+            $crate::recovers_when_postgres_restarts_or_starts_late(
+                $binary,
+                $crate::DbRecycle::Verified,
+            );
+        }
+
+        #[test]
+        fn serves_on_when_its_backends_are_terminated_with_fast_recycling() {
+            $crate::serves_on_when_its_backends_are_terminated($binary, $crate::DbRecycle::Fast);
+        }
+
+        #[test]
+        fn serves_on_when_its_backends_are_terminated_with_verified_recycling() {
+            $crate::serves_on_when_its_backends_are_terminated(
+                $binary,
+                $crate::DbRecycle::Verified,
+            );
+        }
+
+        #[test]
+        fn answers_the_first_request_after_every_start() {
+            $crate::answers_the_first_request_after_every_start($binary);
+        }
+
+        #[test]
+        fn rejects_bad_configuration_with_exit_code_2() {
+            $crate::rejects_bad_configuration_with_exit_code_2($binary);
+        }
+
+        #[test]
+        fn finishes_in_flight_requests_on_sigterm_and_sigint() {
+            $crate::finishes_in_flight_requests_on_sigterm_and_sigint($binary);
+        }
+    };
 }
