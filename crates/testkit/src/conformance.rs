@@ -941,7 +941,7 @@ impl<'a> Checker<'a> {
             keys.sort();
             keys
         });
-        if value["status"] != Value::from(expected.status)
+        if value["status"] != expected.status
             || got_keys != Some(expected_keys.clone())
         {
             self.fail(format!(
