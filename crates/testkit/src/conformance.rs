@@ -941,9 +941,7 @@ impl<'a> Checker<'a> {
             keys.sort();
             keys
         });
-        if value["status"] != expected.status
-            || got_keys != Some(expected_keys.clone())
-        {
+        if value["status"] != expected.status || got_keys != Some(expected_keys.clone()) {
             self.fail(format!(
                 "{what}: error body {value} does not have status {} and errors named {expected_keys:?}",
                 expected.status
