@@ -102,6 +102,11 @@ fn columns() -> Vec<Column> {
         Column::new("threads", Better::Neither, whole, |_, run| {
             Some(run.server.as_ref()?.threads_peak as f64)
         }),
+        // Processes in the server's tree: 1 for a Rust variant, a peer's master and workers.
+        Column::new("procs", Better::Neither, whole, |_, run| {
+            let processes = run.server.as_ref()?.processes_peak;
+            (processes > 0).then_some(processes as f64)
+        }),
         Column::new("DB conns", Better::Neither, whole, |_, run| {
             run.server.as_ref()?.db_connections_peak.map(|v| v as f64)
         }),
@@ -449,7 +454,8 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
          checked) per second of the measured window; latencies are percentiles of every answer in \
          the window; `errors` counts non-2xx answers, failed connections, timeouts, resets and \
          wrong bodies. `CPU ms/1k` is the server process's user+system CPU time per 1,000 answers, \
-         `RSS MiB` its peak resident memory, `threads` its peak thread count, all read from /proc; \
+         `RSS MiB` its peak resident memory, `threads` its peak thread count and `procs` its processes,
+         all read from /proc and summed over its process tree; \
          `DB conns` is the peak of its connections in pg_stat_activity and `stmts/req` its \
          statements (pg_stat_statements) per answer. `engine %` is how busy the load engine was: \
          near 100 the engine, not the server, limits that row. The best value of a column is in bold. `±%` \
