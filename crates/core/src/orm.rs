@@ -296,6 +296,32 @@ pub fn database_error(error: DieselError) -> ApiError {
     ApiError::from_database(&error, is_unavailable(&error))
 }
 
+/// How an attempt on one connection failed, for the ORM variants' retry of a request whose
+/// connection was closed under it.
+#[derive(Debug)]
+pub enum Failure {
+    /// A statement found the connection closed under it: another connection may well answer.
+    ConnectionLost(DieselError),
+    /// The request's answer, whichever connection ran it.
+    Answer(ApiError),
+}
+
+impl From<DieselError> for Failure {
+    fn from(error: DieselError) -> Failure {
+        if is_connection_lost(&error) {
+            Failure::ConnectionLost(error)
+        } else {
+            Failure::Answer(database_error(error))
+        }
+    }
+}
+
+impl From<ApiError> for Failure {
+    fn from(error: ApiError) -> Failure {
+        Failure::Answer(error)
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -19,10 +19,11 @@ use std::time::{Duration, Instant};
 
 use bakeoff_core::config::DatabaseUrl;
 use bakeoff_core::model::{Contact, ContactType, Page, assemble_contacts};
-use bakeoff_core::orm::{self, ContactRecord, ContactTypeRecord, DetailRecord, PageRecord};
+use bakeoff_core::orm::{
+    self, ContactRecord, ContactTypeRecord, DetailRecord, Failure, PageRecord,
+};
 use bakeoff_core::{ApiError, ContactId, DbRecycle, PageRequest};
 use diesel::r2d2::{self, ConnectionManager, ManageConnection, PooledConnection, R2D2Connection};
-use diesel::result::Error as DieselError;
 use diesel::{OptionalExtension, PgConnection, RunQueryDsl};
 
 type Pool = r2d2::Pool<Manager>;
@@ -150,30 +151,6 @@ struct LogErrors;
 impl r2d2::HandleError<r2d2::Error> for LogErrors {
     fn handle_error(&self, error: r2d2::Error) {
         tracing::warn!(%error, "database connection failed");
-    }
-}
-
-/// How an attempt on one connection failed.
-enum Failure {
-    /// A statement found the connection closed under it: another connection may well answer.
-    ConnectionLost(DieselError),
-    /// The request's answer, whichever connection ran it.
-    Answer(ApiError),
-}
-
-impl From<DieselError> for Failure {
-    fn from(error: DieselError) -> Failure {
-        if orm::is_connection_lost(&error) {
-            Failure::ConnectionLost(error)
-        } else {
-            Failure::Answer(orm::database_error(error))
-        }
-    }
-}
-
-impl From<ApiError> for Failure {
-    fn from(error: ApiError) -> Failure {
-        Failure::Answer(error)
     }
 }
 

@@ -15,12 +15,13 @@
 use std::time::Duration;
 
 use bakeoff_core::model::{Contact, ContactType, Page, assemble_contacts};
-use bakeoff_core::orm::{self, ContactRecord, ContactTypeRecord, DetailRecord, PageRecord};
+use bakeoff_core::orm::{
+    self, ContactRecord, ContactTypeRecord, DetailRecord, Failure, PageRecord,
+};
 use bakeoff_core::{ApiError, Config, ContactId, DbRecycle, PageRequest};
 use deadpool::Runtime;
 use deadpool::managed::{PoolError, TimeoutType};
 use diesel::OptionalExtension;
-use diesel::result::Error as DieselError;
 use diesel_async::pooled_connection::deadpool::{BuildError, Object, Pool};
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, PoolableConnection, RecyclingMethod,
@@ -118,30 +119,6 @@ async fn checkout(pool: &DbPool, deadline: Instant) -> Result<Object<AsyncPgConn
             ApiError::Internal
         }
     })
-}
-
-/// How an attempt on one connection failed.
-enum Failure {
-    /// A statement found the connection closed under it: another connection may well answer.
-    ConnectionLost(DieselError),
-    /// The request's answer, whichever connection ran it.
-    Answer(ApiError),
-}
-
-impl From<DieselError> for Failure {
-    fn from(error: DieselError) -> Failure {
-        if orm::is_connection_lost(&error) {
-            Failure::ConnectionLost(error)
-        } else {
-            Failure::Answer(orm::database_error(error))
-        }
-    }
-}
-
-impl From<ApiError> for Failure {
-    fn from(error: ApiError) -> Failure {
-        Failure::Answer(error)
-    }
 }
 
 /// A request's attempts: at most two, the second only when the first one's connection was
