@@ -8,7 +8,7 @@
 //! - [`render`]: reports, tables and charts of the results files.
 //! - [`results`]: the results files (`results.json`, `concurrency.json`) and their directory.
 //! - [`harness`]: servers, database, dimensions and the one lifecycle every command drives.
-//! - the measuring parts: [`engine`] (load), [`burst`] (the study's bursts), [`http1`] (their
+//! - the measuring parts: [`engine`] (load), [`delay_line`] (latency to the database), [`burst`] (the study's bursts), [`http1`] (their
 //!   HTTP/1.1 client), [`scenarios`], [`monitor`] and [`processes`], [`placement`], [`machine`],
 //!   and the shared
 //!   [`format`], [`stats`] and [`names`].
@@ -18,6 +18,7 @@
 
 pub mod burst;
 pub mod commands;
+pub mod delay_line;
 pub mod engine;
 pub mod format;
 pub mod harness;

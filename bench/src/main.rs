@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use bakeoff::commands::{compare, concurrency, db, peers, report, run, selftest, verify};
+use bakeoff::commands::{
+    compare, concurrency, db, delay_proxy, peers, report, run, selftest, verify,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -45,6 +47,9 @@ enum Command {
         /// A results/<timestamp> directory (of `bakeoff run` or `bakeoff concurrency`).
         directory: PathBuf,
     },
+    /// The delay line in front of PostgreSQL for `--db-latency` (started by the harness).
+    #[command(hide = true)]
+    DelayProxy(delay_proxy::DelayProxyArgs),
     /// Show what changed between two runs.
     Compare {
         /// The earlier run's directory (or its results.json).
@@ -109,6 +114,7 @@ async fn execute(command: Command) -> Result<ExitCode> {
         }
         Command::Peers(args) => peers::peers(args)?,
         Command::Openapi => print!("{}", bakeoff_core::openapi::OPENAPI_JSON.as_str()),
+        Command::DelayProxy(args) => delay_proxy::delay_proxy(args).await?,
         Command::Load(args) => selftest::load(args).await?,
         Command::Selftest(args) => {
             let results = selftest::selftest(args).await?;

@@ -5,9 +5,10 @@ use std::path::Path;
 
 use anyhow::Result;
 
+use crate::delay_line::RoundTrip;
 use crate::format::{Table, group_thousands};
 use crate::results::ResultsFile;
-use crate::results::run::{Cell, RunResults};
+use crate::results::run::{Cell, RunResults, ServerResult};
 use crate::scenarios::Scenario;
 
 /// The noise band when neither run has repeats to measure its own spread: run-to-run differences
@@ -53,6 +54,7 @@ pub fn changes(before: &RunResults, after: &RunResults, default_noise: f64) -> V
     for (server, cell) in after.cells() {
         let Some(old) = before.cells().find_map(|(old_server, old_cell)| {
             (old_server.record.shown_name() == server.record.shown_name()
+                && db_latency_of(old_server) == db_latency_of(server)
                 && same_cell(old_cell, cell))
             .then_some(old_cell)
         }) else {
@@ -98,6 +100,16 @@ fn noise_band(before: &Cell, after: &Cell, default_noise: f64) -> f64 {
     } else {
         default_noise
     }
+}
+
+/// The round trip added to the server's database: figures at different levels are never
+/// compared, even where the labels agree (a run at one level does not name it in every label).
+fn db_latency_of(server: &ServerResult) -> RoundTrip {
+    server
+        .record
+        .configuration
+        .map(|configuration| configuration.db_latency)
+        .unwrap_or_default()
 }
 
 fn same_cell(a: &Cell, b: &Cell) -> bool {

@@ -4,6 +4,7 @@
 pub mod compare;
 pub mod concurrency;
 pub mod db;
+pub mod delay_proxy;
 pub mod peers;
 pub mod report;
 pub mod run;

@@ -380,13 +380,17 @@ impl Bench<'_> {
                         Some(pid) => Some(Sampler::start(pid, watch.cloned()).await),
                         None => None,
                     };
+                    let line_cpu_before = server.delay_line_cpu_seconds();
                     let outcome = run_engine(spec, self.live).await?;
                     let figures = match sampler {
                         Some(sampler) => Some(sampler.finish(outcome.total_responses).await),
                         None => None,
                     };
-                    let measurement =
+                    let mut measurement =
                         Measurement::from_outcome(&outcome, figures, plan.placement.engine_threads);
+                    measurement.delay_line_cpu_seconds = line_cpu_before
+                        .zip(server.delay_line_cpu_seconds())
+                        .map(|(before, after)| (after - before).max(0.0));
                     self.meter.cell_done(&format!(
                         "{name:<22} {:<16} c={connections:<4} {:>9} req/s  p99 {:>8.2} ms  errors {}",
                         scenario.to_string(),

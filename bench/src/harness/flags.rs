@@ -14,7 +14,8 @@ use crate::harness::peers::{PeerChoice, chosen_peers};
 use crate::harness::servers::{ServerSpec, TargetSpec, VariantChoice, chosen_variants, servers};
 use clap::builder::TypedValueParser as _;
 
-use crate::harness::settings::{Dimensions, Recycle};
+use crate::delay_line::RoundTrip;
+use crate::harness::settings::{DimensionLists, Dimensions, Recycle};
 
 /// The servers a command drives.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -80,6 +81,11 @@ pub struct DimensionArgs {
             .try_map(|text| Recycle::parse(&text))
     )]
     pub recycle: Vec<Recycle>,
+    /// Round trips added between the servers and PostgreSQL, comma-separated: 0 (direct), 0.5ms,
+    /// 2ms, 500us, at most 1s. Each level above 0 puts a delay line in front of PostgreSQL, pinned
+    /// with the engine; its added time is measured and reported (default: 0).
+    #[arg(long, value_delimiter = ',', value_name = "ROUND_TRIPS")]
+    pub db_latency: Vec<RoundTrip>,
 }
 
 /// DB_POOL_SIZE when none is given: the same for every variant.
@@ -88,9 +94,12 @@ pub const DEFAULT_POOL_SIZE: NonZeroUsize = NonZeroUsize::new(4).expect("4 is no
 impl DimensionArgs {
     pub fn dimensions(&self) -> Dimensions {
         Dimensions::new(
-            &self.workers,
-            &self.db_pool_size,
-            &self.recycle,
+            &DimensionLists {
+                workers: self.workers.clone(),
+                db_pool_sizes: self.db_pool_size.clone(),
+                recycle: self.recycle.clone(),
+                db_latencies: self.db_latency.clone(),
+            },
             DEFAULT_POOL_SIZE,
         )
     }

@@ -17,6 +17,7 @@ use bakeoff_testkit::server::{ServerEnvironment, ServerProcess, workspace_binary
 use bytes::Bytes;
 
 use crate::harness::database::Database;
+use crate::harness::db_latency::{self, DelayProxy, LatencyCheck};
 use crate::harness::peers;
 use crate::harness::record::{EffectiveSettings, ServerRecord, Shutdown, Verification};
 use crate::harness::servers::ServerSpec;
@@ -150,13 +151,23 @@ pub struct RunningServer {
     pub version: Bytes,
     /// What it reported in `/test/resmon`, when it has the endpoint.
     pub effective: Option<EffectiveSettings>,
+    /// What the delay line in front of its database measured of itself, when it has one.
+    pub latency_check: Option<LatencyCheck>,
     process: Option<ServerProcess>,
+    /// Dropped after the server (fields drop in order): the server never loses its database
+    /// while it drains.
+    delay_proxy: Option<DelayProxy>,
 }
 
 impl RunningServer {
     /// The process id, for servers the harness started (monitored from /proc).
     pub fn pid(&self) -> Option<u32> {
         self.process.as_ref().map(ServerProcess::pid)
+    }
+
+    /// CPU seconds used so far by the delay line in front of its database, when it has one.
+    pub fn delay_line_cpu_seconds(&self) -> Option<f64> {
+        self.delay_proxy.as_ref().and_then(DelayProxy::cpu_seconds)
     }
 }
 
@@ -172,6 +183,47 @@ pub fn environment(database_url: &str, configuration: &Configuration) -> ServerE
     environment
 }
 
+/// The way from a server to its database in one configuration: direct, or through a delay line
+/// started for it (and checked: the round trip it adds, measured).
+struct DatabasePath {
+    url: String,
+    delay_proxy: Option<DelayProxy>,
+    latency_check: Option<LatencyCheck>,
+}
+
+async fn database_path(
+    database: &Database,
+    configuration: &Configuration,
+    session: &Session<'_>,
+) -> Result<DatabasePath> {
+    let round_trip = configuration.db_latency;
+    if round_trip.is_zero() {
+        return Ok(DatabasePath {
+            url: database.app_url.clone(),
+            delay_proxy: None,
+            latency_check: None,
+        });
+    }
+    let upstream = db_latency::database_address(&database.app_url)?;
+    let placement = session.placement.clone();
+    let proxy =
+        tokio::task::spawn_blocking(move || DelayProxy::start(upstream, round_trip, &placement))
+            .await
+            .context("starting the delay line")??;
+    let url = db_latency::through(&database.app_url, proxy.address)?;
+    db_latency::wait_until_reachable(&url)
+        .await
+        .context("reaching PostgreSQL through the delay line")?;
+    let check = db_latency::check(&database.app_url, &url, round_trip)
+        .await
+        .context("timing round trips through the delay line")?;
+    Ok(DatabasePath {
+        url,
+        delay_proxy: Some(proxy),
+        latency_check: Some(check),
+    })
+}
+
 /// Starts a variant or a peer pinned to the server CPUs and waits until it answers.
 async fn start_server(
     launch: Launch,
@@ -181,9 +233,10 @@ async fn start_server(
     let database = session
         .database
         .context("a server the harness starts needs a database")?;
+    let path = database_path(database, configuration, session).await?;
     let mut command = session.placement.server_command(&launch.program);
     command.args(&launch.arguments);
-    environment(&database.app_url, configuration).apply_to(&mut command);
+    environment(&path.url, configuration).apply_to(&mut command);
     let started = Instant::now();
     let process = tokio::task::spawn_blocking(move || ServerProcess::spawn(command))
         .await
@@ -198,7 +251,9 @@ async fn start_server(
             base_url: process.base_url(),
             version,
             effective: effective_settings(address).await,
+            latency_check: path.latency_check,
             process: Some(process),
+            delay_proxy: path.delay_proxy,
         },
         startup_seconds,
     ))
@@ -215,7 +270,9 @@ async fn reach_target(url: &str, session: &Session<'_>) -> Result<RunningServer>
         base_url: url.to_string(),
         version,
         effective: effective_settings(address).await,
+        latency_check: None,
         process: None,
+        delay_proxy: None,
     })
 }
 
@@ -386,6 +443,7 @@ async fn run_trial<T>(
         (server, _, _) => bail!("{}: nothing to start it with", server.name()),
     };
     record.effective = running.effective.clone();
+    record.latency_check = running.latency_check;
     let outcome = measure_verified(trial, session, verification, record, measure, &running).await;
     // Stopped whatever happened: a server that failed verification or measurement still shows
     // how it exits on SIGTERM.

@@ -1,6 +1,7 @@
 //! The harness: what every `bakeoff` command does to a server, written once. The servers under
 //! test ([`servers`]), the database they are given ([`database`]), the dimensions a run covers and
-//! the configuration of one server ([`settings`]), the flags that choose them ([`flags`]), and one
+//! the configuration of one server ([`settings`]), the delay line to the database of a
+//! latency level ([`db_latency`]), the flags that choose them ([`flags`]), and one
 //! lifecycle: start -> ready -> verify -> the command's measurement -> stop ([`lifecycle`]), with
 //! what it records of each server ([`record`]).
 //!
@@ -8,6 +9,7 @@
 //! trials, hand the outcomes to their report. The harness imports no command.
 
 pub mod database;
+pub mod db_latency;
 pub mod flags;
 pub mod lifecycle;
 pub mod peers;

@@ -5,6 +5,7 @@
 use bakeoff_core::DbRecycle;
 use serde::{Deserialize, Serialize};
 
+use crate::harness::db_latency::LatencyCheck;
 use crate::harness::servers::ServerKind;
 use crate::harness::settings::Configuration;
 
@@ -35,6 +36,10 @@ pub struct ServerRecord {
     /// What went wrong on the way without stopping the command (a failed warm-up request).
     #[serde(default)]
     pub notes: Vec<String>,
+    /// The round trip the delay line in front of its database added, as measured before the
+    /// server started; `None` on a direct connection.
+    #[serde(default)]
+    pub latency_check: Option<LatencyCheck>,
 }
 
 impl ServerRecord {
@@ -50,6 +55,7 @@ impl ServerRecord {
             startup_seconds: None,
             shutdown: None,
             notes: Vec::new(),
+            latency_check: None,
         }
     }
 

@@ -1,6 +1,7 @@
-//! What a server is run with, as dimensions of a run: worker count, pool size and connection-check
-//! policy today; each later dimension (database latency, processes, a pooler) is one more field
-//! here and one more list in [`Dimensions`], and so reaches every command that drives the harness.
+//! What a server is run with, as dimensions of a run: worker count, pool size, connection-check
+//! policy and the round trip added between the server and PostgreSQL; each later dimension
+//! (processes, a pooler) is one more field here and one more list in [`Dimensions`], and so
+//! reaches every command that drives the harness.
 //!
 //! A [`Configuration`] is one point of the dimensions; [`Dimensions::configurations`] expands the
 //! lists for one server, leaving out the points that do not apply to it (a connection-check policy
@@ -12,6 +13,7 @@ use std::num::NonZeroUsize;
 pub use bakeoff_core::DbRecycle as Recycle;
 use serde::{Deserialize, Serialize};
 
+use crate::delay_line::RoundTrip;
 use crate::harness::servers::ServerSpec;
 
 /// `WORKERS`: each server's own default for the CPUs it is pinned to, or one count for all.
@@ -41,6 +43,9 @@ pub struct Configuration {
     pub db_pool_size: NonZeroUsize,
     /// `None` for a server without connection checkout.
     pub recycle: Option<Recycle>,
+    /// Added between the server and PostgreSQL by a delay line; zero: a direct connection.
+    #[serde(default)]
+    pub db_latency: RoundTrip,
 }
 
 /// The values of every dimension a run covers; every list has at least one value.
@@ -49,16 +54,33 @@ pub struct Dimensions {
     pub workers: Vec<Workers>,
     pub db_pool_sizes: Vec<NonZeroUsize>,
     pub recycle: Vec<Recycle>,
+    #[serde(default = "direct")]
+    pub db_latencies: Vec<RoundTrip>,
+}
+
+/// Files written before the latency dimension ran every server on a direct connection.
+fn direct() -> Vec<RoundTrip> {
+    vec![RoundTrip::ZERO]
+}
+
+/// The lists of a run's dimensions as the flags give them; an empty list takes the default.
+#[derive(Debug, Clone, Default)]
+pub struct DimensionLists {
+    pub workers: Vec<NonZeroUsize>,
+    pub db_pool_sizes: Vec<NonZeroUsize>,
+    pub recycle: Vec<Recycle>,
+    pub db_latencies: Vec<RoundTrip>,
 }
 
 impl Dimensions {
     /// The dimensions from the flags' lists; an empty list takes the default.
-    pub fn new(
-        workers: &[NonZeroUsize],
-        db_pool_sizes: &[NonZeroUsize],
-        recycle: &[Recycle],
-        default_pool_size: NonZeroUsize,
-    ) -> Dimensions {
+    pub fn new(lists: &DimensionLists, default_pool_size: NonZeroUsize) -> Dimensions {
+        let DimensionLists {
+            workers,
+            db_pool_sizes,
+            recycle,
+            db_latencies,
+        } = lists;
         let workers = if workers.is_empty() {
             vec![Workers::OwnDefault]
         } else {
@@ -76,7 +98,17 @@ impl Dimensions {
             } else {
                 recycle.to_vec()
             }),
+            db_latencies: sorted(if db_latencies.is_empty() {
+                direct()
+            } else {
+                db_latencies.to_vec()
+            }),
         }
+    }
+
+    /// Whether some level puts a delay line between the servers and PostgreSQL.
+    pub fn adds_db_latency(&self) -> bool {
+        self.db_latencies.iter().any(|latency| !latency.is_zero())
     }
 
     /// The configurations `server` is run in; empty for a target (it runs as it was started).
@@ -93,14 +125,17 @@ impl Dimensions {
             vec![None]
         };
         let mut configurations = Vec::new();
-        for &workers in &self.workers {
-            for &db_pool_size in &self.db_pool_sizes {
-                for &recycle in &recycle {
-                    configurations.push(Configuration {
-                        workers,
-                        db_pool_size,
-                        recycle,
-                    });
+        for &db_latency in &self.db_latencies {
+            for &workers in &self.workers {
+                for &db_pool_size in &self.db_pool_sizes {
+                    for &recycle in &recycle {
+                        configurations.push(Configuration {
+                            workers,
+                            db_pool_size,
+                            recycle,
+                            db_latency,
+                        });
+                    }
                 }
             }
         }
@@ -109,12 +144,35 @@ impl Dimensions {
 
     /// Whether more than one value of some dimension is covered, so that labels must name it.
     pub fn varies(&self) -> bool {
-        self.workers.len() > 1 || self.db_pool_sizes.len() > 1 || self.recycle.len() > 1
+        self.workers.len() > 1
+            || self.db_pool_sizes.len() > 1
+            || self.recycle.len() > 1
+            || self.db_latencies.len() > 1
     }
 
     /// A server's name with the values of the dimensions that vary in the run:
-    /// `actix-deadpool (verified)`, `threaded-blocking (workers 3, pool 16)`.
+    /// `actix-deadpool (verified)`, `threaded-blocking (workers 3, pool 16, db +2ms)`.
     pub fn label(&self, name: &str, configuration: Option<&Configuration>) -> String {
+        let mut label = self.label_at_any_latency(name, configuration);
+        // A run at one level above zero names it too: its figures are not loopback figures.
+        if (self.db_latencies.len() > 1 || self.adds_db_latency())
+            && let Some(configuration) = configuration
+        {
+            let latency = format!("db +{}", configuration.db_latency);
+            label = match label.strip_suffix(')') {
+                Some(open) => format!("{open}, {latency})"),
+                None => format!("{label} ({latency})"),
+            };
+        }
+        label
+    }
+
+    /// The label less the latency: one line of a chart against latency.
+    pub fn label_at_any_latency(
+        &self,
+        name: &str,
+        configuration: Option<&Configuration>,
+    ) -> String {
         let Some(configuration) = configuration else {
             return name.to_string();
         };
@@ -150,8 +208,16 @@ impl Dimensions {
                 list(self.workers.iter().map(ToString::to_string).collect())
             )
         };
+        let latency = if self.adds_db_latency() {
+            format!(
+                "; database round trip +{} (through a delay line; 0: direct)",
+                list(self.db_latencies.iter().map(ToString::to_string).collect())
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "WORKERS {workers}; DB_POOL_SIZE {}; DB_RECYCLE {} (where a variant checks connections out)",
+            "WORKERS {workers}; DB_POOL_SIZE {}; DB_RECYCLE {} (where a variant checks connections out){latency}",
             list(self.db_pool_sizes.iter().map(ToString::to_string).collect()),
             list(self.recycle.iter().map(ToString::to_string).collect()),
         )
@@ -176,7 +242,7 @@ mod tests {
 
     #[test]
     fn defaults_are_own_workers_pool_four_and_fast() {
-        let dimensions = Dimensions::new(&[], &[], &[], count(4));
+        let dimensions = Dimensions::new(&DimensionLists::default(), count(4));
         let configurations =
             dimensions.configurations(&ServerSpec::Variant(Variant::ActixDeadpool));
         assert_eq!(
@@ -185,6 +251,7 @@ mod tests {
                 workers: Workers::OwnDefault,
                 db_pool_size: count(4),
                 recycle: Some(Recycle::Fast),
+                db_latency: RoundTrip::ZERO,
             }]
         );
         assert!(!dimensions.varies());
@@ -197,9 +264,11 @@ mod tests {
     #[test]
     fn the_policy_dimension_skips_servers_without_checkout() {
         let dimensions = Dimensions::new(
-            &[],
-            &[count(16), count(4)],
-            &[Recycle::Verified, Recycle::Fast],
+            &DimensionLists {
+                db_pool_sizes: vec![count(16), count(4)],
+                recycle: vec![Recycle::Verified, Recycle::Fast],
+                ..DimensionLists::default()
+            },
             count(4),
         );
         let actix = dimensions.configurations(&ServerSpec::Variant(Variant::ActixDeadpool));
@@ -229,6 +298,50 @@ mod tests {
             dimensions
                 .configurations(&ServerSpec::Target(target))
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn latency_levels_come_first_and_are_named_last() {
+        let dimensions = Dimensions::new(
+            &DimensionLists {
+                db_pool_sizes: vec![count(16), count(4)],
+                db_latencies: vec!["2ms".parse().unwrap(), RoundTrip::ZERO],
+                ..DimensionLists::default()
+            },
+            count(4),
+        );
+        assert!(dimensions.adds_db_latency());
+        let labels: Vec<String> = dimensions
+            .configurations(&ServerSpec::Variant(Variant::AxumTokioPostgres))
+            .iter()
+            .map(|c| dimensions.label("axum-tokio-postgres", Some(c)))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                "axum-tokio-postgres (pool 4, db +0)",
+                "axum-tokio-postgres (pool 16, db +0)",
+                "axum-tokio-postgres (pool 4, db +2ms)",
+                "axum-tokio-postgres (pool 16, db +2ms)",
+            ]
+        );
+        let only_latency = Dimensions::new(
+            &DimensionLists {
+                db_latencies: vec!["0.5ms".parse().unwrap(), RoundTrip::ZERO],
+                ..DimensionLists::default()
+            },
+            count(4),
+        );
+        let configurations =
+            only_latency.configurations(&ServerSpec::Variant(Variant::ActixDeadpool));
+        assert_eq!(
+            only_latency.label("actix-deadpool", configurations.last()),
+            "actix-deadpool (db +0.5ms)"
+        );
+        assert_eq!(
+            only_latency.label_at_any_latency("actix-deadpool", configurations.last()),
+            "actix-deadpool"
         );
     }
 }

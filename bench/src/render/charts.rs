@@ -9,7 +9,8 @@ use anyhow::Result;
 use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 
-use crate::results::run::{Cell, Level, Measurement, Percentiles, RunResults};
+use crate::render::db_latency;
+use crate::results::run::{Cell, Level, Measurement, Percentiles, RunResults, ServerResult};
 use crate::scenarios::Scenario;
 
 pub(crate) const SIZE: (u32, u32) = (1100, 520);
@@ -176,11 +177,115 @@ pub fn write_all(results: &RunResults, directory: &Path) -> Result<Vec<String>> 
             )?;
             written.push(name);
         }
-        let name = format!("latency-{slug}.svg");
-        latency_panels(results, &level, &scenarios, &directory.join(&name))?;
-        written.push(name);
+        match db_latency::latency_dimensions(results) {
+            None => {
+                let name = format!("latency-{slug}.svg");
+                latency_panels(
+                    results,
+                    &level,
+                    &scenarios,
+                    &|_| true,
+                    "",
+                    &directory.join(&name),
+                )?;
+                written.push(name);
+            }
+            Some(dimensions) => {
+                let name = format!("db-latency-throughput-{slug}.svg");
+                throughput_against_latency(results, &level, &scenarios, &directory.join(&name))?;
+                written.push(name);
+                // One percentile chart per latency level: every server's lines at once would
+                // be unreadable.
+                for &round_trip in &dimensions.db_latencies {
+                    let name = format!("db-latency-percentiles-{slug}-{}.svg", round_trip.slug());
+                    let at_level = move |server: &ServerResult| {
+                        server
+                            .record
+                            .configuration
+                            .map_or(round_trip.is_zero(), |c| c.db_latency == round_trip)
+                    };
+                    latency_panels(
+                        results,
+                        &level,
+                        &scenarios,
+                        &at_level,
+                        &format!(", database +{round_trip}"),
+                        &directory.join(&name),
+                    )?;
+                    written.push(name);
+                }
+            }
+        }
     }
     Ok(written)
+}
+
+/// One panel per scenario: each server's throughput (a line per configuration less its
+/// latency) against the round trip added to the database.
+fn throughput_against_latency(
+    results: &RunResults,
+    level: &Level,
+    scenarios: &[Scenario],
+    path: &Path,
+) -> Result<()> {
+    let Some(dimensions) = db_latency::latency_dimensions(results) else {
+        return Ok(());
+    };
+    let (root, panels) = titled_panels(
+        path,
+        &format!(
+            "Throughput (2xx/s) against added database round trip (ms), {}",
+            level.label()
+        ),
+        scenarios.len(),
+    )?;
+    let widest = dimensions
+        .db_latencies
+        .iter()
+        .map(|level| level.milliseconds())
+        .fold(0.0_f64, f64::max)
+        .max(0.1);
+    for (panel_index, (panel, scenario)) in panels.iter().zip(scenarios).enumerate() {
+        let lines = db_latency::lines(results, dimensions, level, *scenario);
+        let highest = lines
+            .iter()
+            .flat_map(|line| {
+                line.points
+                    .iter()
+                    .map(|(_, cell)| cell.summary.ok_per_second)
+            })
+            .fold(0.0_f64, f64::max);
+        let top = if highest > 0.0 { highest * 1.15 } else { 1.0 };
+        let mut chart = ChartBuilder::on(panel)
+            .caption(scenario.to_string(), ("sans-serif", 16))
+            .margin(8)
+            .x_label_area_size(30)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..widest * 1.05, 0f64..top)
+            .map_err(drawing_error)?;
+        chart
+            .configure_mesh()
+            .x_labels(6)
+            .y_labels(6)
+            .x_label_formatter(&|value: &f64| format!("{value}"))
+            .y_label_formatter(&|value: &f64| short_number(*value))
+            .draw()
+            .map_err(drawing_error)?;
+        for (index, line) in lines.iter().enumerate() {
+            let points = line
+                .points
+                .iter()
+                .map(|(round_trip, cell)| (round_trip.milliseconds(), cell.summary.ok_per_second))
+                .collect();
+            let label = (panel_index == 0).then(|| line.label.clone());
+            draw_line(&mut chart, points, color(index), label)?;
+        }
+        if panel_index == 0 && !lines.is_empty() {
+            draw_legend(&mut chart, SeriesLabelPosition::UpperRight, 11)?;
+        }
+    }
+    root.present().map_err(drawing_error)?;
+    Ok(())
 }
 
 /// One panel per category (scenario), each with its own scale, and one bar per series (server)
@@ -270,16 +375,22 @@ fn short_number(value: f64) -> String {
     }
 }
 
-/// One panel per scenario: p50, p90, p99, p99.9 and max of each server, on a log scale.
+/// One panel per scenario: p50, p90, p99, p99.9 and max of each server `shown` picks, on a log
+/// scale.
 fn latency_panels(
     results: &RunResults,
     level: &Level,
     scenarios: &[Scenario],
+    shown: &dyn Fn(&ServerResult) -> bool,
+    title_suffix: &str,
     path: &Path,
 ) -> Result<()> {
     let (root, panels) = titled_panels(
         path,
-        &format!("Latency percentiles (ms, log scale), {}", level.label()),
+        &format!(
+            "Latency percentiles (ms, log scale), {}{title_suffix}",
+            level.label()
+        ),
         scenarios.len(),
     )?;
     for (panel_index, (panel, scenario)) in panels.iter().zip(scenarios).enumerate() {
@@ -287,6 +398,7 @@ fn latency_panels(
             .servers
             .iter()
             .enumerate()
+            .filter(|(_, server)| shown(server))
             .filter_map(|(index, server)| {
                 let cell = server.cells.iter().find(|cell| {
                     cell.scenario == *scenario

@@ -1,8 +1,9 @@
 //! Reports and charts of the results files: `report.md`, the terminal tables and the SVG charts
-//! of a run ([`report`], [`charts`]) and of the concurrency study ([`study_report`],
+//! of a run ([`report`], [`charts`], the database-latency section [`db_latency`]) and of the concurrency study ([`study_report`],
 //! [`study_charts`]).
 
 pub mod charts;
+pub mod db_latency;
 pub mod report;
 pub mod study_charts;
 pub mod study_report;

@@ -436,7 +436,19 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
         settings.servers_line(),
         settings.profile
     );
-    let _ = writeln!(text, "- **Placement:** {}", settings.placement.note);
+    let line_placement = if crate::render::db_latency::latency_dimensions(results).is_some() {
+        match &settings.placement.engine_cpus {
+            Some(cpus) => format!("; the delay line to PostgreSQL on the engine's CPUs ({cpus})"),
+            None => "; the delay line to PostgreSQL unpinned".to_string(),
+        }
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        text,
+        "- **Placement:** {}{line_placement}",
+        settings.placement.note
+    );
     let contacts = settings.contacts.map_or_else(String::new, |count| {
         format!(", {} contacts", group_thousands(count))
     });
@@ -503,9 +515,15 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
         }
     }
 
-    if !charts.is_empty() {
+    text.push_str(&crate::render::db_latency::markdown(results, charts));
+
+    let general: Vec<&String> = charts
+        .iter()
+        .filter(|chart| !chart.starts_with("db-latency"))
+        .collect();
+    if !general.is_empty() {
         text.push_str("## Charts\n\n");
-        for chart in charts {
+        for chart in general {
             let _ = writeln!(text, "![{chart}]({chart})\n");
         }
     }
@@ -515,8 +533,8 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
          - The server and the load engine run on disjoint CPUs, but PostgreSQL is not pinned: in the \
          database scenarios it competes with both for the same CPUs, and on a 2-CPU machine that \
          is most of what the figures show.\n\
-         - Everything runs on one machine over loopback: no network latency, and no other \
-         clients.\n\
+         - Everything runs on one machine over loopback: no network latency but what a delay line \
+         adds, and no other clients.\n\
          - Figures from different machines, or different placements, are not comparable; use \
          `bakeoff compare` between runs on the same machine.\n",
     );

@@ -165,6 +165,10 @@ pub struct Measurement {
     /// not the server, may be what limits the figures.
     #[serde(default)]
     pub engine_busy_percent: Option<f64>,
+    /// CPU seconds the delay line in front of the database used in the window (a latency level
+    /// above zero only): what the added latency cost the machine.
+    #[serde(default)]
+    pub delay_line_cpu_seconds: Option<f64>,
 }
 
 impl Measurement {
@@ -194,7 +198,14 @@ impl Measurement {
                 .collect(),
             server,
             engine_busy_percent,
+            delay_line_cpu_seconds: None,
         }
+    }
+
+    /// The delay line's CPU time per 1,000 answers, in milliseconds.
+    pub fn delay_line_cpu_ms_per_thousand(&self) -> Option<f64> {
+        let seconds = self.delay_line_cpu_seconds?;
+        (self.responses > 0).then(|| seconds / self.responses as f64 * 1e6)
     }
 
     pub fn error_count(&self) -> u64 {
@@ -374,6 +385,7 @@ pub fn test_measurement(ok_per_second: f64, p99_us: u64) -> Measurement {
         errors: BTreeMap::new(),
         server: None,
         engine_busy_percent: None,
+        delay_line_cpu_seconds: None,
     }
 }
 

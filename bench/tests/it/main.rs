@@ -1,10 +1,11 @@
 //! The benchmark's tests: the load engine and its HTTP/1.1 client against small servers whose
-//! behaviour is known, the concurrency study, the Docker files, and a short `bakeoff run --quick`
+//! behaviour is known, the delay line to the database, the concurrency study, the Docker files, and a short `bakeoff run --quick`
 //! over one real variant.
 
 #![allow(clippy::unwrap_used)]
 
 mod concurrency;
+mod delay_line;
 mod docker;
 mod engine;
 mod http1;

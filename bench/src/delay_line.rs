@@ -1,0 +1,403 @@
+//! A delay line for TCP: every chunk read from one side is written to the other a fixed time
+//! after it arrived, whatever else is in flight. It adds latency between the servers and
+//! PostgreSQL without limiting pipelined throughput (nothing waits for an answer before reading
+//! on), keeps byte order, and passes a close (FIN) or a reset on to the other side.
+//!
+//! Why not a crate: noxious (the Rust port of Toxiproxy) has had no release since 2021 and pins
+//! tokio-util 0.6, and its latency toxic delays each read before reading the next, which limits a
+//! pipelined stream to one chunk per delay. tokio's timer has a resolution of one millisecond,
+//! too coarse for a 0.5 ms round trip; so each direction of a connection is a reader thread and
+//! a writer thread, and the writer sleeps with a timer slack of one microsecond and corrects for
+//! its own measured oversleep.
+//!
+//! [`serve`] runs the line on a listener until the process ends; `bakeoff delay-proxy` runs it as
+//! its own process (so that its CPU time can be read and its CPUs chosen).
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::str::FromStr;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// The most a round trip may be set to.
+pub const MAX_ROUND_TRIP: Duration = Duration::from_secs(1);
+/// Bytes a direction holds in flight before it stops reading (the sender then waits on TCP's
+/// own flow control): bounds memory however fast one side writes.
+pub const BYTES_IN_FLIGHT_PER_DIRECTION: usize = 32 * 1024 * 1024;
+const READ_BUFFER: usize = 64 * 1024;
+const THREAD_STACK: usize = 256 * 1024;
+
+/// A round-trip time to add, from 0 to 1 s: half is added on the way there, half on the way back.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
+pub struct RoundTrip(Duration);
+
+impl RoundTrip {
+    pub const ZERO: RoundTrip = RoundTrip(Duration::ZERO);
+
+    pub fn new(duration: Duration) -> Result<RoundTrip, String> {
+        if duration > MAX_ROUND_TRIP {
+            return Err(format!(
+                "a round trip of {} is more than the most, 1s",
+                humantime::format_duration(duration)
+            ));
+        }
+        Ok(RoundTrip(duration))
+    }
+
+    pub fn duration(self) -> Duration {
+        self.0
+    }
+
+    pub fn one_way(self) -> Duration {
+        self.0 / 2
+    }
+
+    pub fn is_zero(self) -> bool {
+        self.0.is_zero()
+    }
+
+    pub fn milliseconds(self) -> f64 {
+        self.0.as_secs_f64() * 1e3
+    }
+
+    /// For file names: `0ms`, `0_5ms`, `2ms`.
+    pub fn slug(self) -> String {
+        format!("{}ms", self.milliseconds()).replace('.', "_")
+    }
+}
+
+impl fmt::Display for RoundTrip {
+    /// `0`, `0.5ms`, `2ms`, `1s`: short, and parsed back by [`RoundTrip::from_str`].
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_zero() {
+            return formatter.write_str("0");
+        }
+        let milliseconds = self.milliseconds();
+        if milliseconds >= 1000.0 {
+            write!(formatter, "{}s", milliseconds / 1000.0)
+        } else {
+            write!(formatter, "{milliseconds}ms")
+        }
+    }
+}
+
+impl FromStr for RoundTrip {
+    type Err = String;
+
+    /// `0`, `500us`, `0.5ms`, `2ms`, `1s`; a plain number is milliseconds.
+    fn from_str(text: &str) -> Result<RoundTrip, String> {
+        let text = text.trim();
+        let bad = || format!("{text:?} is not a latency such as 0, 0.5ms, 2ms or 500us");
+        if text.starts_with('-') {
+            return Err(format!("{text:?}: a latency cannot be negative"));
+        }
+        let (number, unit_seconds) = if let Some(number) = text.strip_suffix("ms") {
+            (number, 1e-3)
+        } else if let Some(number) = text.strip_suffix("us").or_else(|| text.strip_suffix("µs")) {
+            (number, 1e-6)
+        } else if let Some(number) = text.strip_suffix('s') {
+            (number, 1.0)
+        } else {
+            (text, 1e-3)
+        };
+        let value: f64 = number.trim().parse().map_err(|_| bad())?;
+        if !value.is_finite() || value < 0.0 {
+            return Err(bad());
+        }
+        let seconds = value * unit_seconds;
+        if seconds > MAX_ROUND_TRIP.as_secs_f64() {
+            return Err(format!("{text:?} is more than the most, 1s"));
+        }
+        RoundTrip::new(Duration::from_secs_f64(seconds))
+    }
+}
+
+impl TryFrom<String> for RoundTrip {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<RoundTrip, String> {
+        text.parse()
+    }
+}
+
+impl From<RoundTrip> for String {
+    fn from(round_trip: RoundTrip) -> String {
+        round_trip.to_string()
+    }
+}
+
+/// Accepts connections on `listener` for ever; each is joined to a new connection to `upstream`
+/// through a delay line of `one_way` in each direction. A connection `upstream` refuses is reset.
+pub fn serve(listener: TcpListener, upstream: SocketAddr, one_way: Duration) -> io::Result<()> {
+    for client in listener.incoming() {
+        let client = match client {
+            Ok(client) => client,
+            // A connection that failed before it was accepted (reset in the backlog) is the
+            // client's problem, not the line's.
+            Err(error) if error.kind() == io::ErrorKind::ConnectionAborted => continue,
+            Err(error) => return Err(error),
+        };
+        spawn("delay-line-connect", move || {
+            join(client, upstream, one_way);
+        })?;
+    }
+    Ok(())
+}
+
+/// Starts [`serve`] on a thread, on a free loopback port; returns the port's address.
+pub fn start(upstream: SocketAddr, one_way: Duration) -> io::Result<SocketAddr> {
+    let listener =
+        TcpListener::bind((upstream.ip(), 0)).or_else(|_| TcpListener::bind(("127.0.0.1", 0)))?;
+    let address = listener.local_addr()?;
+    spawn("delay-line-accept", move || {
+        let _ = serve(listener, upstream, one_way);
+    })?;
+    Ok(address)
+}
+
+fn join(client: TcpStream, upstream: SocketAddr, one_way: Duration) {
+    let server = match TcpStream::connect(upstream) {
+        Ok(server) => server,
+        // As a direct connection would have been: refused, seen by the client as a reset.
+        Err(_) => {
+            reset(&client);
+            return;
+        }
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (Ok(client_copy), Ok(server_copy)) = (client.try_clone(), server.try_clone()) else {
+        reset(&client);
+        reset(&server);
+        return;
+    };
+    let _ = direction(client, server_copy, one_way);
+    let _ = direction(server, client_copy, one_way);
+}
+
+/// What a reader hands its writer.
+enum Event {
+    Bytes {
+        due: Instant,
+        bytes: Vec<u8>,
+    },
+    /// The sending side closed its half: close ours after the same delay.
+    Closed {
+        due: Instant,
+    },
+    /// The sending side reset (or failed): reset the other side too.
+    Reset,
+}
+
+/// The queue between a direction's reader and writer, with its byte budget.
+struct Line {
+    state: Mutex<LineState>,
+    changed: Condvar,
+}
+
+struct LineState {
+    events: VecDeque<Event>,
+    bytes: usize,
+    /// The writer is gone (the receiving side failed): the reader stops.
+    writer_gone: bool,
+}
+
+/// Starts the two threads of one direction, `from` -> `to`.
+fn direction(from: TcpStream, to: TcpStream, one_way: Duration) -> io::Result<()> {
+    let line = Arc::new(Line {
+        state: Mutex::new(LineState {
+            events: VecDeque::new(),
+            bytes: 0,
+            writer_gone: false,
+        }),
+        changed: Condvar::new(),
+    });
+    let reader_line = Arc::clone(&line);
+    let from_for_writer = from.try_clone()?;
+    spawn("delay-line-read", move || {
+        read_side(from, &reader_line, one_way)
+    })?;
+    spawn("delay-line-write", move || {
+        write_side(to, from_for_writer, &line);
+    })?;
+    Ok(())
+}
+
+fn read_side(mut from: TcpStream, line: &Line, one_way: Duration) {
+    loop {
+        let mut buffer = vec![0_u8; READ_BUFFER];
+        let event = match from.read(&mut buffer) {
+            Ok(0) => Event::Closed {
+                due: Instant::now() + one_way,
+            },
+            Ok(count) => {
+                buffer.truncate(count);
+                Event::Bytes {
+                    due: Instant::now() + one_way,
+                    bytes: buffer,
+                }
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => Event::Reset,
+        };
+        let last = !matches!(event, Event::Bytes { .. });
+        let Ok(mut state) = line.state.lock() else {
+            return;
+        };
+        if let Event::Bytes { bytes, .. } = &event {
+            state.bytes += bytes.len();
+        }
+        state.events.push_back(event);
+        line.changed.notify_all();
+        if last {
+            return;
+        }
+        // Over budget: wait for the writer before reading more (TCP then holds the sender back).
+        while state.bytes > BYTES_IN_FLIGHT_PER_DIRECTION && !state.writer_gone {
+            state = match line.changed.wait(state) {
+                Ok(state) => state,
+                Err(_) => return,
+            };
+        }
+        if state.writer_gone {
+            return;
+        }
+    }
+}
+
+fn write_side(mut to: TcpStream, from: TcpStream, line: &Line) {
+    set_fine_timer_slack();
+    let mut oversleep = Oversleep::default();
+    loop {
+        let event = {
+            let Ok(mut state) = line.state.lock() else {
+                return;
+            };
+            loop {
+                if let Some(event) = state.events.pop_front() {
+                    if let Event::Bytes { bytes, .. } = &event {
+                        state.bytes -= bytes.len();
+                    }
+                    line.changed.notify_all();
+                    break event;
+                }
+                state = match line.changed.wait(state) {
+                    Ok(state) => state,
+                    Err(_) => return,
+                };
+            }
+        };
+        match event {
+            Event::Bytes { due, bytes } => {
+                oversleep.sleep_until(due);
+                if to.write_all(&bytes).is_err() {
+                    // The receiving side is gone: the sending side learns it as a reset, as it
+                    // would have on a direct connection, and this direction stops.
+                    if let Ok(mut state) = line.state.lock() {
+                        state.writer_gone = true;
+                        line.changed.notify_all();
+                    }
+                    reset(&from);
+                    reset(&to);
+                    return;
+                }
+            }
+            Event::Closed { due } => {
+                oversleep.sleep_until(due);
+                let _ = to.shutdown(Shutdown::Write);
+                return;
+            }
+            Event::Reset => {
+                reset(&to);
+                reset(&from);
+                return;
+            }
+        }
+    }
+}
+
+/// Makes the socket's last close a reset (linger 0) and wakes every thread blocked on it.
+fn reset(stream: &TcpStream) {
+    let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
+    let _ = stream.shutdown(Shutdown::Both);
+}
+
+/// A writer's sleep that learns how late the kernel wakes it and wakes that much earlier.
+#[derive(Default)]
+struct Oversleep {
+    /// Average lateness of recent wake-ups, in nanoseconds.
+    average_nanos: f64,
+}
+
+impl Oversleep {
+    /// The most the correction may be: beyond it the machine, not the timer, is late.
+    const MOST: f64 = 200_000.0;
+
+    fn sleep_until(&mut self, due: Instant) {
+        let now = Instant::now();
+        if due <= now {
+            return;
+        }
+        let early = Duration::from_nanos(self.average_nanos as u64);
+        let wait = (due - now).saturating_sub(early);
+        if wait.is_zero() {
+            return;
+        }
+        let target = now + wait;
+        thread::sleep(wait);
+        let late = Instant::now().saturating_duration_since(target).as_nanos() as f64;
+        self.average_nanos = (self.average_nanos * 0.9 + late * 0.1).min(Self::MOST);
+    }
+}
+
+/// The kernel's default timer slack (50 µs) would be 10 % of a 0.5 ms round trip.
+fn set_fine_timer_slack() {
+    let _ = nix::sys::prctl::set_timerslack(1_000);
+}
+
+fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> io::Result<()> {
+    thread::Builder::new()
+        .name(name.to_string())
+        .stack_size(THREAD_STACK)
+        .spawn(work)
+        .map(|_| ())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_parse_and_print() {
+        for (text, micros, shown) in [
+            ("0", 0, "0"),
+            ("0ms", 0, "0"),
+            ("0.5ms", 500, "0.5ms"),
+            ("2ms", 2_000, "2ms"),
+            ("500us", 500, "0.5ms"),
+            ("1", 1_000, "1ms"),
+            ("1s", 1_000_000, "1s"),
+        ] {
+            let round_trip: RoundTrip = text.parse().unwrap();
+            assert_eq!(
+                round_trip.duration(),
+                Duration::from_micros(micros),
+                "{text}"
+            );
+            assert_eq!(round_trip.to_string(), shown, "{text}");
+            assert_eq!(shown.parse::<RoundTrip>().unwrap(), round_trip);
+        }
+        for bad in ["-1ms", "1.5s", "2000ms", "x", "ms", "1h", "nan"] {
+            assert!(bad.parse::<RoundTrip>().is_err(), "{bad}");
+        }
+    }
+}

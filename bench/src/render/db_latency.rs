@@ -1,0 +1,371 @@
+//! The report's section on database latency (`--db-latency`): what each level's delay line
+//! measured of itself, each server's throughput against the added round trip, the fraction of
+//! its direct-connection throughput it kept, and the smallest pool that kept 90 % of it.
+//!
+//! A server's configurations that differ only in latency are one *line*: its label less the
+//! latency (`Dimensions::label_at_any_latency`). Lines that differ only in pool size are one
+//! *family*, where the smallest sufficient pool is looked for.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use crate::delay_line::RoundTrip;
+use crate::format::{Table, group_thousands};
+use crate::harness::db_latency::TOLERANCE_PERCENT;
+use crate::harness::settings::{Configuration, Dimensions};
+use crate::results::run::{Cell, Level, RunResults, ServerResult};
+use crate::scenarios::Scenario;
+
+/// The share of its direct-connection throughput a pool must keep to count as enough.
+pub const ENOUGH_PERCENT: f64 = 90.0;
+
+/// The dimensions of a run that covered latency levels, else `None`.
+pub fn latency_dimensions(results: &RunResults) -> Option<&Dimensions> {
+    results
+        .settings
+        .dimensions
+        .as_ref()
+        .filter(|dimensions| dimensions.db_latencies.len() > 1 || dimensions.adds_db_latency())
+}
+
+/// One line of the chart: a server in one configuration less its latency, and its cell per level.
+pub struct LatencyLine<'a> {
+    pub label: String,
+    pub name: &'a str,
+    pub configuration: Configuration,
+    /// `(level, cell)` for every level it was measured at, lowest first.
+    pub points: Vec<(RoundTrip, &'a Cell)>,
+}
+
+impl LatencyLine<'_> {
+    fn at(&self, level: RoundTrip) -> Option<&Cell> {
+        self.points
+            .iter()
+            .find(|(at, _)| *at == level)
+            .map(|(_, cell)| *cell)
+    }
+
+    /// The reference: its throughput at the lowest level measured (0 when the run has it).
+    fn reference(&self) -> Option<(RoundTrip, f64)> {
+        self.points
+            .first()
+            .map(|(level, cell)| (*level, cell.summary.ok_per_second))
+    }
+}
+
+/// The lines of one scenario at one connection level, in the order of the run's servers.
+pub fn lines<'a>(
+    results: &'a RunResults,
+    dimensions: &Dimensions,
+    level: &Level,
+    scenario: Scenario,
+) -> Vec<LatencyLine<'a>> {
+    let mut lines: Vec<LatencyLine<'a>> = Vec::new();
+    for server in &results.servers {
+        let Some(configuration) = server.record.configuration else {
+            continue;
+        };
+        let Some(cell) = cell_of(server, level, scenario) else {
+            continue;
+        };
+        let label = dimensions.label_at_any_latency(&server.record.name, Some(&configuration));
+        let point = (configuration.db_latency, cell);
+        match lines.iter_mut().find(|line| line.label == label) {
+            Some(line) => line.points.push(point),
+            None => lines.push(LatencyLine {
+                label,
+                name: &server.record.name,
+                configuration,
+                points: vec![point],
+            }),
+        }
+    }
+    for line in &mut lines {
+        line.points.sort_by_key(|(level, _)| *level);
+    }
+    lines
+}
+
+fn cell_of<'a>(server: &'a ServerResult, level: &Level, scenario: Scenario) -> Option<&'a Cell> {
+    server
+        .cells
+        .iter()
+        .find(|cell| cell.scenario == scenario && level.matches(cell))
+}
+
+/// The whole section, in Markdown; empty for a run without latency levels.
+pub fn markdown(results: &RunResults, charts: &[String]) -> String {
+    let Some(dimensions) = latency_dimensions(results) else {
+        return String::new();
+    };
+    let mut text = String::from("## The database across a network\n\n");
+    let levels: Vec<String> = dimensions
+        .db_latencies
+        .iter()
+        .map(|level| format!("+{level}"))
+        .collect();
+    let _ = writeln!(
+        text,
+        "Each server reached PostgreSQL through a delay line adding {} per round trip (half each \
+         way; 0 is a direct connection), a separate process pinned with the load engine. Before \
+         each server started, {} timed `SELECT 1` round trips through the line and around it \
+         measured what it added.\n",
+        levels.join(", "),
+        results
+            .servers
+            .iter()
+            .find_map(|server| server.record.latency_check.map(|check| check.probes))
+            .unwrap_or(0),
+    );
+    text.push_str(&checks_table(results).markdown());
+    let off: Vec<String> = results
+        .servers
+        .iter()
+        .filter_map(|server| {
+            let check = server.record.latency_check?;
+            (!check.within_tolerance()).then(|| {
+                format!(
+                    "{} (set +{:.2} ms, measured +{:.2} ms, {:+.0} %)",
+                    server.record.shown_name(),
+                    check.set_ms,
+                    check.added_ms(),
+                    check.off_by_percent()
+                )
+            })
+        })
+        .collect();
+    if off.is_empty() {
+        let _ = writeln!(
+            text,
+            "\nEvery level's measured added time was within {TOLERANCE_PERCENT:.0} % of its setting.\n"
+        );
+    } else {
+        let _ = writeln!(
+            text,
+            "\n**Off by more than {TOLERANCE_PERCENT:.0} %:** {}. Those levels' figures are at the \
+             measured latency, not the set one.\n",
+            off.join("; ")
+        );
+    }
+    let targets: Vec<&str> = results
+        .servers
+        .iter()
+        .filter(|server| server.record.configuration.is_none() && !server.cells.is_empty())
+        .map(|server| server.record.shown_name())
+        .collect();
+    if !targets.is_empty() {
+        let _ = writeln!(
+            text,
+            "{} ran as started, on its own database connection: the run cannot point it at the \
+             delay line, so it was measured at zero added latency only.\n",
+            targets.join(", ")
+        );
+    }
+    for level in results.levels() {
+        for scenario in results.scenarios() {
+            let lines = lines(results, dimensions, &level, scenario);
+            if lines.is_empty() {
+                continue;
+            }
+            let _ = writeln!(
+                text,
+                "### {scenario} against database latency ({})\n",
+                level.label()
+            );
+            text.push_str(&kept_table(&lines, dimensions).markdown());
+            let _ = writeln!(text, "\n{}\n", reading(&lines, dimensions));
+        }
+    }
+    for chart in charts
+        .iter()
+        .filter(|chart| chart.starts_with("db-latency"))
+    {
+        let _ = writeln!(text, "![{chart}]({chart})\n");
+    }
+    text.push_str(
+        "The delay line is user-space code on the engine's CPUs: on a small machine the CPU it \
+         costs (`line CPU ms/1k` above) is taken from the load engine and, through PostgreSQL's \
+         unpinned processes, from the database; a real network costs the server's machine \
+         nothing for the wait.\n\n",
+    );
+    text
+}
+
+/// What each level's line measured of itself, and what it cost.
+pub fn checks_table(results: &RunResults) -> Table {
+    let mut table = Table::new(&[
+        "server",
+        "set ms",
+        "direct µs",
+        "through µs",
+        "added ms",
+        "off %",
+        "line CPU ms/1k",
+    ]);
+    for server in &results.servers {
+        let Some(check) = server.record.latency_check else {
+            continue;
+        };
+        let mut costs: Vec<f64> = server
+            .cells
+            .iter()
+            .filter_map(|cell| cell.median()?.delay_line_cpu_ms_per_thousand())
+            .collect();
+        costs.sort_by(f64::total_cmp);
+        let cost = costs
+            .get(costs.len() / 2)
+            .map_or_else(|| "–".to_string(), |cost| format!("{cost:.1}"));
+        table.rows.push(vec![
+            server.record.shown_name().to_string(),
+            format!("{:.2}", check.set_ms),
+            format!("{:.0}", check.around_us),
+            format!("{:.0}", check.through_us),
+            format!("{:.2}", check.added_ms()),
+            format!("{:+.1}", check.off_by_percent()),
+            cost,
+        ]);
+    }
+    table
+}
+
+/// Per line: throughput and p99 at every level, and the share of the reference kept.
+pub fn kept_table(lines: &[LatencyLine<'_>], dimensions: &Dimensions) -> Table {
+    let mut headers = vec!["server".to_string()];
+    for level in &dimensions.db_latencies {
+        headers.push(format!("req/s +{level}"));
+        headers.push(format!("kept +{level}"));
+        headers.push(format!("p99 ms +{level}"));
+    }
+    let mut table = Table::new(&headers);
+    for line in lines {
+        let reference = line.reference().map(|(_, throughput)| throughput);
+        let mut row = vec![line.label.clone()];
+        for &level in &dimensions.db_latencies {
+            match line.at(level) {
+                Some(cell) => {
+                    let throughput = cell.summary.ok_per_second;
+                    row.push(group_thousands(throughput.round() as i64));
+                    row.push(match reference {
+                        Some(reference) if reference > 0.0 => {
+                            format!("{:.0} %", throughput / reference * 100.0)
+                        }
+                        _ => "–".to_string(),
+                    });
+                    row.push(cell.median().map_or_else(
+                        || "–".to_string(),
+                        |run| format!("{:.2}", run.latency_us.p99 as f64 / 1e3),
+                    ));
+                }
+                None => row.extend(["–".to_string(), "–".to_string(), "–".to_string()]),
+            }
+        }
+        table.rows.push(row);
+    }
+    table
+}
+
+/// In words: for each server, the share it kept at each level above the reference, and where
+/// the run covered several pool sizes the smallest that kept [`ENOUGH_PERCENT`] of its best
+/// throughput at the reference level.
+pub fn reading(lines: &[LatencyLine<'_>], dimensions: &Dimensions) -> String {
+    let mut sentences = Vec::new();
+    let mut families_done = BTreeSet::new();
+    for line in lines {
+        let Some((reference_level, reference)) = line.reference() else {
+            continue;
+        };
+        let kept: Vec<String> = line
+            .points
+            .iter()
+            .skip(1)
+            .map(|(level, cell)| {
+                let share = if reference > 0.0 {
+                    cell.summary.ok_per_second / reference * 100.0
+                } else {
+                    0.0
+                };
+                format!("{share:.0} % at +{level}")
+            })
+            .collect();
+        if !kept.is_empty() {
+            sentences.push(format!(
+                "{} kept {} of its throughput at +{reference_level}",
+                line.label,
+                kept.join(", ")
+            ));
+        }
+        if dimensions.db_pool_sizes.len() > 1 {
+            let family = family_key(line);
+            if families_done.insert(family.clone()) {
+                sentences.extend(smallest_pools(lines, line, &family, dimensions));
+            }
+        }
+    }
+    if sentences.is_empty() {
+        return "Only one latency level was measured.".to_string();
+    }
+    format!("{}.", sentences.join("; "))
+}
+
+/// A server with its settings other than pool size and latency.
+fn family_key(line: &LatencyLine<'_>) -> String {
+    format!(
+        "{}|{:?}|{:?}",
+        line.name, line.configuration.workers, line.configuration.recycle
+    )
+}
+
+fn smallest_pools(
+    lines: &[LatencyLine<'_>],
+    line: &LatencyLine<'_>,
+    family: &str,
+    dimensions: &Dimensions,
+) -> Vec<String> {
+    let members: Vec<&LatencyLine<'_>> = lines
+        .iter()
+        .filter(|other| family_key(other) == family)
+        .collect();
+    let Some(&reference_level) = dimensions.db_latencies.first() else {
+        return Vec::new();
+    };
+    let best_reference = members
+        .iter()
+        .filter_map(|member| member.at(reference_level))
+        .map(|cell| cell.summary.ok_per_second)
+        .fold(0.0_f64, f64::max);
+    if best_reference <= 0.0 {
+        return Vec::new();
+    }
+    let enough = best_reference * ENOUGH_PERCENT / 100.0;
+    let mut sentences = Vec::new();
+    for &level in dimensions.db_latencies.iter().skip(1) {
+        let mut pools: Vec<(usize, f64)> = members
+            .iter()
+            .filter_map(|member| {
+                let cell = member.at(level)?;
+                Some((
+                    member.configuration.db_pool_size.get(),
+                    cell.summary.ok_per_second,
+                ))
+            })
+            .collect();
+        pools.sort_by_key(|(pool, _)| *pool);
+        let sentence = match pools.iter().find(|(_, throughput)| *throughput >= enough) {
+            Some((pool, _)) => format!(
+                "at +{level} {} needs a pool of {pool} to keep {ENOUGH_PERCENT:.0} % of its best at +{reference_level}",
+                line.name
+            ),
+            None => format!(
+                "at +{level} no pool tried ({}) kept {ENOUGH_PERCENT:.0} % of {}'s best at +{reference_level}",
+                pools
+                    .iter()
+                    .map(|(pool, _)| pool.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                line.name
+            ),
+        };
+        sentences.push(sentence);
+    }
+    sentences
+}
