@@ -2,12 +2,14 @@
 //! test ([`servers`]), the database they are given ([`database`]), the dimensions a run covers and
 //! the configuration of one server ([`settings`]), the flags that choose them ([`flags`]), and one
 //! lifecycle: start -> ready -> verify -> the command's measurement -> stop ([`lifecycle`]), with
-//! what it records of each server ([`record`]).
+//! what it records of each server ([`record`]), and the faults a command may inject into the
+//! database during a cell ([`faults`]).
 //!
 //! Commands are thin drivers over it: parse their flags into a plan, [`lifecycle::drive`] the
 //! trials, hand the outcomes to their report. The harness imports no command.
 
 pub mod database;
+pub mod faults;
 pub mod flags;
 pub mod lifecycle;
 pub mod peers;

@@ -1,8 +1,10 @@
 //! Reports and charts of the results files: `report.md`, the terminal tables and the SVG charts
-//! of a run ([`report`], [`charts`]) and of the concurrency study ([`study_report`],
-//! [`study_charts`]).
+//! of a run ([`report`], [`charts`]), its cells over time ([`timeline`]) and its fault cells
+//! ([`fault_report`]), and of the concurrency study ([`study_report`], [`study_charts`]).
 
 pub mod charts;
+pub mod fault_report;
 pub mod report;
 pub mod study_charts;
 pub mod study_report;
+pub mod timeline;

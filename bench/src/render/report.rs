@@ -503,6 +503,8 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
         }
     }
 
+    text.push_str(&crate::render::fault_report::markdown(results));
+
     if !charts.is_empty() {
         text.push_str("## Charts\n\n");
         for chart in charts {
@@ -562,12 +564,14 @@ pub fn terminal(results: &RunResults) -> String {
             let _ = writeln!(text, "{}", reading(results, &level, scenario));
         }
     }
+    text.push_str(&crate::render::fault_report::terminal(results));
     text
 }
 
 /// Writes `report.md` and the charts into `directory`.
 pub fn write(results: &RunResults, directory: &Path) -> Result<Vec<String>> {
-    let charts = crate::render::charts::write_all(results, directory)?;
+    let mut charts = crate::render::charts::write_all(results, directory)?;
+    charts.extend(crate::render::timeline::write_all(results, directory)?);
     crate::results::write_file(directory, "report.md", markdown(results, &charts))?;
     Ok(charts)
 }

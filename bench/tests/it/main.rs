@@ -1,12 +1,14 @@
-//! The benchmark's tests: the load engine and its HTTP/1.1 client against small servers whose
-//! behaviour is known, the concurrency study, the Docker files, and a short `bakeoff run --quick`
-//! over one real variant.
+//! The benchmark's tests: the load engine (its totals and its series) and its HTTP/1.1 client
+//! against small servers whose behaviour is known, the concurrency study, the Docker files, a
+//! short `bakeoff run --quick` over one real variant, and each fault against a real variant.
 
 #![allow(clippy::unwrap_used)]
 
 mod concurrency;
 mod docker;
 mod engine;
+mod engine_series;
+mod faults;
 mod http1;
 mod peers;
 mod quick_run;
