@@ -10,6 +10,13 @@
 //! the clock starts, bodies counted or compared in the read buffer and never copied, and one
 //! HdrHistogram per thread at microsecond resolution, so memory stays bounded whatever the
 //! duration (a 16 KiB buffer per connection, a histogram per thread).
+//!
+//! Every run is also recorded over time ([`Series`]): per interval (100 ms, or a second for runs
+//! longer than a minute) the answers by status class, the failures by kind and the interval's
+//! latency percentiles. Each thread records the interval it is in into a small histogram (two
+//! significant digits) and, when the interval ends, keeps only its non-empty buckets (a few
+//! hundred bytes); the threads' intervals are merged when the run ends. Warm-up effects, pauses
+//! and recovery from a fault are invisible in a run's totals and plain in its series.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -36,6 +43,23 @@ pub const MAX_CONNECTIONS: usize = 10_000;
 pub const MAX_DURATION: Duration = Duration::from_secs(3_600);
 /// How long a failed connection waits before it tries again, so a dead server is not spun on.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(20);
+/// An interval's percentiles need no more than two significant digits (1 %), and the buckets of
+/// such a histogram are few enough to keep for every interval of an hour.
+const INTERVAL_SIGNIFICANT_DIGITS: u8 = 2;
+/// Runs up to this long are recorded per [`SHORT_INTERVAL`], longer ones per [`LONG_INTERVAL`].
+const SHORT_SERIES_LIMIT: Duration = Duration::from_secs(60);
+const SHORT_INTERVAL: Duration = Duration::from_millis(100);
+const LONG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The interval of the series of a run measured for `duration`: 100 ms, or one second for runs
+/// longer than a minute (at most 3,600 intervals whatever the duration).
+pub fn series_interval(duration: Duration) -> Duration {
+    if duration > SHORT_SERIES_LIMIT {
+        LONG_INTERVAL
+    } else {
+        SHORT_INTERVAL
+    }
+}
 
 /// One request the engine may send: its path and query, and optionally the exact body a 2xx
 /// answer must carry.
@@ -109,6 +133,11 @@ pub struct LoadOutcome {
     pub errors: BTreeMap<ErrorKind, u64>,
     /// CPU time the engine threads used while sending (all threads together).
     pub engine_cpu: Duration,
+    /// The window over time, merged across the engine threads.
+    pub series: Series,
+    /// When the measured window began: the origin of the series, against which a caller places
+    /// what it did during the run (a fault).
+    pub window_start: Instant,
 }
 
 impl LoadOutcome {
@@ -121,11 +150,64 @@ impl LoadOutcome {
     }
 }
 
+/// A run over time: one entry per interval of the measured window, from its start.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    /// The length of every interval but possibly the last, in milliseconds.
+    pub interval_ms: u64,
+    pub intervals: Vec<IntervalFigures>,
+}
+
+/// What one interval of a run saw, counted when each answer or failure completed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IntervalFigures {
+    /// 2xx answers (with the expected body where checked).
+    pub ok: u64,
+    /// 503 answers, with or without `Retry-After`.
+    pub unavailable: u64,
+    /// Every other non-2xx answer.
+    pub other_status: u64,
+    /// Failures by kind, as in the run's totals (`status-503`, `timeout`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors: BTreeMap<String, u64>,
+    /// Latency percentiles of the interval's answers, in microseconds (0 without answers).
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+}
+
+impl IntervalFigures {
+    /// Every answer of the interval, whatever its status.
+    pub fn answers(&self) -> u64 {
+        self.ok
+            + self.unavailable
+            + self.other_status
+            + self
+                .errors
+                .get(ErrorKind::Body.name().as_str())
+                .copied()
+                .unwrap_or(0)
+    }
+}
+
+impl Series {
+    pub fn interval(&self) -> Duration {
+        Duration::from_millis(self.interval_ms)
+    }
+
+    /// The start of interval `index`, in seconds from the window's start.
+    pub fn start_seconds(&self, index: usize) -> f64 {
+        index as f64 * self.interval_ms as f64 / 1_000.0
+    }
+}
+
 /// How a request failed: its status, its body, or the transport under it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum ErrorKind {
-    /// A response with this non-2xx status.
+    /// A response with this non-2xx status (a 503 with `Retry-After`, for 503).
     Status(u16),
+    /// A 503 without `Retry-After`: not the contract's "come back later".
+    UnavailableWithoutRetryAfter,
     /// The TCP connection could not be made.
     Connect,
     /// No complete answer within the timeout.
@@ -143,6 +225,7 @@ impl ErrorKind {
     pub fn name(self) -> String {
         match self {
             ErrorKind::Status(code) => format!("status-{code}"),
+            ErrorKind::UnavailableWithoutRetryAfter => "status-503-no-retry-after".into(),
             ErrorKind::Body => "body".into(),
             ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Reset | ErrorKind::Protocol => {
                 self.transport().map_or("", TransportError::name).into()
@@ -156,7 +239,9 @@ impl ErrorKind {
             ErrorKind::Timeout => Some(TransportError::Timeout),
             ErrorKind::Reset => Some(TransportError::Reset),
             ErrorKind::Protocol => Some(TransportError::Protocol),
-            ErrorKind::Status(_) | ErrorKind::Body => None,
+            ErrorKind::Status(_) | ErrorKind::UnavailableWithoutRetryAfter | ErrorKind::Body => {
+                None
+            }
         }
     }
 }
@@ -296,7 +381,7 @@ pub fn run(spec: &LoadSpec, live: &Arc<LiveCounters>) -> Result<LoadOutcome, Spe
     } else {
         spec.duration
     };
-    Ok(tally.into_outcome(measured, spec.rate.is_some()))
+    Ok(tally.into_outcome(measured, spec.rate.is_some(), window_start))
 }
 
 struct ThreadContext {
@@ -342,7 +427,8 @@ impl ThreadContext {
             window_start: start + self.spec.warmup,
             end: start + self.spec.warmup + self.spec.duration,
         };
-        let tally = Rc::new(RefCell::new(Tally::new(self.spec.rate.is_some())));
+        let series = SeriesTally::new(clock.window_start, self.spec.duration);
+        let tally = Rc::new(RefCell::new(Tally::new(self.spec.rate.is_some(), series)));
         for (index, link) in self.connection_indexes.iter().zip(links) {
             let worker = ConnectionWorker {
                 index: *index,
@@ -504,14 +590,7 @@ impl ConnectionWorker {
                     };
                     let latency = done.saturating_duration_since(start);
                     let uncorrected = intended.map(|_| done.saturating_duration_since(sent));
-                    self.count_response(
-                        done,
-                        answer.status,
-                        answer.body_length,
-                        expected.map(|_| answer.body_matches),
-                        latency,
-                        uncorrected,
-                    );
+                    self.count_response(done, &answer, expected.is_some(), latency, uncorrected);
                 }
                 Ok(Err(error)) => self.count_error(error.into(), done),
                 Err(()) => self.count_error(ErrorKind::Timeout, done),
@@ -522,16 +601,17 @@ impl ConnectionWorker {
 
     fn count_error(&self, kind: ErrorKind, at: Instant) {
         if self.clock.in_window(at) {
-            *self.tally.borrow_mut().errors.entry(kind).or_insert(0) += 1;
+            let mut tally = self.tally.borrow_mut();
+            *tally.errors.entry(kind).or_insert(0) += 1;
+            tally.series.count(at, Outcome::Failed(kind), None);
         }
     }
 
     fn count_response(
         &self,
         done: Instant,
-        status: u16,
-        length: u64,
-        body_matches: Option<bool>,
+        answer: &http1::Answer,
+        body_checked: bool,
         latency: Duration,
         uncorrected: Option<Duration>,
     ) {
@@ -542,21 +622,29 @@ impl ConnectionWorker {
             return;
         }
         tally.responses += 1;
-        tally.body_bytes += length;
-        tally.latency.saturating_record(micros(latency));
+        tally.body_bytes += answer.body_length;
+        let latency_micros = micros(latency);
+        tally.latency.saturating_record(latency_micros);
         if let (Some(histogram), Some(uncorrected)) = (&mut tally.uncorrected, uncorrected) {
             histogram.saturating_record(micros(uncorrected));
         }
-        if body_matches.is_some() {
+        if body_checked {
             tally.checked_bodies += 1;
         }
-        if !(200..300).contains(&status) {
-            *tally.errors.entry(ErrorKind::Status(status)).or_insert(0) += 1;
-        } else if body_matches == Some(false) {
-            *tally.errors.entry(ErrorKind::Body).or_insert(0) += 1;
-        } else {
-            tally.ok += 1;
+        let outcome = match answer.status {
+            200..=299 if body_checked && !answer.body_matches => Outcome::Failed(ErrorKind::Body),
+            200..=299 => Outcome::Ok,
+            503 if answer.retry_after => Outcome::Unavailable(ErrorKind::Status(503)),
+            503 => Outcome::Unavailable(ErrorKind::UnavailableWithoutRetryAfter),
+            status => Outcome::OtherStatus(ErrorKind::Status(status)),
+        };
+        match outcome {
+            Outcome::Ok => tally.ok += 1,
+            Outcome::Unavailable(kind) | Outcome::OtherStatus(kind) | Outcome::Failed(kind) => {
+                *tally.errors.entry(kind).or_insert(0) += 1;
+            }
         }
+        tally.series.count(done, outcome, Some(latency_micros));
     }
 }
 
@@ -583,6 +671,183 @@ pub fn new_histogram() -> Histogram<u64> {
         .expect("three significant digits are within hdrhistogram's limits")
 }
 
+/// What became of one request, as the series counts it.
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    Ok,
+    /// A 503 (of this kind: with `Retry-After` or without).
+    Unavailable(ErrorKind),
+    /// Any other non-2xx answer.
+    OtherStatus(ErrorKind),
+    /// No usable answer: the transport failed, or a 2xx carried the wrong body.
+    Failed(ErrorKind),
+}
+
+/// One interval's counts on one thread.
+#[derive(Debug, Clone, Default)]
+struct IntervalTally {
+    ok: u64,
+    unavailable: u64,
+    other_status: u64,
+    errors: BTreeMap<ErrorKind, u64>,
+}
+
+impl IntervalTally {
+    fn add(&mut self, other: &IntervalTally) {
+        self.ok += other.ok;
+        self.unavailable += other.unavailable;
+        self.other_status += other.other_status;
+        for (kind, count) in &other.errors {
+            *self.errors.entry(*kind).or_insert(0) += count;
+        }
+    }
+}
+
+/// A finished interval of one thread: its counts and the non-empty buckets of its latency
+/// histogram (bucket value, count), all that is needed to merge it with the other threads'.
+#[derive(Debug, Clone)]
+struct ClosedInterval {
+    index: usize,
+    tally: IntervalTally,
+    buckets: Vec<(u64, u64)>,
+}
+
+/// One thread's series: the interval it is in, recorded in full, and the intervals behind it in
+/// their compact form.
+struct SeriesTally {
+    window_start: Instant,
+    interval: Duration,
+    /// The intervals of the planned window; an event at its very end counts in the last.
+    interval_count: usize,
+    current: Option<(usize, IntervalTally)>,
+    histogram: Histogram<u64>,
+    closed: Vec<ClosedInterval>,
+}
+
+impl SeriesTally {
+    fn new(window_start: Instant, duration: Duration) -> SeriesTally {
+        let interval = series_interval(duration);
+        let interval_count = duration.as_nanos().div_ceil(interval.as_nanos()).max(1);
+        SeriesTally {
+            window_start,
+            interval,
+            interval_count: usize::try_from(interval_count).unwrap_or(usize::MAX),
+            current: None,
+            histogram: new_interval_histogram(),
+            closed: Vec::new(),
+        }
+    }
+
+    fn index_of(&self, at: Instant) -> usize {
+        let offset = at.saturating_duration_since(self.window_start).as_nanos();
+        let index = usize::try_from(offset / self.interval.as_nanos()).unwrap_or(usize::MAX);
+        index.min(self.interval_count - 1)
+    }
+
+    fn count(&mut self, at: Instant, outcome: Outcome, latency_micros: Option<u64>) {
+        let index = self.index_of(at);
+        if self
+            .current
+            .as_ref()
+            .is_none_or(|(current, _)| *current != index)
+        {
+            self.close_current();
+            self.current = Some((index, IntervalTally::default()));
+        }
+        let Some((_, tally)) = self.current.as_mut() else {
+            return;
+        };
+        match outcome {
+            Outcome::Ok => tally.ok += 1,
+            Outcome::Unavailable(kind) => {
+                tally.unavailable += 1;
+                *tally.errors.entry(kind).or_insert(0) += 1;
+            }
+            Outcome::OtherStatus(kind) => {
+                tally.other_status += 1;
+                *tally.errors.entry(kind).or_insert(0) += 1;
+            }
+            Outcome::Failed(kind) => *tally.errors.entry(kind).or_insert(0) += 1,
+        }
+        if let Some(latency) = latency_micros {
+            self.histogram.saturating_record(latency);
+        }
+    }
+
+    /// Keeps the current interval in its compact form and empties the histogram for the next.
+    fn close_current(&mut self) {
+        let Some((index, tally)) = self.current.take() else {
+            return;
+        };
+        let buckets = self
+            .histogram
+            .iter_recorded()
+            .map(|bucket| (bucket.value_iterated_to(), bucket.count_at_value()))
+            .collect();
+        self.histogram.reset();
+        self.closed.push(ClosedInterval {
+            index,
+            tally,
+            buckets,
+        });
+    }
+
+    /// The threads' intervals merged into one series of `measured` (the window, or less when the
+    /// run was stopped early).
+    fn into_series(mut self, others: Vec<ClosedInterval>, measured: Duration) -> Series {
+        self.close_current();
+        let mut closed = self.closed;
+        closed.extend(others);
+        let shown = usize::try_from(measured.as_nanos().div_ceil(self.interval.as_nanos()))
+            .unwrap_or(usize::MAX)
+            .clamp(1, self.interval_count);
+        let mut tallies = vec![IntervalTally::default(); shown];
+        let mut histograms: Vec<Option<Histogram<u64>>> = vec![None; shown];
+        for interval in closed {
+            let index = interval.index.min(shown - 1);
+            tallies[index].add(&interval.tally);
+            if interval.buckets.is_empty() {
+                continue;
+            }
+            let histogram = histograms[index].get_or_insert_with(new_interval_histogram);
+            for (value, count) in interval.buckets {
+                let _ = histogram.record_n(value, count);
+            }
+        }
+        let intervals = tallies
+            .into_iter()
+            .zip(histograms)
+            .map(|(tally, histogram)| {
+                let quantile = |q: f64| histogram.as_ref().map_or(0, |h| h.value_at_quantile(q));
+                IntervalFigures {
+                    ok: tally.ok,
+                    unavailable: tally.unavailable,
+                    other_status: tally.other_status,
+                    errors: tally
+                        .errors
+                        .iter()
+                        .map(|(kind, count)| (kind.name(), *count))
+                        .collect(),
+                    p50_us: quantile(0.5),
+                    p99_us: quantile(0.99),
+                    max_us: histogram.as_ref().map_or(0, Histogram::max),
+                }
+            })
+            .collect();
+        Series {
+            interval_ms: u64::try_from(self.interval.as_millis()).unwrap_or(u64::MAX),
+            intervals,
+        }
+    }
+}
+
+/// The histogram of one interval of one thread: the engine's bounds, two significant digits.
+fn new_interval_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HISTOGRAM_MAX_MICROS, INTERVAL_SIGNIFICANT_DIGITS)
+        .or_else(|_| Histogram::new(INTERVAL_SIGNIFICANT_DIGITS))
+        .expect("two significant digits are within hdrhistogram's limits")
+}
+
 /// One thread's counts, merged into the run's at the end.
 struct Tally {
     latency: Histogram<u64>,
@@ -595,10 +860,13 @@ struct Tally {
     errors: BTreeMap<ErrorKind, u64>,
     last_completion: Option<Instant>,
     engine_cpu: Duration,
+    series: SeriesTally,
+    /// The other threads' finished intervals, merged in at the end.
+    merged_intervals: Vec<ClosedInterval>,
 }
 
 impl Tally {
-    fn new(open_loop: bool) -> Tally {
+    fn new(open_loop: bool, series: SeriesTally) -> Tally {
         Tally {
             latency: new_histogram(),
             uncorrected: open_loop.then(new_histogram),
@@ -610,10 +878,15 @@ impl Tally {
             errors: BTreeMap::new(),
             last_completion: None,
             engine_cpu: Duration::ZERO,
+            series,
+            merged_intervals: Vec::new(),
         }
     }
 
-    fn merge(&mut self, other: Tally) {
+    fn merge(&mut self, mut other: Tally) {
+        other.series.close_current();
+        self.merged_intervals.append(&mut other.series.closed);
+        self.merged_intervals.append(&mut other.merged_intervals);
         // Same bounds on both sides, so adding cannot fail.
         let _ = self.latency.add(&other.latency);
         if let (Some(mine), Some(theirs)) = (&mut self.uncorrected, &other.uncorrected) {
@@ -634,8 +907,15 @@ impl Tally {
         };
     }
 
-    fn into_outcome(self, measured: Duration, open_loop: bool) -> LoadOutcome {
+    fn into_outcome(
+        self,
+        measured: Duration,
+        open_loop: bool,
+        window_start: Instant,
+    ) -> LoadOutcome {
         LoadOutcome {
+            series: self.series.into_series(self.merged_intervals, measured),
+            window_start,
             measured,
             ok: self.ok,
             responses: self.responses,

@@ -104,6 +104,9 @@ pub struct Answer {
     pub body_length: u64,
     /// With [`BodyUse::Compare`], whether the body was exactly the expected one; otherwise true.
     pub body_matches: bool,
+    /// The answer carried a `Retry-After` header: a 503 with it is the contract's "come back
+    /// later", one without it is a failure.
+    pub retry_after: bool,
 }
 
 /// One keep-alive client connection.
@@ -181,6 +184,7 @@ impl Connection {
             status: head.status,
             body_length: sink.length,
             body_matches: sink.matches(),
+            retry_after: head.retry_after,
         })
     }
 
@@ -357,6 +361,7 @@ struct Head {
     status: u16,
     framing: Framing,
     keep_alive: bool,
+    retry_after: bool,
 }
 
 impl Head {
@@ -371,6 +376,7 @@ impl Head {
         let mut chunked_last = false;
         let mut close = false;
         let mut keep_alive = false;
+        let mut retry_after = false;
         for header in response.headers.iter() {
             let name = header.name;
             if name.eq_ignore_ascii_case("content-length") {
@@ -396,6 +402,8 @@ impl Head {
                     close |= token.eq_ignore_ascii_case(b"close");
                     keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
                 }
+            } else if name.eq_ignore_ascii_case("retry-after") {
+                retry_after = true;
             }
         }
         let framing = if (100..200).contains(&status) || status == 204 || status == 304 {
@@ -417,6 +425,7 @@ impl Head {
             status,
             framing,
             keep_alive: !close && (http_1_1 || keep_alive),
+            retry_after,
         })
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use tokio::sync::watch;
+use tokio::sync::{Mutex, MutexGuard, watch};
 use tokio_postgres::Client;
 
 use crate::processes::{TreeSample, read_tree};
@@ -18,9 +18,12 @@ use crate::results::ServerFigures;
 const PROC_INTERVAL: Duration = Duration::from_millis(100);
 const DATABASE_EVERY: u32 = 5;
 
-/// A connection to PostgreSQL that counts what one role (the servers') does.
+/// A connection to PostgreSQL that counts what one role (the servers') does. A connection that
+/// a fault closed (a restart, `pg_terminate_backend`) is opened again on the next question, so
+/// the cells after a fault keep their database figures.
 pub struct DatabaseWatch {
-    client: Client,
+    client: Mutex<Client>,
+    admin_url: String,
     role: String,
 }
 
@@ -29,23 +32,35 @@ impl DatabaseWatch {
     pub async fn connect(admin_url: &str, role: &str) -> Result<DatabaseWatch> {
         let client = bakeoff_testkit::connect(admin_url).await?;
         Ok(DatabaseWatch {
-            client,
+            client: Mutex::new(client),
+            admin_url: admin_url.to_string(),
             role: role.to_string(),
         })
+    }
+
+    /// The connection, opened again if it was closed; `None` while the database is away.
+    async fn client(&self) -> Option<MutexGuard<'_, Client>> {
+        let mut client = self.client.lock().await;
+        if client.is_closed() {
+            *client = bakeoff_testkit::connect(&self.admin_url).await.ok()?;
+        }
+        Some(client)
     }
 
     /// Statements the role has run so far in this database; `None` without pg_stat_statements.
     pub async fn statements(&self) -> Option<i64> {
         // Counted as the conformance checks count them (health checks and statistics queries
         // left out).
-        bakeoff_testkit::postgres::statements_of_role(&self.client, &self.role)
+        let client = self.client().await?;
+        bakeoff_testkit::postgres::statements_of_role(&client, &self.role)
             .await
             .ok()
     }
 
     /// Connections the role holds to this database now.
     pub async fn connections(&self) -> Option<i64> {
-        self.client
+        self.client()
+            .await?
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity \
                  WHERE usename = $1 AND datname = current_database() AND pid <> pg_backend_pid()",
@@ -71,7 +86,13 @@ impl DatabaseWatch {
         &self,
         sql: &str,
     ) -> Option<T> {
-        self.client.query_one(sql, &[]).await.ok()?.try_get(0).ok()
+        self.client()
+            .await?
+            .query_one(sql, &[])
+            .await
+            .ok()?
+            .try_get(0)
+            .ok()
     }
 }
 

@@ -45,6 +45,26 @@ pub fn read_tree(pid: u32) -> Option<TreeSample> {
     (sample.processes > 0).then_some(sample)
 }
 
+/// `pid` and every process below it, parents before their children; empty when `pid` is gone.
+pub fn tree_pids(pid: u32) -> Vec<i32> {
+    let Ok(root) = i32::try_from(pid) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    let mut pending = vec![root];
+    while let Some(pid) = pending.pop() {
+        if found.contains(&pid) {
+            continue;
+        }
+        let Ok(process) = procfs::process::Process::new(pid) else {
+            continue;
+        };
+        found.push(pid);
+        pending.extend(children(&process));
+    }
+    found
+}
+
 /// The children of every thread of `process` (/proc/PID/task/TID/children).
 fn children(process: &procfs::process::Process) -> Vec<i32> {
     let Ok(tasks) = process.tasks() else {

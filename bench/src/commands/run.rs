@@ -1,7 +1,9 @@
 //! `bakeoff run`: the whole benchmark. Every server in every configuration of the run's
 //! dimensions, one at a time, through the harness: start it pinned to its CPUs, verify it against
 //! the contract, warm it up, measure every scenario at every load level, stop it with SIGTERM;
-//! then write `results.json`, `report.md` and the charts, and print the tables.
+//! then write `results.json`, `report.md` and the charts, and print the tables. With `--fault`,
+//! each server then measures every scenario once more per fault, the fault injected into the
+//! database during the cell (`harness::faults`), into fault cells of their own.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,6 +18,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::engine::{self, LiveCounters, LoadSpec, PlannedRequest};
 use crate::format::group_thousands;
 use crate::harness::database::Database;
+use crate::harness::faults::{self, FaultRecord, FaultSpec};
 use crate::harness::flags::{DatabaseArgs, DimensionArgs, ServerArgs, parse_duration};
 use crate::harness::lifecycle::{self, Profile, RunningServer, Session, Trial, Verify};
 use crate::harness::servers::ServerSpec;
@@ -70,6 +73,11 @@ pub struct RunArgs {
     /// Check the body of every N-th answer of each connection (1: all).
     #[arg(long, default_value_t = 16)]
     pub check_every: u64,
+    /// After the normal cells, measure every scenario again with this fault injected into the
+    /// database (db-restart, db-stall, backend-kill), by default 3s into the cell for 2s; repeat
+    /// the flag for several faults.
+    #[arg(long = "fault", value_name = "KIND[:at=3s,for=2s]", value_parser = FaultSpec::parse)]
+    pub faults: Vec<FaultSpec>,
 }
 
 /// Everything the run needs, resolved from the flags before anything starts.
@@ -88,6 +96,7 @@ struct Plan {
     profile: Profile,
     allow_remote: bool,
     seed: u64,
+    faults: Vec<FaultSpec>,
 }
 
 impl Plan {
@@ -138,6 +147,7 @@ impl Plan {
             profile: args.servers.profile(),
             allow_remote: args.servers.allow_remote,
             seed: args.database.seed,
+            faults: args.faults.clone(),
         })
     }
 
@@ -169,6 +179,14 @@ struct Bench<'a> {
     pools: &'a Pools,
     live: &'a Arc<LiveCounters>,
     meter: &'a Meter,
+    database: &'a Database,
+}
+
+/// What one server's measurement came to: its normal cells and its fault cells.
+#[derive(Default)]
+struct MeasuredCells {
+    cells: Vec<Cell>,
+    fault_cells: Vec<Cell>,
 }
 
 /// Runs the benchmark; returns the results directory.
@@ -177,6 +195,7 @@ pub async fn run(args: RunArgs, command_line: String) -> Result<PathBuf> {
     // Every flag is checked, and every binary looked up, before anything starts.
     let plan = Plan::new(&args)?;
     let database_choice = args.database.choice()?;
+    faults::check(&plan.faults, plan.duration, &database_choice)?;
     let trials = lifecycle::trials(&plan.servers, &plan.dimensions, plan.profile)?;
     let progress = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
     let say = |line: String| progress.suspend(|| eprintln!("{line}"));
@@ -199,7 +218,8 @@ pub async fn run(args: RunArgs, command_line: String) -> Result<PathBuf> {
 
     let live = Arc::new(LiveCounters::default());
     let _stop_guard = StopOnDrop(Arc::clone(&live));
-    let cells_per_server = plan.scenarios.len() * plan.connections.len() * plan.repeat;
+    let cells_per_server =
+        plan.scenarios.len() * plan.connections.len() * (plan.repeat + plan.faults.len());
     let bar = progress.add(ProgressBar::new((trials.len() * cells_per_server) as u64));
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} cells  {msg}")
@@ -213,6 +233,7 @@ pub async fn run(args: RunArgs, command_line: String) -> Result<PathBuf> {
         pools: &pools,
         live: &live,
         meter: &meter,
+        database: &database,
     };
     let session = Session {
         placement: &plan.placement,
@@ -236,9 +257,13 @@ pub async fn run(args: RunArgs, command_line: String) -> Result<PathBuf> {
 
     let servers: Vec<ServerResult> = outcomes
         .into_iter()
-        .map(|outcome| ServerResult {
-            record: outcome.record,
-            cells: outcome.measured.unwrap_or_default(),
+        .map(|outcome| {
+            let measured = outcome.measured.unwrap_or_default();
+            ServerResult {
+                record: outcome.record,
+                cells: measured.cells,
+                fault_cells: measured.fault_cells,
+            }
         })
         .collect();
     let (finished_at, _) = utc_now();
@@ -280,7 +305,7 @@ pub async fn run(args: RunArgs, command_line: String) -> Result<PathBuf> {
 impl Bench<'_> {
     /// Measures one running server: its requests drawn from its own database where it has one,
     /// bodies compared where its JSON must be bakeoff's bytes.
-    async fn measure(&self, trial: &Trial, server: &RunningServer) -> Result<Vec<Cell>> {
+    async fn measure(&self, trial: &Trial, server: &RunningServer) -> Result<MeasuredCells> {
         match &trial.server {
             ServerSpec::Variant(_) | ServerSpec::Peer(_) => {
                 let expected_version = version_body(&trial.server.name());
@@ -289,8 +314,16 @@ impl Bench<'_> {
                 } else {
                     expected_version
                 };
-                self.measure_cells(&trial.label, server, Some(self.watch), self.pools, &version)
-                    .await
+                let faults = &self.plan.faults;
+                self.measure_cells(
+                    &trial.label,
+                    server,
+                    Some(self.watch),
+                    self.pools,
+                    &version,
+                    faults,
+                )
+                .await
             }
             ServerSpec::Target(target) => {
                 // A foreign server may format its JSON differently: only statuses are checked
@@ -303,20 +336,28 @@ impl Bench<'_> {
                     }
                     None => self.pools,
                 };
-                // Its database activity is not the run's to count.
+                // Its database activity is not the run's to count, and a fault of the run's
+                // database would not reach one that serves its own.
+                let faults: &[FaultSpec] = if target.database_url.is_some() {
+                    &[]
+                } else {
+                    &self.plan.faults
+                };
                 self.measure_cells(
                     &trial.label,
                     server,
                     None,
                     &pools.without_bodies(),
                     &server.version,
+                    faults,
                 )
                 .await
             }
         }
     }
 
-    /// The warm-up, then every scenario at every level, `repeat` times.
+    /// The warm-up, then every scenario at every level, `repeat` times; then every scenario at
+    /// every level once per fault.
     async fn measure_cells(
         &self,
         name: &str,
@@ -324,7 +365,8 @@ impl Bench<'_> {
         watch: Option<&Arc<DatabaseWatch>>,
         pools: &Pools,
         version: &Bytes,
-    ) -> Result<Vec<Cell>> {
+        faults: &[FaultSpec],
+    ) -> Result<MeasuredCells> {
         let plan = self.plan;
         let address: SocketAddr = server.address;
         let spec_for = |requests, connections, duration, seed| LoadSpec {
@@ -403,7 +445,64 @@ impl Bench<'_> {
                 cells.push(Cell::new(scenario, connections, plan.rate, runs));
             }
         }
-        Ok(cells)
+        // After every normal cell, so that no fault's aftermath is in their figures.
+        let mut fault_cells = Vec::new();
+        for &connections in &plan.connections {
+            for &scenario in &plan.scenarios {
+                for fault in faults {
+                    self.meter.set_phase(format!(
+                        "{name}: {scenario} at {connections} connections, {}",
+                        fault.label()
+                    ));
+                    let spec = spec_for(
+                        pools.mix(scenario, version)?,
+                        connections,
+                        plan.duration,
+                        plan.seed,
+                    );
+                    let sampler = match server.pid() {
+                        Some(pid) => Some(Sampler::start(pid, watch.cloned()).await),
+                        None => None,
+                    };
+                    // The engine and the fault start together; the fault waits its `at`.
+                    let (outcome, times) = tokio::join!(
+                        run_engine(spec, self.live),
+                        faults::inject(fault, self.database)
+                    );
+                    let outcome = outcome?;
+                    let times = times.with_context(|| format!("injecting {}", fault.label()))?;
+                    let figures = match sampler {
+                        Some(sampler) => Some(sampler.finish(outcome.total_responses).await),
+                        None => None,
+                    };
+                    let measurement =
+                        Measurement::from_outcome(&outcome, figures, plan.placement.engine_threads);
+                    let record = FaultRecord::of(
+                        fault,
+                        &times,
+                        outcome.window_start,
+                        &measurement.errors,
+                        &outcome.series,
+                    );
+                    let recovery = match record.figures.recovered_after_seconds {
+                        Some(seconds) => format!("back in {seconds:.1} s"),
+                        None => "never recovered".to_string(),
+                    };
+                    self.meter.cell_done(&format!(
+                        "{name:<22} {:<16} c={connections:<4} {:<13} failed {}  503 {}  longest {:.0} ms  {recovery}",
+                        scenario.to_string(),
+                        fault.kind.to_string(),
+                        record.figures.failed,
+                        record.figures.unavailable,
+                        record.figures.longest_ms,
+                    ));
+                    let mut cell = Cell::new(scenario, connections, plan.rate, vec![measurement]);
+                    cell.fault = Some(record);
+                    fault_cells.push(cell);
+                }
+            }
+        }
+        Ok(MeasuredCells { cells, fault_cells })
     }
 }
 

@@ -3,6 +3,7 @@
 //! Either way one type says who to watch in it and whether statements can be counted there.
 
 use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -53,7 +54,9 @@ pub enum DatabaseChoice {
 /// The database of a command, ready for servers.
 pub struct Database {
     /// Kept alive for the command; stopped and removed on drop (Ctrl-C and failure included).
-    throwaway: Option<LocalPostgres>,
+    /// Shared behind a lock so that a fault can stop and start it while servers are given its
+    /// URLs.
+    throwaway: Option<Arc<Mutex<LocalPostgres>>>,
     /// A URL that may read every table and every role's statistics.
     pub admin_url: String,
     /// The URL servers are given.
@@ -105,7 +108,7 @@ impl Database {
                     role: APP_ROLE.to_string(),
                     kind: DatabaseKind::Throwaway,
                     data,
-                    throwaway: Some(postgres),
+                    throwaway: Some(Arc::new(Mutex::new(postgres))),
                 })
             }
         }
@@ -122,8 +125,8 @@ impl Database {
     }
 
     /// The cluster itself, when the command owns it (for faults that stop or pause it).
-    pub fn owned_cluster(&mut self) -> Option<&mut LocalPostgres> {
-        self.throwaway.as_mut()
+    pub fn owned_cluster(&self) -> Option<Arc<Mutex<LocalPostgres>>> {
+        self.throwaway.clone()
     }
 }
 

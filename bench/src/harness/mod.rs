@@ -3,13 +3,15 @@
 //! the configuration of one server ([`settings`]), the delay line to the database of a
 //! latency level ([`db_latency`]), the flags that choose them ([`flags`]), and one
 //! lifecycle: start -> ready -> verify -> the command's measurement -> stop ([`lifecycle`]), with
-//! what it records of each server ([`record`]).
+//! what it records of each server ([`record`]), and the faults a command may inject into the
+//! database during a cell ([`faults`]).
 //!
 //! Commands are thin drivers over it: parse their flags into a plan, [`lifecycle::drive`] the
 //! trials, hand the outcomes to their report. The harness imports no command.
 
 pub mod database;
 pub mod db_latency;
+pub mod faults;
 pub mod flags;
 pub mod lifecycle;
 pub mod peers;

@@ -516,6 +516,7 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
     }
 
     text.push_str(&crate::render::db_latency::markdown(results, charts));
+    text.push_str(&crate::render::fault_report::markdown(results));
 
     let general: Vec<&String> = charts
         .iter()
@@ -580,12 +581,14 @@ pub fn terminal(results: &RunResults) -> String {
             let _ = writeln!(text, "{}", reading(results, &level, scenario));
         }
     }
+    text.push_str(&crate::render::fault_report::terminal(results));
     text
 }
 
 /// Writes `report.md` and the charts into `directory`.
 pub fn write(results: &RunResults, directory: &Path) -> Result<Vec<String>> {
-    let charts = crate::render::charts::write_all(results, directory)?;
+    let mut charts = crate::render::charts::write_all(results, directory)?;
+    charts.extend(crate::render::timeline::write_all(results, directory)?);
     crate::results::write_file(directory, "report.md", markdown(results, &charts))?;
     Ok(charts)
 }

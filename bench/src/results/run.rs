@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::LoadOutcome;
+use crate::engine::{LoadOutcome, Series};
 use crate::harness::database::DatabaseKind;
+use crate::harness::faults::FaultRecord;
 use crate::harness::record::ServerRecord;
 use crate::harness::settings::Dimensions;
 use crate::machine::Machine;
@@ -17,8 +18,9 @@ use crate::results::ResultsFile;
 use crate::scenarios::Scenario;
 
 /// Bumped when the file's shape changes: 2 names scenarios, server kinds and the database as
-/// enums and records each server's configuration (version 1 files are still read).
-pub const FORMAT_VERSION: u32 = 2;
+/// enums and records each server's configuration; 3 adds each run's series and the fault cells,
+/// and `status-503` counts only 503s with `Retry-After` (version 1 and 2 files are still read).
+pub const FORMAT_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunResults {
@@ -72,6 +74,10 @@ pub struct ServerResult {
     #[serde(flatten)]
     pub record: ServerRecord,
     pub cells: Vec<Cell>,
+    /// The cells measured with a fault injected (`--fault`): kept apart, so that their figures
+    /// never mix with the normal cells'. Absent before version 3.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fault_cells: Vec<Cell>,
 }
 
 /// One scenario at one connection level on one server: every repeat, and their summary.
@@ -82,6 +88,9 @@ pub struct Cell {
     pub rate: Option<f64>,
     pub runs: Vec<Measurement>,
     pub summary: Summary,
+    /// The fault injected during the cell, in a fault cell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<FaultRecord>,
 }
 
 /// The median run and the spread of throughput over the repeats.
@@ -110,6 +119,7 @@ impl Cell {
             rate,
             runs,
             summary,
+            fault: None,
         }
     }
 
@@ -157,7 +167,8 @@ pub struct Measurement {
     pub latency_us: Percentiles,
     /// Open loop only: from the actual send time (coordinated omission not corrected).
     pub uncorrected_latency_us: Option<Percentiles>,
-    /// Failures by kind: `status-503`, `connect`, `timeout`, `reset`, `protocol`, `body`.
+    /// Failures by kind: `status-503` (with `Retry-After`), `status-503-no-retry-after`, other
+    /// statuses, `connect`, `timeout`, `reset`, `protocol`, `body`.
     pub errors: BTreeMap<String, u64>,
     /// Seen from outside the server (absent for targets the run did not start).
     pub server: Option<ServerFigures>,
@@ -169,6 +180,9 @@ pub struct Measurement {
     /// above zero only): what the added latency cost the machine.
     #[serde(default)]
     pub delay_line_cpu_seconds: Option<f64>,
+    /// The run over time (absent before version 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<Series>,
 }
 
 impl Measurement {
@@ -199,6 +213,7 @@ impl Measurement {
             server,
             engine_busy_percent,
             delay_line_cpu_seconds: None,
+            series: Some(outcome.series.clone()),
         }
     }
 
@@ -386,6 +401,7 @@ pub fn test_measurement(ok_per_second: f64, p99_us: u64) -> Measurement {
         server: None,
         engine_busy_percent: None,
         delay_line_cpu_seconds: None,
+        series: None,
     }
 }
 

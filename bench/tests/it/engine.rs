@@ -9,7 +9,12 @@ use bytes::Bytes;
 
 use crate::test_server::TestServer;
 
-fn spec(server: &TestServer, paths: &[&str], connections: usize, duration: Duration) -> LoadSpec {
+pub fn spec(
+    server: &TestServer,
+    paths: &[&str],
+    connections: usize,
+    duration: Duration,
+) -> LoadSpec {
     LoadSpec {
         address: server.address,
         requests: Arc::new(
@@ -31,7 +36,7 @@ fn spec(server: &TestServer, paths: &[&str], connections: usize, duration: Durat
     }
 }
 
-fn run(spec: &LoadSpec) -> LoadOutcome {
+pub fn run(spec: &LoadSpec) -> LoadOutcome {
     engine::run(spec, &Arc::new(LiveCounters::default())).unwrap()
 }
 
@@ -95,7 +100,11 @@ fn errors_are_counted_by_kind() {
     // Window counts may miss only the answers in flight when the window closed.
     for (counted, sent) in [
         (outcome.ok, ok),
-        (errors(&outcome, ErrorKind::Status(503)), unavailable),
+        // Without Retry-After a 503 is not the contract's "come back later".
+        (
+            errors(&outcome, ErrorKind::UnavailableWithoutRetryAfter),
+            unavailable,
+        ),
         (errors(&outcome, ErrorKind::Status(404)), missing),
         (
             errors(&outcome, ErrorKind::Reset),
@@ -111,6 +120,7 @@ fn errors_are_counted_by_kind() {
         );
     }
     assert_eq!(errors(&outcome, ErrorKind::Connect), 0);
+    assert_eq!(errors(&outcome, ErrorKind::Status(503)), 0);
 }
 
 #[test]

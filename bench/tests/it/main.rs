@@ -1,6 +1,7 @@
-//! The benchmark's tests: the load engine and its HTTP/1.1 client against small servers whose
-//! behaviour is known, the delay line to the database, the concurrency study, the Docker files, and a short `bakeoff run --quick`
-//! over one real variant.
+//! The benchmark's tests: the load engine (its totals and its series) and its HTTP/1.1 client
+//! against small servers whose behaviour is known, the delay line to the database, the
+//! concurrency study, the Docker files, a short `bakeoff run --quick` over one real variant, and
+//! each fault against a real variant.
 
 #![allow(clippy::unwrap_used)]
 
@@ -8,6 +9,8 @@ mod concurrency;
 mod delay_line;
 mod docker;
 mod engine;
+mod engine_series;
+mod faults;
 mod http1;
 mod peers;
 mod quick_run;

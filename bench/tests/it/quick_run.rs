@@ -84,10 +84,35 @@ fn a_quick_run_writes_results_report_and_charts() {
         "{text}"
     );
 
-    // A version 1 file (before configurations existed) is still read and rendered.
+    // Every run keeps its series: one interval per 100 ms of the 1 s cell.
+    for cell in &server.cells {
+        let series = cell.median().unwrap().series.as_ref().unwrap();
+        assert_eq!((series.interval_ms, series.intervals.len()), (100, 10));
+    }
+    assert!(report.contains("timeline-types-c8.svg"));
+
     let mut old: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(directory.join("results.json")).unwrap())
             .unwrap();
+    // A version 2 file (before series and fault cells) is still read and rendered.
+    old["format_version"] = 2.into();
+    for server in old["servers"].as_array_mut().unwrap() {
+        for cell in server["cells"].as_array_mut().unwrap() {
+            for run in cell["runs"].as_array_mut().unwrap() {
+                run.as_object_mut().unwrap().remove("series");
+            }
+        }
+    }
+    let version_2 = tempfile::tempdir().unwrap();
+    std::fs::write(
+        version_2.path().join("results.json"),
+        serde_json::to_string(&old).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(version_2.path().join("report.md"), "").unwrap();
+    assert!(render_report_again(version_2.path()).contains("## Throughput at 8 connections"));
+
+    // A version 1 file (before configurations existed) is still read and rendered.
     old["format_version"] = 1.into();
     let settings = old["settings"].as_object_mut().unwrap();
     settings.remove("dimensions");
@@ -126,7 +151,7 @@ fn a_quick_run_writes_results_report_and_charts() {
     assert!(!refused.status.success());
     let message = String::from_utf8_lossy(&refused.stderr);
     assert!(
-        message.contains("format version 99, this bakeoff reads versions 1 to 2"),
+        message.contains("format version 99, this bakeoff reads versions 1 to 3"),
         "{message}"
     );
 }

@@ -1,6 +1,6 @@
 //! A tiny hyper server whose behaviour the engine tests know exactly: it answers after a given
-//! delay, with a given status, drops connections on request, stalls once on a schedule, and
-//! counts every request it answers by status.
+//! delay, with a given status (`/unavailable`: 503 with `Retry-After`), drops connections on
+//! request, stalls once on a schedule, and counts every request it answers by status.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -121,6 +121,7 @@ async fn answer(
             (200, "ok")
         }
         ["status", code] => (code.parse().unwrap_or(500), "status"),
+        ["unavailable"] => (503, "unavailable"),
         ["drop"] => {
             seen.dropped.fetch_add(1, Ordering::Relaxed);
             // An error from the service makes hyper close the connection without an answer.
@@ -143,8 +144,11 @@ async fn answer(
         _ => (404, "no such path"),
     };
     *seen.by_status.lock().unwrap().entry(status).or_insert(0) += 1;
-    let response = Response::builder()
-        .status(status)
+    let mut response = Response::builder().status(status);
+    if path == "/unavailable" {
+        response = response.header("Retry-After", "1");
+    }
+    let response = response
         .body(Full::new(Bytes::from_static(body.as_bytes())))
         .unwrap();
     Ok::<_, Dropped>(response)

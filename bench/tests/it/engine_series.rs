@@ -1,0 +1,99 @@
+//! The engine's series against the test server: the intervals add up to the run's totals, over
+//! one engine thread and over several, and a stall shows where it happened.
+
+use std::time::Duration;
+
+use bakeoff::engine::{ErrorKind, LoadOutcome, Series};
+
+use crate::engine::{run, spec};
+use crate::test_server::TestServer;
+
+/// Every count of the series, summed over its intervals, is the run's own.
+fn assert_series_adds_up(outcome: &LoadOutcome) {
+    let series = &outcome.series;
+    let sum = |count: fn(&bakeoff::engine::IntervalFigures) -> u64| -> u64 {
+        series.intervals.iter().map(count).sum()
+    };
+    assert_eq!(sum(|i| i.ok), outcome.ok);
+    assert_eq!(sum(|i| i.answers()), outcome.responses);
+    for (kind, total) in &outcome.errors {
+        let name = kind.name();
+        let counted: u64 = series
+            .intervals
+            .iter()
+            .map(|interval| interval.errors.get(&name).copied().unwrap_or(0))
+            .sum();
+        assert_eq!(counted, *total, "{name}");
+    }
+    let unavailable = outcome
+        .errors
+        .iter()
+        .filter(|(kind, _)| {
+            matches!(
+                kind,
+                ErrorKind::Status(503) | ErrorKind::UnavailableWithoutRetryAfter
+            )
+        })
+        .map(|(_, count)| count)
+        .sum::<u64>();
+    assert_eq!(sum(|i| i.unavailable), unavailable);
+}
+
+#[test]
+fn the_series_adds_up_to_the_totals_on_one_thread_and_on_two() {
+    let server = TestServer::start();
+    for threads in [1, 2] {
+        let mut spec = spec(
+            &server,
+            &["/ok", "/unavailable", "/status/503", "/status/404", "/drop"],
+            6,
+            Duration::from_millis(1_000),
+        );
+        spec.threads = threads;
+        let outcome = run(&spec);
+        let series: &Series = &outcome.series;
+        assert_eq!(series.interval_ms, 100);
+        assert_eq!(series.intervals.len(), 10, "{threads} threads");
+        assert_series_adds_up(&outcome);
+        // Both kinds of 503 were told apart, and every interval saw answers with latencies.
+        assert!(outcome.errors[&ErrorKind::Status(503)] > 10);
+        assert!(outcome.errors[&ErrorKind::UnavailableWithoutRetryAfter] > 10);
+        for interval in &series.intervals {
+            assert!(interval.ok > 0 && interval.unavailable > 0, "{interval:?}");
+            assert!(interval.p50_us > 0 && interval.p50_us <= interval.p99_us);
+            assert!(interval.p99_us <= interval.max_us);
+        }
+        // Every interval's latencies are within the run's.
+        let highest = series.intervals.iter().map(|i| i.max_us).max().unwrap();
+        let whole_max = outcome.latency.max();
+        assert!(
+            highest.abs_diff(whole_max) * 50 <= whole_max,
+            "{highest} vs {whole_max}"
+        );
+    }
+}
+
+#[test]
+fn a_stall_shows_in_the_series_where_it_happened() {
+    let server = TestServer::start();
+    let spec = spec(&server, &["/stall"], 4, Duration::from_millis(1_500));
+    // From 0.5 s to 1.0 s nothing is answered; what arrived then is answered at 1.0 s.
+    server.stall_once(Duration::from_millis(500), Duration::from_millis(500));
+    let outcome = run(&spec);
+    assert_series_adds_up(&outcome);
+    let intervals = &outcome.series.intervals;
+    assert_eq!(intervals.len(), 15);
+    // Engine and server start within milliseconds of each other: allow an interval either side.
+    for index in [0, 1, 2, 3] {
+        assert!(intervals[index].ok > 20, "{index}: {:?}", intervals[index]);
+    }
+    for index in [6, 7, 8] {
+        assert_eq!(intervals[index].ok, 0, "{index}: {:?}", intervals[index]);
+    }
+    for index in [11, 12, 13, 14] {
+        assert!(intervals[index].ok > 20, "{index}: {:?}", intervals[index]);
+    }
+    // The answers released at the end of the stall waited about half a second.
+    let longest = intervals[9..=10].iter().map(|i| i.max_us).max().unwrap();
+    assert!((400_000..700_000).contains(&longest), "{longest}");
+}

@@ -1,0 +1,144 @@
+//! Every fault against one real variant under load (`bakeoff run --fault`), and the bad input
+//! that must be refused before anything starts.
+
+use bakeoff::harness::faults::FaultKind;
+use bakeoff::results::ResultsFile;
+use bakeoff::results::run::RunResults;
+
+use crate::support::{assert_svg, bakeoff, built_variant, run_bakeoff};
+
+/// The contract: a server serves again within 2 s of the database's return.
+const RECOVERY_SECONDS: f64 = 2.0;
+
+#[test]
+fn every_fault_is_ridden_out_without_a_failed_request() {
+    let variant = built_variant();
+    // Three seconds away: longer than the servers' DB_WAIT_TIMEOUT_MS (2 s), so the outage shows
+    // as 503s and not only as slow answers.
+    let (_out, directory) = run_bakeoff(&[
+        "run",
+        "--debug",
+        "--variants",
+        &variant,
+        "--scenarios",
+        "types",
+        "--connections",
+        "8",
+        "--duration",
+        "6s",
+        "--warmup",
+        "500ms",
+        "--fault",
+        "db-restart:at=1s,for=3s",
+        "--fault",
+        "db-stall:at=1s,for=3s",
+        "--fault",
+        "backend-kill:at=1s,for=1s",
+    ]);
+    let results = RunResults::read(&directory).unwrap();
+    let server = &results.servers[0];
+    assert!(
+        server.record.skipped.is_none(),
+        "{:?}",
+        server.record.skipped
+    );
+    // The normal cell stays apart and clean.
+    assert_eq!(server.cells.len(), 1);
+    assert!(server.cells[0].fault.is_none());
+    assert_eq!(server.cells[0].median().unwrap().error_count(), 0);
+    assert_eq!(server.fault_cells.len(), 3);
+    for cell in &server.fault_cells {
+        let fault = cell.fault.as_ref().unwrap();
+        let figures = &fault.figures;
+        let kind = fault.kind;
+        assert_eq!(figures.failed, 0, "{kind}: {:?}", figures.failed_by_kind);
+        let back = figures.recovered_after_seconds;
+        assert!(
+            back.is_some_and(|seconds| seconds <= RECOVERY_SECONDS),
+            "{kind}: back after {back:?}"
+        );
+        assert!(figures.first_ok_after_seconds.unwrap() <= RECOVERY_SECONDS);
+        assert!(
+            (0.9..1.3).contains(&fault.started_seconds),
+            "{kind}: {fault:?}"
+        );
+        let series = cell.median().unwrap().series.as_ref().unwrap();
+        let interval = series.interval_ms as f64 / 1_000.0;
+        let during = |index: usize| {
+            let start = series.start_seconds(index);
+            start >= fault.started_seconds && start + interval <= fault.returned_seconds
+        };
+        if matches!(kind, FaultKind::DbRestart | FaultKind::DbStall) {
+            // Away for 3 s: no 2xx in the middle of it, and 503s once the servers' wait ran out.
+            let middle = series.intervals.iter().enumerate().filter(|(index, _)| {
+                *index >= 5 && during(*index) && during(index + 5) && during(index - 5)
+            });
+            assert!(middle.clone().all(|(_, i)| i.ok == 0), "{kind}: {series:?}");
+            let unavailable: u64 = (0..series.intervals.len())
+                .filter(|&index| during(index))
+                .map(|index| series.intervals[index].unavailable)
+                .sum();
+            assert!(unavailable > 0, "{kind}: no 503 during the fault");
+            assert!(figures.unavailable >= unavailable);
+            assert!(figures.longest_ms >= 1_900.0, "{kind}: {figures:?}");
+        }
+        // The last second is back near the level before the fault.
+        let last: Vec<u64> = series
+            .intervals
+            .iter()
+            .rev()
+            .take(10)
+            .map(|i| i.ok)
+            .collect();
+        let per_second = last.iter().sum::<u64>() as f64;
+        assert!(
+            per_second >= 0.5 * figures.before_ok_per_second,
+            "{kind}: {per_second} req/s at the end, {} before",
+            figures.before_ok_per_second
+        );
+    }
+    // The PostgreSQL the run restarted and paused served the server to the end: it exited
+    // cleanly, and the report has the faults' tables and timelines.
+    assert!(server.record.shutdown.as_ref().unwrap().clean);
+    let report = std::fs::read_to_string(directory.join("report.md")).unwrap();
+    assert!(report.contains("## Faults"), "{report}");
+    for kind in ["db-restart", "db-stall", "backend-kill"] {
+        assert!(report.contains(&format!("### {kind}: types")), "{report}");
+        assert_svg(&directory.join(format!("timeline-{kind}-types-c8.svg")));
+    }
+    assert_svg(&directory.join("timeline-types-c8.svg"));
+}
+
+#[test]
+fn bad_faults_are_refused_before_anything_starts() {
+    for (arguments, message) in [
+        (
+            vec!["--fault", "db-melt"],
+            "unknown fault \"db-melt\"; the faults are db-restart, db-stall, backend-kill",
+        ),
+        (
+            vec!["--fault", "db-restart:at=3s,for=4s", "--duration", "8s"],
+            "longer than --duration 8 s",
+        ),
+        (
+            vec![
+                "--fault",
+                "db-stall",
+                "--database-url",
+                "postgres://nobody@127.0.0.1:1/none",
+            ],
+            "not an external database (DATABASE_URL)",
+        ),
+    ] {
+        let output = bakeoff()
+            .args(["run", "--debug", "--out", "/nonexistent/never-written"])
+            .args(&arguments)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{arguments:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(message), "{arguments:?}: {stderr}");
+        // Refused before a database was started or seeded.
+        assert!(!stderr.contains("starting a throwaway"), "{stderr}");
+    }
+}
