@@ -18,7 +18,7 @@ use crate::format::group_thousands;
 use crate::harness::database::Database;
 use crate::harness::flags::{DatabaseArgs, DimensionArgs, ServerArgs, parse_duration};
 use crate::harness::lifecycle::{self, Profile, RunningServer, Session, Trial, Verify};
-use crate::harness::servers::ServerSpec;
+use crate::harness::servers::{ServerSpec, TargetConformance};
 use crate::harness::settings::Dimensions;
 use crate::machine::{Machine, utc_now};
 use crate::monitor::{DatabaseWatch, Sampler};
@@ -289,12 +289,21 @@ impl Bench<'_> {
                 } else {
                     expected_version
                 };
-                self.measure_cells(&trial.label, server, Some(self.watch), self.pools, &version)
-                    .await
+                self.measure_cells(
+                    &trial.label,
+                    server,
+                    Some(self.watch),
+                    self.pools,
+                    &version,
+                    BodyDeviations::Errors,
+                )
+                .await
             }
             ServerSpec::Target(target) => {
                 // A foreign server may format its JSON differently: only statuses are checked
                 // under load, and its requests are drawn from its own database when it has one.
+                // A lenient target's bodies are compared, and those that match the contract are
+                // its checked bodies; the others count by their status.
                 let own_pools;
                 let pools = match &target.database_url {
                     Some(url) => {
@@ -303,13 +312,18 @@ impl Bench<'_> {
                     }
                     None => self.pools,
                 };
+                let (pools, deviations) = match target.conformance {
+                    TargetConformance::Strict => (pools.without_bodies(), BodyDeviations::Errors),
+                    TargetConformance::Lenient => (pools.clone(), BodyDeviations::Tolerated),
+                };
                 // Its database activity is not the run's to count.
                 self.measure_cells(
                     &trial.label,
                     server,
                     None,
-                    &pools.without_bodies(),
+                    &pools.in_path_style(server.path_style)?,
                     &server.version,
+                    deviations,
                 )
                 .await
             }
@@ -324,6 +338,7 @@ impl Bench<'_> {
         watch: Option<&Arc<DatabaseWatch>>,
         pools: &Pools,
         version: &Bytes,
+        deviations: BodyDeviations,
     ) -> Result<Vec<Cell>> {
         let plan = self.plan;
         let address: SocketAddr = server.address;
@@ -380,13 +395,18 @@ impl Bench<'_> {
                         Some(pid) => Some(Sampler::start(pid, watch.cloned()).await),
                         None => None,
                     };
-                    let outcome = run_engine(spec, self.live).await?;
+                    let mut outcome = run_engine(spec, self.live).await?;
+                    let deviating_bodies = match deviations {
+                        BodyDeviations::Errors => 0,
+                        BodyDeviations::Tolerated => outcome.tolerate_body_deviations(),
+                    };
                     let figures = match sampler {
                         Some(sampler) => Some(sampler.finish(outcome.total_responses).await),
                         None => None,
                     };
-                    let measurement =
+                    let mut measurement =
                         Measurement::from_outcome(&outcome, figures, plan.placement.engine_threads);
+                    measurement.deviating_bodies = deviating_bodies;
                     self.meter.cell_done(&format!(
                         "{name:<22} {:<16} c={connections:<4} {:>9} req/s  p99 {:>8.2} ms  errors {}",
                         scenario.to_string(),
@@ -401,6 +421,15 @@ impl Bench<'_> {
         }
         Ok(cells)
     }
+}
+
+/// What a 2xx answer whose body differs from the contract's is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyDeviations {
+    /// An error (a `body` failure), as for every server that passed verification.
+    Errors,
+    /// Counted by its status and apart from the checked bodies (a lenient target).
+    Tolerated,
 }
 
 async fn run_engine(spec: LoadSpec, live: &Arc<LiveCounters>) -> Result<engine::LoadOutcome> {

@@ -5,7 +5,7 @@
 use bakeoff_core::DbRecycle;
 use serde::{Deserialize, Serialize};
 
-use crate::harness::servers::ServerKind;
+use crate::harness::servers::{PathStyle, ServerKind};
 use crate::harness::settings::Configuration;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -35,6 +35,10 @@ pub struct ServerRecord {
     /// What went wrong on the way without stopping the command (a failed warm-up request).
     #[serde(default)]
     pub notes: Vec<String>,
+    /// How a target's paths were written (detected or set); `None` for servers the run starts,
+    /// which take the contract's.
+    #[serde(default)]
+    pub path_style: Option<PathStyle>,
 }
 
 impl ServerRecord {
@@ -50,6 +54,7 @@ impl ServerRecord {
             startup_seconds: None,
             shutdown: None,
             notes: Vec::new(),
+            path_style: None,
         }
     }
 
@@ -65,6 +70,12 @@ impl ServerRecord {
         } else {
             &self.label
         }
+    }
+
+    /// Measured without passing verification (a lenient target): its figures are not a
+    /// verified server's.
+    pub fn is_unverified(&self) -> bool {
+        self.verification.ran && !self.verification.passed && self.skipped.is_none()
     }
 }
 
@@ -83,7 +94,11 @@ pub struct Verification {
     pub ran: bool,
     pub passed: bool,
     pub checks: usize,
+    /// The deviations from the contract, one line each.
     pub failures: Vec<String>,
+    /// The server was measured whatever the checks found (`--lenient`).
+    #[serde(default)]
+    pub lenient: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
