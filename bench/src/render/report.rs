@@ -280,7 +280,7 @@ pub fn servers_table(results: &RunResults) -> Table {
             format!("passed ({} checks)", server.record.verification.checks)
         } else if server.record.verification.lenient {
             format!(
-                "unverified: {} of {} deviate",
+                "unverified: {} deviations in {} checks",
                 server.record.verification.failures.len(),
                 server.record.verification.checks
             )
@@ -503,7 +503,7 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
                 text,
                 "\n{} was measured unverified (`--lenient`{}): its rows count every 2xx answer; \
                  of the bodies compared under load, {} matched the contract and {} deviated. \
-                 Its deviations from the contract ({} of {} checks):\n",
+                 Its deviations from the contract ({} in {} checks):\n",
                 server.record.shown_name(),
                 server
                     .record
