@@ -97,12 +97,52 @@ impl Scenario {
     }
 }
 
+/// How a server's paths are written: the contract's, or each with one trailing slash.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PathStyle {
+    #[default]
+    Bare,
+    TrailingSlash,
+}
+
+impl PathStyle {
+    /// `path_and_query` in this style: `/contacts?limit=5` -> `/contacts/?limit=5`.
+    pub fn apply(self, path_and_query: &str) -> String {
+        match self {
+            PathStyle::Bare => path_and_query.to_string(),
+            PathStyle::TrailingSlash => {
+                let (path, query) = match path_and_query.split_once('?') {
+                    Some((path, query)) => (path, Some(query)),
+                    None => (path_and_query, None),
+                };
+                let slash = if path.ends_with('/') { "" } else { "/" };
+                match query {
+                    Some(query) => format!("{path}{slash}?{query}"),
+                    None => format!("{path}{slash}"),
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for PathStyle {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(match self {
+            PathStyle::Bare => "contract paths",
+            PathStyle::TrailingSlash => "trailing slash",
+        })
+    }
+}
+
 /// The request pools of the database scenarios, drawn from one database.
 #[derive(Debug, Clone)]
 pub struct Pools {
     by_scenario: HashMap<Scenario, Arc<Vec<PlannedRequest>>>,
     /// Whether answers are compared with the expected bodies (off for foreign servers).
     check_bodies: bool,
+    /// How the paths are written (a target may want a slash after each).
+    path_style: PathStyle,
 }
 
 impl Pools {
@@ -150,6 +190,7 @@ impl Pools {
         Ok(Pools {
             by_scenario,
             check_bodies: true,
+            path_style: PathStyle::Bare,
         })
     }
 
@@ -173,7 +214,27 @@ impl Pools {
         Pools {
             by_scenario,
             check_bodies: false,
+            path_style: self.path_style,
         }
+    }
+
+    /// The same requests and bodies with their paths written in `style`.
+    pub fn in_path_style(&self, style: PathStyle) -> Result<Pools> {
+        let mut by_scenario = HashMap::new();
+        for (scenario, requests) in &self.by_scenario {
+            let restyled = requests
+                .iter()
+                .map(|request| {
+                    PlannedRequest::new(&style.apply(&request.path), request.expected.clone())
+                })
+                .collect::<Result<Vec<_>>>()?;
+            by_scenario.insert(*scenario, Arc::new(restyled));
+        }
+        Ok(Pools {
+            by_scenario,
+            check_bodies: self.check_bodies,
+            path_style: style,
+        })
     }
 
     /// The requests of `scenario` for a server whose `/version` body is `version_body`.
@@ -184,7 +245,8 @@ impl Pools {
     ) -> Result<Arc<Vec<PlannedRequest>>> {
         if scenario == Scenario::Version {
             let expected = self.check_bodies.then(|| version_body.clone());
-            return Ok(Arc::new(vec![PlannedRequest::new("/version", expected)?]));
+            let path = self.path_style.apply("/version");
+            return Ok(Arc::new(vec![PlannedRequest::new(&path, expected)?]));
         }
         self.by_scenario
             .get(&scenario)
@@ -342,5 +404,28 @@ impl pg::Connection for PlainConnection {
             statements.insert(sql, statement.clone());
         }
         Ok(statement)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_styles_put_the_slash_before_the_query() {
+        let cases = [
+            (PathStyle::Bare, "/contacts?limit=5", "/contacts?limit=5"),
+            (PathStyle::TrailingSlash, "/types", "/types/"),
+            (PathStyle::TrailingSlash, "/contacts/7", "/contacts/7/"),
+            (
+                PathStyle::TrailingSlash,
+                "/contacts?limit=100&offset=3",
+                "/contacts/?limit=100&offset=3",
+            ),
+            (PathStyle::TrailingSlash, "/version/", "/version/"),
+        ];
+        for (style, path, expected) in cases {
+            assert_eq!(style.apply(path), expected, "{style:?} {path}");
+        }
     }
 }

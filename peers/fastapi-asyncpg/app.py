@@ -4,6 +4,13 @@ process, a connection checked out per request (the first study's FastAPI + async
 The routes without a database, the error rendering and the trailing slash come from
 `bakeoff_contract.fastapi_shared`; this module is the database part: the pool (lifespan), the
 connection dependency and the three contacts routes, running core's SQL.
+
+DB_RECYCLE is the pool's `setup`: under `verified` every checkout runs `SELECT 1` first (a
+connection that fails it is closed and another one taken); under `fast` nothing runs, and asyncpg
+hands out any connection it has not seen close. Either way a request whose first statement finds
+its connection closed under it (a PostgreSQL restart, `pg_terminate_backend`) drops it and runs
+that statement once more on another connection, checked with `SELECT 1` first: nothing has been
+answered yet, and the contract's requests are reads.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import asyncpg
 from fastapi import Depends, FastAPI, Request
 
 from bakeoff_contract import model, sql
-from bakeoff_contract.config import Settings, Variant
+from bakeoff_contract.config import DbRecycle, Settings, Variant
 from bakeoff_contract.errors import ContactNotFound, DatabaseUnavailable
 from bakeoff_contract.fastapi_shared import (
     ContactIdParam,
@@ -30,6 +37,26 @@ from bakeoff_contract.fastapi_shared import (
 from bakeoff_contract.schemas import Contact, ContactType, Page
 
 logger = logging.getLogger("bakeoff")
+
+
+#: SQLSTATEs of a connection closed under a statement (core's `is_connection_lost`): the backend
+#: terminated (admin or crash shutdown), or class 08 (asyncpg's own "connection was closed in the
+#: middle of operation" is 08003).
+_LOST_SQLSTATES = ("57P01", "57P02", "08")
+
+
+def is_connection_lost(error: BaseException) -> bool:
+    """Whether a statement failed because its connection was closed under it, so that another
+    connection may well work."""
+    if isinstance(error, asyncpg.PostgresError):
+        return (error.sqlstate or "").startswith(_LOST_SQLSTATES)
+    if isinstance(error, asyncpg.InterfaceError):
+        return "closed" in str(error)
+    if isinstance(error, asyncpg.exceptions.InternalClientError):
+        # An idle connection whose backend was terminated: PostgreSQL's FATAL arrived with no
+        # query running, and asyncpg is still consuming it when the next query comes.
+        return "another operation" in str(error)
+    return isinstance(error, ConnectionError)
 
 
 def is_unavailable(error: BaseException) -> bool:
@@ -72,6 +99,12 @@ async def open_connections(pool: asyncpg.Pool, count: int, timeout: float) -> No
             await pool.release(connection)
 
 
+async def check_connection(connection: asyncpg.Connection) -> None:
+    """The pool's `setup` under DB_RECYCLE=verified, run on every checkout: one round trip that
+    fails on a connection PostgreSQL has closed (`SELECT 1` is not counted as a statement)."""
+    await connection.execute("SELECT 1")
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
@@ -84,6 +117,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         max_inactive_connection_lifetime=0,
         timeout=settings.db_wait_timeout,
         init=prepare_statements,
+        setup=check_connection if settings.db_recycle is DbRecycle.VERIFIED else None,
         reset=keep_session,
     ) as pool:
         app.state.pool = pool
@@ -91,27 +125,102 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
 
 
-async def database_connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
+class RequestConnection:
+    """The request's pooled connection, as the routes use it (`fetch`, `fetchrow`, `fetchval`).
+
+    The first statement that finds the connection closed under it drops that connection and runs
+    once more on another, checked first; later statements fail as they fail (503). Checking out,
+    the first time and for the retry, is bounded by DB_WAIT_TIMEOUT_MS as a whole."""
+
+    def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+        self._pool = pool
+        self._settings = settings
+        self._deadline = asyncio.get_running_loop().time() + settings.db_wait_timeout
+        self._connection: asyncpg.Connection | None = None
+        self._first_statement_done = False
+
+    async def checkout(self, check_here: bool = False) -> None:
+        """Takes a connection within the deadline. Under `verified` the pool's setup has checked
+        it; with `check_here` (a retry under `fast`) it is checked here. One that fails its
+        check is closed and another taken, at most once per connection of the pool."""
+        for _ in range(self._settings.db_pool_size + 1):
+            remaining = self._deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                break
+            try:
+                connection = await self._pool.acquire(timeout=remaining)
+            except Exception as error:
+                # Only a failed setup check reports a lost connection here (asyncpg has closed
+                # it); a failed connect is the database being unavailable.
+                if is_connection_lost(error) and not isinstance(error, ConnectionError):
+                    continue
+                raise
+            if check_here:
+                try:
+                    await connection.execute("SELECT 1", timeout=remaining)
+                except Exception as error:
+                    await self._drop(connection)
+                    if is_connection_lost(error):
+                        continue
+                    raise
+            self._connection = connection
+            return
+        raise DatabaseUnavailable()
+
+    async def _drop(self, connection: asyncpg.Connection) -> None:
+        """Closes a connection found closed, so that the pool opens a new one in its place."""
+        try:
+            connection.terminate()
+        except asyncpg.InterfaceError:
+            pass  # asyncpg saw it close and has taken it back already
+        await self._pool.release(connection)
+
+    async def release(self) -> None:
+        if self._connection is not None:
+            await self._pool.release(self._connection)
+            self._connection = None
+
+    async def _run(self, method: str, statement: str, arguments: tuple):
+        if self._first_statement_done:
+            return await getattr(self._connection, method)(statement, *arguments)
+        self._first_statement_done = True
+        try:
+            return await getattr(self._connection, method)(statement, *arguments)
+        except Exception as error:
+            if not is_connection_lost(error):
+                raise
+            logger.info("database connection closed under a request; retrying on another")
+        lost, self._connection = self._connection, None
+        await self._drop(lost)
+        await self.checkout(check_here=self._settings.db_recycle is DbRecycle.FAST)
+        return await getattr(self._connection, method)(statement, *arguments)
+
+    async def fetch(self, statement: str, *arguments) -> list[asyncpg.Record]:
+        return await self._run("fetch", statement, arguments)
+
+    async def fetchrow(self, statement: str, *arguments) -> asyncpg.Record | None:
+        return await self._run("fetchrow", statement, arguments)
+
+    async def fetchval(self, statement: str, *arguments):
+        return await self._run("fetchval", statement, arguments)
+
+
+async def database_connection(request: Request) -> AsyncIterator[RequestConnection]:
     """One pooled connection for the request's statements, checked out within
     DB_WAIT_TIMEOUT_MS, and returned as soon as the route function ends."""
-    pool: asyncpg.Pool = request.app.state.pool
+    connection = RequestConnection(request.app.state.pool, request.app.state.settings)
     try:
-        connection = await pool.acquire(timeout=request.app.state.settings.db_wait_timeout)
-    except Exception as error:
-        if is_unavailable(error):
-            raise DatabaseUnavailable() from error
-        raise
-    try:
+        await connection.checkout()
         yield connection
     except Exception as error:
         if is_unavailable(error):
             raise DatabaseUnavailable() from error
         raise
     finally:
-        await pool.release(connection)
+        await connection.release()
 
 
-DbConnection = Annotated[asyncpg.Connection, Depends(database_connection, scope="function")]
+DbConnection = Annotated[RequestConnection, Depends(database_connection, scope="function")]
 
 
 def create_app(variant: Variant, settings: Settings) -> FastAPI:

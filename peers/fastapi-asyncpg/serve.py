@@ -21,6 +21,7 @@ VARIANT = config.Variant(
     summary="FastAPI on uvicorn workers under gunicorn, an asyncpg pool per worker process",
     workers_default="CPUs available to the process",
     pool_default="4 (4 x WORKERS in all, like actix-deadpool)",
+    recycle_meaning="verified is the pool's setup, SELECT 1 on every checkout",
     default_workers=config.available_cpus,
     default_pool_size=lambda workers: 4,
 )

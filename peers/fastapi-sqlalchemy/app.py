@@ -7,6 +7,11 @@ The routes without a database, the error rendering and the trailing slash come f
 session dependency and the three contacts routes as ORM queries. They stay within the contract's
 budget as the Rust ORM variant does: a page is one query (contacts joined with their type, the
 total as a scalar subquery) and one `selectinload` query per collection for the whole page.
+
+DB_RECYCLE is the engine's `pool_pre_ping`: on under `verified` (a ping on every checkout; a
+connection that fails it is replaced), off under `fast`. Either way a request whose first query
+finds its connection closed under it (a PostgreSQL restart, `pg_terminate_backend`) invalidates
+it and runs once more on another connection, checked with `SELECT 1` first (`RequestSession`).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import aliased, contains_eager, joinedload, selectinload
 
-from bakeoff_contract.config import Settings, Variant
+from bakeoff_contract.config import DbRecycle, Settings, Variant
 from bakeoff_contract.errors import ContactNotFound, DatabaseUnavailable
 from bakeoff_contract.fastapi_shared import (
     ContactIdParam,
@@ -68,6 +73,79 @@ def is_unavailable(error: BaseException | None) -> bool:
     return is_unavailable(error.__cause__)
 
 
+#: SQLSTATEs of a connection closed under a statement (core's `is_connection_lost`).
+_LOST_SQLSTATES = ("57P01", "57P02", "08")
+
+
+def is_connection_lost(error: BaseException | None) -> bool:
+    """Whether a statement failed because its connection was closed under it (SQLAlchemy saw a
+    disconnect, or asyncpg's error says so), so that another connection may well work."""
+    if error is None:
+        return False
+    if isinstance(error, sa_exc.DBAPIError):
+        return error.connection_invalidated or is_connection_lost(error.orig)
+    if isinstance(error, ConnectionError):
+        return True
+    sqlstate = getattr(error, "sqlstate", None)
+    if sqlstate:
+        return sqlstate.startswith(_LOST_SQLSTATES)
+    if "connection is closed" in str(error) or "connection was closed" in str(error):
+        return True
+    return is_connection_lost(error.__cause__)
+
+
+#: The key of `Session.info` that says whether the pool checks connections itself (pre-ping).
+POOL_CHECKS_CONNECTIONS = "bakeoff_pool_checks_connections"
+
+
+class RequestSession(AsyncSession):
+    """The request's session: its first query, when it finds the connection closed under it,
+    invalidates that connection and runs once more on another (checked with `SELECT 1` under
+    `fast`; the pool's pre-ping checks it under `verified`). Later queries fail as they fail."""
+
+    _first_query_done = False
+
+    async def _first_query(self, run, *arguments, **options):
+        if self._first_query_done:
+            return await run(*arguments, **options)
+        self._first_query_done = True
+        try:
+            return await run(*arguments, **options)
+        except Exception as error:
+            if not is_connection_lost(error):
+                raise
+            logger.info("database connection closed under a request; retrying on another")
+        await self.invalidate()
+        await self.checked_connection()
+        return await run(*arguments, **options)
+
+    async def checked_connection(self) -> None:
+        """A connection for the retry, checked; one that fails the check is invalidated and
+        another taken, at most once per connection of the pool."""
+        size = self.bind.pool.size() if self.bind is not None else 1
+        for _ in range(size + 1):
+            connection = await self.connection()
+            if self.info.get(POOL_CHECKS_CONNECTIONS):
+                return
+            try:
+                await connection.exec_driver_sql("SELECT 1")
+                return
+            except Exception as error:
+                await self.invalidate()
+                if not is_connection_lost(error):
+                    raise
+        raise DatabaseUnavailable()
+
+    async def execute(self, *arguments, **options):
+        return await self._first_query(super().execute, *arguments, **options)
+
+    async def scalar(self, *arguments, **options):
+        return await self._first_query(super().scalar, *arguments, **options)
+
+    async def get(self, *arguments, **options):
+        return await self._first_query(super().get, *arguments, **options)
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     return create_async_engine(
         make_url(settings.database_url).set(drivername="postgresql+asyncpg"),
@@ -77,9 +155,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # Each statement its own, as in core (the contract's reads need no transaction): without
         # this, every session would add BEGIN and ROLLBACK, two more round trips per request.
         isolation_level="AUTOCOMMIT",
-        # A connection a PostgreSQL restart broke is replaced at checkout, not failed on (an
-        # empty query, as warp-diesel-async's `SELECT 1`).
-        pool_pre_ping=True,
+        # DB_RECYCLE=verified: a ping on every checkout (asyncpg's dialect runs `SELECT 1`,
+        # as warp-diesel-async does), so a connection a restart broke is replaced, not failed on.
+        pool_pre_ping=settings.db_recycle is DbRecycle.VERIFIED,
         connect_args={"timeout": settings.db_wait_timeout},
     )
 
@@ -101,7 +179,12 @@ async def open_connections(engine: AsyncEngine, count: int, timeout: float) -> N
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     engine = create_engine(settings)
-    app.state.sessions = async_sessionmaker(engine, expire_on_commit=False)
+    app.state.sessions = async_sessionmaker(
+        engine,
+        class_=RequestSession,
+        expire_on_commit=False,
+        info={POOL_CHECKS_CONNECTIONS: settings.db_recycle is DbRecycle.VERIFIED},
+    )
     await open_connections(engine, settings.db_pool_size, settings.db_wait_timeout)
     try:
         yield
@@ -109,7 +192,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await engine.dispose()
 
 
-async def database_session(request: Request) -> AsyncIterator[AsyncSession]:
+async def database_session(request: Request) -> AsyncIterator[RequestSession]:
     """A session for the request, its connection checked out within DB_WAIT_TIMEOUT_MS (the
     pool's wait, the connect and the pre-ping together), closed as soon as the route function
     ends."""
@@ -124,7 +207,7 @@ async def database_session(request: Request) -> AsyncIterator[AsyncSession]:
             raise
 
 
-DbSession = Annotated[AsyncSession, Depends(database_session, scope="function")]
+DbSession = Annotated[RequestSession, Depends(database_session, scope="function")]
 
 
 def _matching(entity, page: PageRequest) -> list:

@@ -1,4 +1,5 @@
-"""The ORM mapping of `schema/schema.sql` (SQLAlchemy 2 declarative, typed `Mapped` columns).
+"""The ORM mapping of `schema/schema.sql` (SQLAlchemy 2 declarative, typed `Mapped` columns),
+with the first study's column names (`contacts.type_id`, `contact_emails.email_address`).
 
 Every relationship is `lazy="raise"`: a contact's phones, emails and type are loaded only by the
 query's own options (a join, or one `selectinload` statement per collection for a whole page), so
@@ -29,7 +30,7 @@ class Contact(Base):
     contact_id: Mapped[int] = mapped_column(primary_key=True)
     first_name: Mapped[str] = mapped_column(String(100))
     last_name: Mapped[str] = mapped_column(String(100))
-    contact_type_id: Mapped[int] = mapped_column(ForeignKey("contact_types.type_id"))
+    type_id: Mapped[int] = mapped_column(ForeignKey("contact_types.type_id"))
 
     contact_type: Mapped[ContactType] = relationship(lazy="raise")
     phones: Mapped[list[ContactPhone]] = relationship(
@@ -41,7 +42,7 @@ class Contact(Base):
 
     # The contract's lists of plain strings, as the response model reads them.
     phone_number: AssociationProxy[list[str]] = association_proxy("phones", "phone_number")
-    email: AssociationProxy[list[str]] = association_proxy("emails", "email")
+    email: AssociationProxy[list[str]] = association_proxy("emails", "email_address")
 
 
 class ContactPhone(Base):
@@ -57,4 +58,4 @@ class ContactEmail(Base):
 
     email_id: Mapped[int] = mapped_column(primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.contact_id"))
-    email: Mapped[str] = mapped_column(String(254))
+    email_address: Mapped[str] = mapped_column(String(254))

@@ -22,6 +22,7 @@ VARIANT = config.Variant(
     summary="FastAPI on uvicorn workers under gunicorn, SQLAlchemy 2 async ORM over asyncpg",
     workers_default="CPUs available to the process",
     pool_default="4 (4 x WORKERS in all, like warp-diesel-async)",
+    recycle_meaning="verified is the engine's pool_pre_ping, SELECT 1 on every checkout",
     default_workers=config.available_cpus,
     default_pool_size=lambda workers: 4,
 )

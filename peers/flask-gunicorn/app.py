@@ -6,6 +6,12 @@ A sync worker is one process serving one request at a time: whatever a request d
 sleeping or waiting on PostgreSQL, it holds its worker, so concurrency is exactly WORKERS. There
 is no event loop, so `/test/offload-cpubound` runs inline like `/test/sync-cpubound`, and
 `/test/async-iobound` sleeps like `/test/blocking-iobound` (as threaded-blocking does).
+
+DB_RECYCLE=verified is psycopg_pool's `ConnectionPool.check_connection` (an empty query) on every
+checkout, a connection that fails it dropped and another taken; `fast` runs nothing. Either way a
+request whose first statement finds its connection closed under it (a PostgreSQL restart,
+`pg_terminate_backend`) drops it and runs that statement once more on another connection, checked
+first (`RequestConnection`).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from bakeoff_contract import (
     sql,
     workload,
 )
-from bakeoff_contract.config import Settings, Variant
+from bakeoff_contract.config import DbRecycle, Settings, Variant
 from bakeoff_contract.errors import (
     ApiError,
     ContactNotFound,
@@ -95,9 +101,10 @@ def create_pool(variant: Variant, settings: Settings) -> ConnectionPool:
             "cursor_factory": psycopg.RawCursor,
             "connect_timeout": max(2, math.ceil(settings.db_wait_timeout)),
         },
-        # An empty query on checkout: a connection a PostgreSQL restart broke is replaced, not
-        # failed on (empty queries are not statements to pg_stat_statements).
-        check=ConnectionPool.check_connection,
+        # No `check` here: under DB_RECYCLE=verified, `RequestConnection.checkout` runs the
+        # same `ConnectionPool.check_connection` itself. The pool's own check loop sleeps its
+        # reconnect backoff (a second, then more) after every connection that fails the check,
+        # so after a restart a request would wait past DB_WAIT_TIMEOUT_MS for the next one.
         # psycopg_pool retries a failed connection with a backoff of up to minutes; giving up
         # after the wait timeout instead lets the next request try again at once, so service
         # comes back within a second or two of PostgreSQL.
@@ -116,21 +123,96 @@ def close_pool(app: Flask) -> None:
     app.extensions["bakeoff_pool"].close(timeout=1)
 
 
+#: SQLSTATEs of a connection closed under a statement (core's `is_connection_lost`).
+_LOST_SQLSTATES = ("57P01", "57P02", "08")
+
+
+def is_connection_lost(connection: psycopg.Connection, error: Exception) -> bool:
+    """Whether a statement failed because its connection was closed under it, so that another
+    connection may well work."""
+    if not isinstance(error, psycopg.OperationalError):
+        return False
+    return connection.broken or (error.sqlstate or "").startswith(_LOST_SQLSTATES)
+
+
+class RequestConnection:
+    """The request's pooled connection, as the routes use it (`execute`). Its first statement,
+    when it finds the connection closed under it, drops that connection and runs once more on
+    another, checked first; later statements fail as they fail (503). Checking out, the first
+    time and for the retry, is bounded by DB_WAIT_TIMEOUT_MS as a whole."""
+
+    def __init__(self, pool: ConnectionPool, settings: Settings) -> None:
+        self._pool = pool
+        self._settings = settings
+        self._deadline = time.monotonic() + settings.db_wait_timeout
+        self._connection: psycopg.Connection | None = None
+        self._first_statement_done = False
+
+    def checkout(self, check_here: bool = False) -> None:
+        """Takes a connection within the deadline, checked with an empty query under `verified`
+        or with `check_here` (a retry): one that fails is dropped and another taken, at most
+        once per connection of the pool (empty queries are not statements to
+        pg_stat_statements)."""
+        check_here = check_here or self._settings.db_recycle is DbRecycle.VERIFIED
+        for _ in range(self._settings.db_pool_size + 1):
+            remaining = self._deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            connection = self._pool.getconn(timeout=remaining)
+            if not check_here:
+                self._connection = connection
+                return
+            try:
+                ConnectionPool.check_connection(connection)
+            except psycopg.OperationalError as error:
+                # A broken connection given back is discarded by the pool.
+                self._pool.putconn(connection)
+                if is_connection_lost(connection, error):
+                    continue
+                raise
+            self._connection = connection
+            return
+        raise DatabaseUnavailable()
+
+    def release(self) -> None:
+        if self._connection is not None:
+            self._pool.putconn(self._connection)
+            self._connection = None
+
+    def execute(self, statement: str, parameters: tuple | None = None) -> psycopg.Cursor:
+        if self._first_statement_done:
+            return self._connection.execute(statement, parameters)
+        self._first_statement_done = True
+        try:
+            return self._connection.execute(statement, parameters)
+        except psycopg.OperationalError as error:
+            if not is_connection_lost(self._connection, error):
+                raise
+            logger.info("database connection closed under a request; retrying on another")
+        lost, self._connection = self._connection, None
+        if not lost.broken:
+            lost.close()  # a terminated backend the socket has not shown yet: drop it anyway
+        self._pool.putconn(lost)
+        self.checkout(check_here=True)
+        return self._connection.execute(statement, parameters)
+
+
 @contextmanager
-def database() -> Iterator[psycopg.Connection]:
+def database() -> Iterator[RequestConnection]:
     """A pooled connection for the request's statements, checked out within
     DB_WAIT_TIMEOUT_MS; connection failures become the contract's 503."""
     settings: Settings = current_app.config["BAKEOFF_SETTINGS"]
+    connection = RequestConnection(current_app.extensions["bakeoff_pool"], settings)
     try:
-        with current_app.extensions["bakeoff_pool"].connection(
-            timeout=settings.db_wait_timeout
-        ) as connection:
-            yield connection
+        connection.checkout()
+        yield connection
     # OperationalError is psycopg's class for lost connections and SQLSTATE classes 08, 53 and
     # 57 (shutdown, cannot connect now).
     except (PoolTimeout, psycopg.OperationalError) as error:
         logger.warning("database unavailable: %s", error)
         raise DatabaseUnavailable() from error
+    finally:
+        connection.release()
 
 
 @route("/version")
@@ -232,7 +314,9 @@ def blocking_iobound(millis: str) -> Response:
 def test_resmon() -> Response:
     variant: Variant = current_app.config["BAKEOFF_VARIANT"]
     settings: Settings = current_app.config["BAKEOFF_SETTINGS"]
-    snapshot = resmon.snapshot(variant.name, settings.workers, settings.db_pool_size)
+    snapshot = resmon.snapshot(
+        variant.name, settings.workers, settings.db_pool_size, settings.db_recycle.value
+    )
     return json_response(model.to_json_with_floats(snapshot))
 
 

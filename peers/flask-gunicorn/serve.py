@@ -21,6 +21,7 @@ VARIANT = config.Variant(
     summary="Flask under gunicorn sync workers, psycopg 3 with a psycopg_pool pool per worker",
     workers_default="2 x CPUs + 1, gunicorn's rule",
     pool_default="1 (a sync worker runs one request at a time)",
+    recycle_meaning="verified runs psycopg_pool's check_connection, an empty query, per checkout",
     default_workers=lambda: 2 * config.available_cpus() + 1,
     default_pool_size=lambda workers: 1,
 )

@@ -21,7 +21,7 @@ use crate::harness::database::Database;
 use crate::harness::faults::{self, FaultRecord, FaultSpec};
 use crate::harness::flags::{DatabaseArgs, DimensionArgs, ServerArgs, parse_duration};
 use crate::harness::lifecycle::{self, Profile, RunningServer, Session, Trial, Verify};
-use crate::harness::servers::ServerSpec;
+use crate::harness::servers::{ServerSpec, TargetConformance};
 use crate::harness::settings::Dimensions;
 use crate::machine::{Machine, utc_now};
 use crate::monitor::{DatabaseWatch, Sampler};
@@ -189,6 +189,18 @@ struct MeasuredCells {
     fault_cells: Vec<Cell>,
 }
 
+/// What measuring one server's cells depends on its kind: a variant's or peer's requests and
+/// database figures, or a target's.
+struct ServerLoad<'a> {
+    name: &'a str,
+    /// Its database activity, where it is the run's to count.
+    watch: Option<&'a Arc<DatabaseWatch>>,
+    pools: &'a Pools,
+    version: &'a Bytes,
+    faults: &'a [FaultSpec],
+    deviations: BodyDeviations,
+}
+
 /// Runs the benchmark; returns the results directory.
 pub async fn run(args: RunArgs, command_line: String) -> Result<PathBuf> {
     let (started_at, directory_name) = utc_now();
@@ -314,20 +326,24 @@ impl Bench<'_> {
                 } else {
                     expected_version
                 };
-                let faults = &self.plan.faults;
                 self.measure_cells(
-                    &trial.label,
                     server,
-                    Some(self.watch),
-                    self.pools,
-                    &version,
-                    faults,
+                    ServerLoad {
+                        name: &trial.label,
+                        watch: Some(self.watch),
+                        pools: self.pools,
+                        version: &version,
+                        faults: &self.plan.faults,
+                        deviations: BodyDeviations::Errors,
+                    },
                 )
                 .await
             }
             ServerSpec::Target(target) => {
                 // A foreign server may format its JSON differently: only statuses are checked
                 // under load, and its requests are drawn from its own database when it has one.
+                // A lenient target's bodies are compared, and those that match the contract are
+                // its checked bodies; the others count by their status.
                 let own_pools;
                 let pools = match &target.database_url {
                     Some(url) => {
@@ -343,13 +359,20 @@ impl Bench<'_> {
                 } else {
                     &self.plan.faults
                 };
+                let (pools, deviations) = match target.conformance {
+                    TargetConformance::Strict => (pools.without_bodies(), BodyDeviations::Errors),
+                    TargetConformance::Lenient => (pools.clone(), BodyDeviations::Tolerated),
+                };
                 self.measure_cells(
-                    &trial.label,
                     server,
-                    None,
-                    &pools.without_bodies(),
-                    &server.version,
-                    faults,
+                    ServerLoad {
+                        name: &trial.label,
+                        watch: None,
+                        pools: &pools.in_path_style(server.path_style)?,
+                        version: &server.version,
+                        faults,
+                        deviations,
+                    },
                 )
                 .await
             }
@@ -360,13 +383,17 @@ impl Bench<'_> {
     /// every level once per fault.
     async fn measure_cells(
         &self,
-        name: &str,
         server: &RunningServer,
-        watch: Option<&Arc<DatabaseWatch>>,
-        pools: &Pools,
-        version: &Bytes,
-        faults: &[FaultSpec],
+        load: ServerLoad<'_>,
     ) -> Result<MeasuredCells> {
+        let ServerLoad {
+            name,
+            watch,
+            pools,
+            version,
+            faults,
+            deviations,
+        } = load;
         let plan = self.plan;
         let address: SocketAddr = server.address;
         let spec_for = |requests, connections, duration, seed| LoadSpec {
@@ -423,7 +450,11 @@ impl Bench<'_> {
                         None => None,
                     };
                     let line_cpu_before = server.delay_line_cpu_seconds();
-                    let outcome = run_engine(spec, self.live).await?;
+                    let mut outcome = run_engine(spec, self.live).await?;
+                    let deviating_bodies = match deviations {
+                        BodyDeviations::Errors => 0,
+                        BodyDeviations::Tolerated => outcome.tolerate_body_deviations(),
+                    };
                     let figures = match sampler {
                         Some(sampler) => Some(sampler.finish(outcome.total_responses).await),
                         None => None,
@@ -433,6 +464,7 @@ impl Bench<'_> {
                     measurement.delay_line_cpu_seconds = line_cpu_before
                         .zip(server.delay_line_cpu_seconds())
                         .map(|(before, after)| (after - before).max(0.0));
+                    measurement.deviating_bodies = deviating_bodies;
                     self.meter.cell_done(&format!(
                         "{name:<22} {:<16} c={connections:<4} {:>9} req/s  p99 {:>8.2} ms  errors {}",
                         scenario.to_string(),
@@ -504,6 +536,15 @@ impl Bench<'_> {
         }
         Ok(MeasuredCells { cells, fault_cells })
     }
+}
+
+/// What a 2xx answer whose body differs from the contract's is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyDeviations {
+    /// An error (a `body` failure), as for every server that passed verification.
+    Errors,
+    /// Counted by its status and apart from the checked bodies (a lenient target).
+    Tolerated,
 }
 
 async fn run_engine(spec: LoadSpec, live: &Arc<LiveCounters>) -> Result<engine::LoadOutcome> {

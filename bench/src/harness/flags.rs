@@ -11,7 +11,9 @@ use bakeoff_testkit::seed::SeedSpec;
 use crate::harness::database::DatabaseChoice;
 use crate::harness::lifecycle::Profile;
 use crate::harness::peers::{PeerChoice, chosen_peers};
-use crate::harness::servers::{ServerSpec, TargetSpec, VariantChoice, chosen_variants, servers};
+use crate::harness::servers::{
+    ServerSpec, TargetConformance, TargetPaths, TargetSpec, VariantChoice, chosen_variants, servers,
+};
 use clap::builder::TypedValueParser as _;
 
 use crate::delay_line::RoundTrip;
@@ -31,6 +33,15 @@ pub struct ServerArgs {
     /// NAME=URL,DATABASE_URL when it serves another database than the run's.
     #[arg(long = "target", value_name = "NAME=URL[,DATABASE_URL]", value_parser = TargetSpec::parse)]
     pub targets: Vec<TargetSpec>,
+    /// Measure the --target servers even where they deviate from the contract: the deviations
+    /// are listed in the report, their rows are marked unverified, and under load only answers
+    /// with the contract's exact body count as checked bodies (statuses are counted as ever).
+    #[arg(long, requires = "targets")]
+    pub lenient: bool,
+    /// How the --target servers' paths are written: `detect` (a slash after every path when
+    /// `/version` redirects to `/version/`), `bare` (the contract's) or `slash`.
+    #[arg(long, value_enum, default_value_t = TargetPaths::Detect, requires = "targets")]
+    pub target_paths: TargetPaths,
     /// Run the debug builds of the variants instead of the release builds.
     #[arg(long)]
     pub debug: bool,
@@ -49,7 +60,21 @@ impl ServerArgs {
                 "--variants none leaves nothing to run: add --peers, or servers with --target NAME=URL"
             );
         }
-        Ok(servers(&variants, &peers, &self.targets))
+        let conformance = if self.lenient {
+            TargetConformance::Lenient
+        } else {
+            TargetConformance::Strict
+        };
+        let targets: Vec<TargetSpec> = self
+            .targets
+            .iter()
+            .map(|target| TargetSpec {
+                conformance,
+                paths: self.target_paths,
+                ..target.clone()
+            })
+            .collect();
+        Ok(servers(&variants, &peers, &targets))
     }
 
     pub fn profile(&self) -> Profile {

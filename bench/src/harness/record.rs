@@ -6,7 +6,7 @@ use bakeoff_core::DbRecycle;
 use serde::{Deserialize, Serialize};
 
 use crate::harness::db_latency::LatencyCheck;
-use crate::harness::servers::ServerKind;
+use crate::harness::servers::{PathStyle, ServerKind};
 use crate::harness::settings::Configuration;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -40,6 +40,10 @@ pub struct ServerRecord {
     /// server started; `None` on a direct connection.
     #[serde(default)]
     pub latency_check: Option<LatencyCheck>,
+    /// How a target's paths were written (detected or set); `None` for servers the run starts,
+    /// which take the contract's.
+    #[serde(default)]
+    pub path_style: Option<PathStyle>,
 }
 
 impl ServerRecord {
@@ -56,6 +60,7 @@ impl ServerRecord {
             shutdown: None,
             notes: Vec::new(),
             latency_check: None,
+            path_style: None,
         }
     }
 
@@ -71,6 +76,12 @@ impl ServerRecord {
         } else {
             &self.label
         }
+    }
+
+    /// Measured without passing verification (a lenient target): its figures are not a
+    /// verified server's.
+    pub fn is_unverified(&self) -> bool {
+        self.verification.ran && !self.verification.passed && self.skipped.is_none()
     }
 }
 
@@ -89,7 +100,11 @@ pub struct Verification {
     pub ran: bool,
     pub passed: bool,
     pub checks: usize,
+    /// The deviations from the contract, one line each.
     pub failures: Vec<String>,
+    /// The server was measured whatever the checks found (`--lenient`).
+    #[serde(default)]
+    pub lenient: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

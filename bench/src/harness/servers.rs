@@ -10,6 +10,7 @@ use clap::builder::PossibleValue;
 use serde::{Deserialize, Serialize};
 
 use crate::harness::peers::Peer;
+pub use crate::scenarios::PathStyle;
 
 /// A bakeoff server variant: a workspace package whose binary has the same name, implements the
 /// contract and reads the shared configuration. The one list to extend when a variant is added.
@@ -110,6 +111,31 @@ pub fn chosen_variants(choices: &[VariantChoice]) -> Result<Vec<Variant>, String
     Ok(variants)
 }
 
+/// How a run treats a target that deviates from the contract (`--lenient`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetConformance {
+    /// A target that fails verification is reported, not measured (as a variant is).
+    #[default]
+    Strict,
+    /// Its deviations are listed and it is measured anyway, its rows marked unverified; under
+    /// load only answers that match the contract count as checked bodies.
+    Lenient,
+}
+
+/// `--target-paths`: whether a target's paths are the contract's or end with a slash.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum TargetPaths {
+    /// The contract's paths, unless `/version` redirects (307 or 308) to `/version/`.
+    #[default]
+    Detect,
+    /// The contract's paths (`/types`).
+    Bare,
+    /// A slash after every path (`/types/`, `/contacts/?limit=5`), as the first study's
+    /// FastAPI routes are declared.
+    Slash,
+}
+
 /// `--target NAME=URL[,DATABASE_URL]`: a server the harness does not start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetSpec {
@@ -118,6 +144,10 @@ pub struct TargetSpec {
     pub url: String,
     /// The database it serves, when it is not the run's.
     pub database_url: Option<String>,
+    /// Whether it is measured despite deviations (`--lenient`).
+    pub conformance: TargetConformance,
+    /// How its paths are written (`--target-paths`).
+    pub paths: TargetPaths,
 }
 
 impl TargetSpec {
@@ -147,6 +177,8 @@ impl TargetSpec {
             name: name.to_string(),
             url: url.trim_end_matches('/').to_string(),
             database_url,
+            conformance: TargetConformance::default(),
+            paths: TargetPaths::default(),
         })
     }
 
@@ -289,6 +321,8 @@ mod tests {
             url_address("http://127.0.0.1").unwrap(),
             "127.0.0.1:80".parse().unwrap()
         );
+        assert_eq!(target.conformance, TargetConformance::Strict);
+        assert_eq!(target.paths, TargetPaths::Detect);
         assert!(TargetSpec::parse("no-url").is_err());
         assert!(TargetSpec::parse("x=https://127.0.0.1:1").is_err());
         assert!(TargetSpec::parse("bad name=http://127.0.0.1:1").is_err());

@@ -164,7 +164,7 @@ pub fn scenario_table(
         })
         .collect();
     for (row_index, (server, _)) in rows.iter().enumerate() {
-        let mut row = vec![server.record.shown_name().to_string()];
+        let mut row = vec![row_name(server)];
         for (column_index, column) in columns.iter().enumerate() {
             let value = values[row_index][column_index];
             let text = value.map_or_else(|| "–".to_string(), |v| (column.format)(v));
@@ -177,6 +177,27 @@ pub fn scenario_table(
         table.rows.push(row);
     }
     table
+}
+
+/// A server's name in the measurement tables, marked when it was measured without passing
+/// verification (a lenient target).
+fn row_name(server: &ServerResult) -> String {
+    if server.record.is_unverified() {
+        format!("{} (unverified)", server.record.shown_name())
+    } else {
+        server.record.shown_name().to_string()
+    }
+}
+
+/// A lenient target's 2xx answers under load whose compared body was not the contract's, over
+/// every cell and repeat.
+fn deviating_bodies(server: &ServerResult) -> u64 {
+    server
+        .cells
+        .iter()
+        .flat_map(|cell| cell.runs.iter())
+        .map(|run| run.deviating_bodies)
+        .sum()
 }
 
 /// The best value of a column; none when every row has the same value (nothing stands out).
@@ -215,7 +236,7 @@ pub fn summary_table(results: &RunResults, level: &Level, style: Style) -> Table
         })
         .collect();
     for server in measured {
-        let mut row = vec![server.record.shown_name().to_string()];
+        let mut row = vec![row_name(server)];
         for (index, scenario) in scenarios.iter().enumerate() {
             let cell = server
                 .cells
@@ -257,6 +278,12 @@ pub fn servers_table(results: &RunResults) -> Table {
             "not run".to_string()
         } else if server.record.verification.passed {
             format!("passed ({} checks)", server.record.verification.checks)
+        } else if server.record.verification.lenient {
+            format!(
+                "unverified: {} deviations in {} checks",
+                server.record.verification.failures.len(),
+                server.record.verification.checks
+            )
         } else {
             format!(
                 "FAILED {} of {}",
@@ -477,12 +504,36 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
     text.push_str("## Servers\n\n");
     text.push_str(&servers_table(results).markdown());
     for server in &results.servers {
-        if server.record.verification.ran && !server.record.verification.passed {
+        if server.record.is_unverified() {
+            let checked: u64 = server
+                .cells
+                .iter()
+                .flat_map(|cell| cell.runs.iter())
+                .map(|run| run.checked_bodies)
+                .sum();
+            let _ = writeln!(
+                text,
+                "\n{} was measured unverified (`--lenient`{}): its rows count every 2xx answer; \
+                 of the bodies compared under load, {} matched the contract and {} deviated. \
+                 Its deviations from the contract ({} in {} checks):\n",
+                server.record.shown_name(),
+                server
+                    .record
+                    .path_style
+                    .map_or_else(String::new, |style| format!(", {style}")),
+                group_thousands(checked as i64),
+                group_thousands(deviating_bodies(server) as i64),
+                server.record.verification.failures.len(),
+                server.record.verification.checks
+            );
+        } else if server.record.verification.ran && !server.record.verification.passed {
             let _ = writeln!(
                 text,
                 "\n{} failed verification:\n",
                 server.record.shown_name()
             );
+        }
+        if server.record.verification.ran && !server.record.verification.passed {
             for failure in server.record.verification.failures.iter().take(20) {
                 let _ = writeln!(text, "- {failure}");
             }

@@ -162,7 +162,12 @@ pub struct Measurement {
     pub responses: u64,
     pub ok_per_second: f64,
     pub body_bytes_per_second: f64,
+    /// Bodies compared with the contract's and found equal.
     pub checked_bodies: u64,
+    /// A lenient target's 2xx answers whose compared body deviated from the contract's: counted
+    /// in `ok` by their status, not in `checked_bodies` nor as errors.
+    #[serde(default)]
+    pub deviating_bodies: u64,
     /// Latency in microseconds; in an open loop, from the intended send time.
     pub latency_us: Percentiles,
     /// Open loop only: from the actual send time (coordinated omission not corrected).
@@ -203,6 +208,7 @@ impl Measurement {
             ok_per_second: outcome.ok_per_second(),
             body_bytes_per_second: outcome.body_bytes as f64 / seconds.max(1e-9),
             checked_bodies: outcome.checked_bodies,
+            deviating_bodies: 0,
             latency_us: Percentiles::of(&outcome.latency),
             uncorrected_latency_us: outcome.uncorrected.as_ref().map(Percentiles::of),
             errors: outcome
@@ -392,6 +398,7 @@ pub fn test_measurement(ok_per_second: f64, p99_us: u64) -> Measurement {
         ok_per_second,
         body_bytes_per_second: 0.0,
         checked_bodies: 0,
+        deviating_bodies: 0,
         latency_us: Percentiles {
             p99: p99_us,
             ..Percentiles::default()

@@ -1,7 +1,8 @@
 //! The benchmark's tests: the load engine (its totals and its series) and its HTTP/1.1 client
 //! against small servers whose behaviour is known, the delay line to the database, the
-//! concurrency study, the Docker files, a short `bakeoff run --quick` over one real variant, and
-//! each fault against a real variant.
+//! concurrency study, the Docker files, a short `bakeoff run --quick` over one real variant, each
+//! fault against a real variant, the Python peers, and a near-contract target run with
+//! `--lenient`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -12,6 +13,7 @@ mod engine;
 mod engine_series;
 mod faults;
 mod http1;
+mod lenient;
 mod peers;
 mod quick_run;
 mod support;

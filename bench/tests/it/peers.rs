@@ -1,11 +1,33 @@
 //! The Python peers against the contract, as CI runs them: each started by the harness on a
 //! throwaway, seeded database and checked by the same conformance suite as the variants, byte for
-//! byte and with statements counted. A peer that drifts from the contract fails here.
+//! byte and with statements counted, under both `DB_RECYCLE` policies; and each through the
+//! Rust servers' own recovery tests (`bakeoff-suite`): a PostgreSQL restart and terminated
+//! backends under both policies, with no failed request after them. A peer that drifts from the
+//! contract fails here.
+
+use bakeoff::harness::peers::{self, Peer};
+use bakeoff_suite::{DbRecycle, ServerProgram};
 
 use crate::support::bakeoff;
 
+/// The peer as the suite starts it: the environment's Python with its `serve.py`.
+fn peer_program(peer: Peer) -> ServerProgram {
+    ServerProgram::script(
+        peers::python().unwrap(),
+        peer.script().unwrap(),
+        &peer.name(),
+    )
+}
+
 fn verify_peer(peer: &str) {
-    let output = bakeoff().args(["verify", "--peer", peer]).output().unwrap();
+    verify_peer_recycling(peer, DbRecycle::Fast);
+}
+
+fn verify_peer_recycling(peer: &str, recycle: DbRecycle) {
+    let output = bakeoff()
+        .args(["verify", "--peer", peer, "--recycle", recycle.as_str()])
+        .output()
+        .unwrap();
     let report = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -28,6 +50,57 @@ fn fastapi_sqlalchemy_conforms_to_the_contract() {
 #[test]
 fn flask_gunicorn_conforms_to_the_contract() {
     verify_peer("flask-gunicorn");
+}
+
+#[test]
+fn fastapi_asyncpg_conforms_with_verified_connections() {
+    verify_peer_recycling("fastapi-asyncpg", DbRecycle::Verified);
+}
+
+#[test]
+fn fastapi_sqlalchemy_conforms_with_verified_connections() {
+    verify_peer_recycling("fastapi-sqlalchemy", DbRecycle::Verified);
+}
+
+#[test]
+fn flask_gunicorn_conforms_with_verified_connections() {
+    verify_peer_recycling("flask-gunicorn", DbRecycle::Verified);
+}
+
+/// The suite's two recovery tests for one peer under one policy.
+macro_rules! recovery_tests {
+    ($($name:ident: $peer:expr, $recycle:expr;)*) => {
+        $(
+            mod $name {
+                use super::*;
+
+                #[test]
+                fn recovers_when_postgres_restarts_or_starts_late() {
+                    bakeoff_suite::recovers_when_postgres_restarts_or_starts_late(
+                        peer_program($peer),
+                        $recycle,
+                    );
+                }
+
+                #[test]
+                fn serves_on_when_its_backends_are_terminated() {
+                    bakeoff_suite::serves_on_when_its_backends_are_terminated(
+                        peer_program($peer),
+                        $recycle,
+                    );
+                }
+            }
+        )*
+    };
+}
+
+recovery_tests! {
+    fastapi_asyncpg_fast: Peer::FastapiAsyncpg, DbRecycle::Fast;
+    fastapi_asyncpg_verified: Peer::FastapiAsyncpg, DbRecycle::Verified;
+    fastapi_sqlalchemy_fast: Peer::FastapiSqlalchemy, DbRecycle::Fast;
+    fastapi_sqlalchemy_verified: Peer::FastapiSqlalchemy, DbRecycle::Verified;
+    flask_gunicorn_fast: Peer::FlaskGunicorn, DbRecycle::Fast;
+    flask_gunicorn_verified: Peer::FlaskGunicorn, DbRecycle::Verified;
 }
 
 #[test]

@@ -32,7 +32,7 @@ diesel::table! {
         contact_id -> Int4,
         first_name -> Varchar,
         last_name -> Varchar,
-        contact_type_id -> Int4,
+        type_id -> Int4,
     }
 }
 
@@ -48,11 +48,11 @@ diesel::table! {
     contact_emails (email_id) {
         email_id -> Int4,
         contact_id -> Int4,
-        email -> Varchar,
+        email_address -> Varchar,
     }
 }
 
-diesel::joinable!(contacts -> contact_types (contact_type_id));
+diesel::joinable!(contacts -> contact_types (type_id));
 diesel::joinable!(contact_phones -> contacts (contact_id));
 diesel::joinable!(contact_emails -> contacts (contact_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -221,7 +221,7 @@ pub fn phones_of(ids: Vec<i32>) -> _ {
 pub fn emails_of(ids: Vec<i32>) -> _ {
     contact_emails::table
         .filter(contact_emails::contact_id.eq_any(ids))
-        .select((contact_emails::contact_id, contact_emails::email))
+        .select((contact_emails::contact_id, contact_emails::email_address))
         .order_by((contact_emails::contact_id, contact_emails::email_id))
 }
 
@@ -347,7 +347,7 @@ mod tests {
              \"contact_types\".\"type_name\", (SELECT COUNT(*) FROM \"contacts\" AS \"counted_contacts\" \
              WHERE (lower(\"counted_contacts\".\"last_name\") LIKE $1) LIMIT $2) \
              FROM (\"contacts\" INNER JOIN \"contact_types\" ON \
-             (\"contacts\".\"contact_type_id\" = \"contact_types\".\"type_id\")) \
+             (\"contacts\".\"type_id\" = \"contact_types\".\"type_id\")) \
              WHERE (lower(\"contacts\".\"last_name\") LIKE $3) \
              ORDER BY \"contacts\".\"contact_id\" LIMIT $4 OFFSET $5"
         );
@@ -362,6 +362,17 @@ mod tests {
                 "ORDER BY \"contact_phones\".\"contact_id\", \"contact_phones\".\"phone_id\""
             ),
             "{sql}"
+        );
+    }
+
+    #[test]
+    fn emails_are_read_from_the_first_studys_column() {
+        let sql = sql_of(&emails_of(vec![1, 2, 3]));
+        assert_eq!(
+            sql,
+            "SELECT \"contact_emails\".\"contact_id\", \"contact_emails\".\"email_address\" \
+             FROM \"contact_emails\" WHERE (\"contact_emails\".\"contact_id\" = ANY($1)) \
+             ORDER BY \"contact_emails\".\"contact_id\", \"contact_emails\".\"email_id\""
         );
     }
 

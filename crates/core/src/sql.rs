@@ -17,14 +17,14 @@ pub const LIST_TYPES: &str = "SELECT type_id, type_name FROM contact_types ORDER
 pub const CONTACTS_PAGE: &str = "\
 SELECT c.contact_id, c.first_name, c.last_name, t.type_id, t.type_name, \
 (SELECT count(*) FROM contacts) AS total_count \
-FROM contacts c JOIN contact_types t ON t.type_id = c.contact_type_id \
+FROM contacts c JOIN contact_types t ON t.type_id = c.type_id \
 ORDER BY c.contact_id LIMIT $1 OFFSET $2";
 
 /// [`CONTACTS_PAGE`] filtered by a case-insensitive last-name prefix.
 pub const CONTACTS_PAGE_STARTS: &str = "\
 SELECT c.contact_id, c.first_name, c.last_name, t.type_id, t.type_name, \
 (SELECT count(*) FROM contacts WHERE lower(last_name) LIKE $3) AS total_count \
-FROM contacts c JOIN contact_types t ON t.type_id = c.contact_type_id \
+FROM contacts c JOIN contact_types t ON t.type_id = c.type_id \
 WHERE lower(c.last_name) LIKE $3 \
 ORDER BY c.contact_id LIMIT $1 OFFSET $2";
 
@@ -38,7 +38,7 @@ pub const COUNT_CONTACTS_STARTS: &str =
 /// One contact with its type; `$1` is the contact id.
 pub const CONTACT_BY_ID: &str = "\
 SELECT c.contact_id, c.first_name, c.last_name, t.type_id, t.type_name \
-FROM contacts c JOIN contact_types t ON t.type_id = c.contact_type_id \
+FROM contacts c JOIN contact_types t ON t.type_id = c.type_id \
 WHERE c.contact_id = $1";
 
 /// The phones of a list of contacts (`$1` int4[]), in contact then phone order.
@@ -48,7 +48,7 @@ WHERE contact_id = ANY($1) ORDER BY contact_id, phone_id";
 
 /// The emails of a list of contacts (`$1` int4[]), in contact then email order.
 pub const EMAILS_OF_CONTACTS: &str = "\
-SELECT contact_id, email FROM contact_emails \
+SELECT contact_id, email_address FROM contact_emails \
 WHERE contact_id = ANY($1) ORDER BY contact_id, email_id";
 
 /// Every statement above, for variants that prepare them all when a connection opens.

@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -54,11 +54,62 @@ pub fn server_command(binary: &str, database_url: &str) -> Command {
     test_environment(database_url).command(Path::new(binary))
 }
 
+/// What a test starts: a server binary, or an interpreter with its script (a Python peer, whose
+/// `serve.py` reads the same environment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerProgram {
+    program: PathBuf,
+    arguments: Vec<PathBuf>,
+    /// What its `/version` and `/test/resmon` answer as the variant.
+    name: String,
+}
+
+impl ServerProgram {
+    /// A server binary, named by its file name.
+    pub fn binary(path: &str) -> ServerProgram {
+        ServerProgram {
+            program: PathBuf::from(path),
+            arguments: Vec::new(),
+            name: variant_of(path),
+        }
+    }
+
+    /// `interpreter script`, answering as `name`.
+    pub fn script(interpreter: PathBuf, script: PathBuf, name: &str) -> ServerProgram {
+        ServerProgram {
+            program: interpreter,
+            arguments: vec![script],
+            name: name.to_string(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The command under `environment`.
+    fn command(&self, environment: &ServerEnvironment) -> Command {
+        let mut command = environment.command(&self.program);
+        command.args(&self.arguments);
+        command
+    }
+}
+
+impl From<&str> for ServerProgram {
+    fn from(binary: &str) -> ServerProgram {
+        ServerProgram::binary(binary)
+    }
+}
+
 /// The server command with the test configuration under one `DB_RECYCLE` policy.
-fn server_command_recycling(binary: &str, database_url: &str, recycle: DbRecycle) -> Command {
+fn server_command_recycling(
+    server: &ServerProgram,
+    database_url: &str,
+    recycle: DbRecycle,
+) -> Command {
     let mut environment = test_environment(database_url);
     environment.db_recycle = Some(recycle);
-    environment.command(Path::new(binary))
+    server.command(&environment)
 }
 
 /// The policy as `DB_RECYCLE` and `/test/resmon` spell it.
@@ -192,7 +243,11 @@ async fn expect_recycle_policy(client: &reqwest::Client, base_url: &str, recycle
 /// PostgreSQL restarted under a running server: 503 while down, 200 within 2 s after it is back,
 /// and then no request fails on a connection the restart closed. Then a server started while
 /// PostgreSQL is down: it listens, answers 503, and serves once the database comes up.
-pub fn recovers_when_postgres_restarts_or_starts_late(binary: &str, recycle: DbRecycle) {
+pub fn recovers_when_postgres_restarts_or_starts_late(
+    server: impl Into<ServerProgram>,
+    recycle: DbRecycle,
+) {
+    let server = server.into();
     runtime().block_on(async {
         let mut postgres = seeded_postgres(50, 3).await;
         let client = reqwest::Client::builder()
@@ -200,10 +255,10 @@ pub fn recovers_when_postgres_restarts_or_starts_late(binary: &str, recycle: DbR
             .build()
             .unwrap();
         let app_url = postgres.app_url();
-        let command = || server_command_recycling(binary, &app_url, recycle);
+        let command = || server_command_recycling(&server, &app_url, recycle);
 
-        let server = ServerProcess::spawn(command()).unwrap();
-        let base_url = server.base_url();
+        let running = ServerProcess::spawn(command()).unwrap();
+        let base_url = running.base_url();
         wait_for_service(&client, &base_url, Duration::from_secs(5)).await;
         expect_recycle_policy(&client, &base_url, recycle).await;
         open_connections(&client, &base_url).await;
@@ -218,7 +273,7 @@ pub fn recovers_when_postgres_restarts_or_starts_late(binary: &str, recycle: DbR
             "service came back {recovery:?} after PostgreSQL did"
         );
         expect_steady_service(&client, &base_url).await;
-        drop(server);
+        drop(running);
 
         postgres.stop().unwrap();
         let late = ServerProcess::spawn(command()).unwrap();
@@ -282,7 +337,11 @@ async fn wait_for_backends_to_exit(admin: &tokio_postgres::Client, pids: &[i32])
 /// first with the next requests right behind the termination, then once the backends are gone:
 /// every one of the 30 requests that follow is a 200, the server having dropped the closed
 /// connections and retried on others.
-pub fn serves_on_when_its_backends_are_terminated(binary: &str, recycle: DbRecycle) {
+pub fn serves_on_when_its_backends_are_terminated(
+    server: impl Into<ServerProgram>,
+    recycle: DbRecycle,
+) {
+    let server = server.into();
     runtime().block_on(async {
         let postgres = seeded_postgres(50, 5).await;
         let admin = bakeoff_testkit::connect(&postgres.admin_url())
@@ -292,13 +351,13 @@ pub fn serves_on_when_its_backends_are_terminated(binary: &str, recycle: DbRecyc
             .timeout(Duration::from_secs(20))
             .build()
             .unwrap();
-        let server = ServerProcess::spawn(server_command_recycling(
-            binary,
+        let running = ServerProcess::spawn(server_command_recycling(
+            &server,
             &postgres.app_url(),
             recycle,
         ))
         .unwrap();
-        let base_url = server.base_url();
+        let base_url = running.base_url();
         wait_for_service(&client, &base_url, Duration::from_secs(5)).await;
         expect_recycle_policy(&client, &base_url, recycle).await;
 
@@ -346,7 +405,7 @@ pub fn answers_the_first_request_after_every_start(binary: &str) {
             } else {
                 DbRecycle::Verified
             };
-            let command = server_command_recycling(binary, &postgres.app_url(), recycle);
+            let command = server_command_recycling(&binary.into(), &postgres.app_url(), recycle);
             let server = tokio::task::spawn_blocking(move || ServerProcess::spawn(command))
                 .await
                 .unwrap()

@@ -591,7 +591,7 @@ impl<'a> Checker<'a> {
             .database
             .query_opt(
                 "SELECT c.contact_id, c.first_name, c.last_name, t.type_id, t.type_name \
-                 FROM contacts c, contact_types t WHERE t.type_id = c.contact_type_id AND c.contact_id = $1",
+                 FROM contacts c, contact_types t WHERE t.type_id = c.type_id AND c.contact_id = $1",
                 &[&id],
             )
             .await?
@@ -608,7 +608,7 @@ impl<'a> Checker<'a> {
         let emails = self
             .database
             .query(
-                "SELECT email FROM contact_emails WHERE contact_id = $1 ORDER BY email_id",
+                "SELECT email_address FROM contact_emails WHERE contact_id = $1 ORDER BY email_id",
                 &[&id],
             )
             .await?;

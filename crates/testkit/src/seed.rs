@@ -131,7 +131,7 @@ const SECONDARY_INDEXES: [&str; 4] = [
     "contact_phones_contact_id_idx",
     "contact_emails_contact_id_idx",
     "contacts_last_name_lower_prefix_idx",
-    "contacts_contact_type_id_idx",
+    "contacts_type_id_idx",
 ];
 
 /// Replaces all contact data in the database at `database_url` (schema applied first if absent)
@@ -242,10 +242,10 @@ impl Table {
     fn copy_statement(self) -> &'static str {
         match self {
             Table::Contacts => {
-                "COPY contacts (contact_id, first_name, last_name, contact_type_id) FROM STDIN"
+                "COPY contacts (contact_id, first_name, last_name, type_id) FROM STDIN"
             }
             Table::Phones => "COPY contact_phones (phone_id, contact_id, phone_number) FROM STDIN",
-            Table::Emails => "COPY contact_emails (email_id, contact_id, email) FROM STDIN",
+            Table::Emails => "COPY contact_emails (email_id, contact_id, email_address) FROM STDIN",
         }
     }
 }

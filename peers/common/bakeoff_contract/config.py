@@ -7,6 +7,7 @@ variables; `--version` prints the version; any other argument is refused with ex
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import os
 import re
@@ -18,7 +19,15 @@ from urllib.parse import urlsplit
 from . import VERSION
 
 #: The variables every server reads, in the order `--help` lists them.
-ENV_VARS = ("DATABASE_URL", "BIND", "WORKERS", "DB_POOL_SIZE", "DB_WAIT_TIMEOUT_MS", "RUST_LOG")
+ENV_VARS = (
+    "DATABASE_URL",
+    "BIND",
+    "WORKERS",
+    "DB_POOL_SIZE",
+    "DB_WAIT_TIMEOUT_MS",
+    "DB_RECYCLE",
+    "RUST_LOG",
+)
 
 DEFAULT_BIND = "127.0.0.1:8000"
 DEFAULT_DB_WAIT_TIMEOUT_MS = 2_000
@@ -42,6 +51,26 @@ def available_cpus() -> int:
     return len(os.sched_getaffinity(0)) or 1
 
 
+class DbRecycle(enum.Enum):
+    """`DB_RECYCLE` (`core::config::DbRecycle`): whether checking a pooled connection out runs a
+    query. Under either policy a request whose first statement finds its connection closed under
+    it is retried once on another connection, checked with a query first."""
+
+    #: No query on checkout: only the connection's own state is looked at (the default).
+    FAST = "fast"
+    #: One query on every checkout of an idle connection; one that fails it is dropped and
+    #: another one taken.
+    VERIFIED = "verified"
+
+    @classmethod
+    def parse(cls, text: str) -> DbRecycle:
+        """`fast` or `verified`, in any case; ValueError with core's message otherwise."""
+        try:
+            return cls(text.strip().lower())
+        except ValueError:
+            raise ValueError(f'"{text}" is neither fast nor verified') from None
+
+
 @dataclass(frozen=True)
 class Variant:
     """What a peer is, for `--help`, `/version` and `/test/resmon`."""
@@ -53,6 +82,8 @@ class Variant:
     #: The defaults of WORKERS and DB_POOL_SIZE, in words and as functions.
     workers_default: str
     pool_default: str
+    #: What DB_RECYCLE means for this peer's pool, in words.
+    recycle_meaning: str
     default_workers: Callable[[], int]
     default_pool_size: Callable[[int], int]
 
@@ -79,6 +110,8 @@ class Settings:
     db_pool_size: int
     #: How long a request may wait for a database connection before it gets 503, in seconds.
     db_wait_timeout: float
+    #: DB_RECYCLE: whether a checkout runs a query.
+    db_recycle: DbRecycle
     #: gunicorn's log level, from RUST_LOG.
     log_level: str
 
@@ -152,6 +185,13 @@ def settings_from_env(variant: Variant, environ: Mapping[str, str] = os.environ)
         if (wait_millis := _positive(text)) is None:
             raise ConfigError("DB_WAIT_TIMEOUT_MS", f"{text!r} is not a number of milliseconds")
 
+    db_recycle = DbRecycle.FAST
+    if (text := present("DB_RECYCLE")) is not None:
+        try:
+            db_recycle = DbRecycle.parse(text)
+        except ValueError as problem:
+            raise ConfigError("DB_RECYCLE", str(problem)) from None
+
     log_level = _LOG_LEVELS.get((environ.get("RUST_LOG") or "warn").strip().lower(), "warning")
     return Settings(
         database_url=database_url,
@@ -160,6 +200,7 @@ def settings_from_env(variant: Variant, environ: Mapping[str, str] = os.environ)
         workers=workers,
         db_pool_size=db_pool_size,
         db_wait_timeout=wait_millis / 1000,
+        db_recycle=db_recycle,
         log_level=log_level,
     )
 
@@ -177,6 +218,8 @@ def help_text(variant: Variant) -> str:
         f"(default: {variant.pool_default})\n"
         "  DB_WAIT_TIMEOUT_MS  how long a request may wait for a connection before 503 "
         f"(default {DEFAULT_DB_WAIT_TIMEOUT_MS})\n"
+        "  DB_RECYCLE          fast (default) or verified: whether checking a connection out "
+        f"runs a query;\n                      here: {variant.recycle_meaning}\n"
         "  RUST_LOG            log level for stderr: error, warn, info or debug (default warn)\n\n"
         "On start it prints one line, `listening on http://ADDR`, on stdout.\n"
         "SIGTERM or SIGINT: stop accepting, finish in-flight requests, exit within "

@@ -171,7 +171,9 @@ def _routes_without_database(variant: Variant, settings: Settings) -> APIRouter:
     @route("/test/resmon", response_model=ResourceSnapshot)
     async def test_resmon() -> ResourceSnapshot:
         return ResourceSnapshot(
-            **resmon.snapshot(variant.name, settings.workers, settings.db_pool_size)
+            **resmon.snapshot(
+                variant.name, settings.workers, settings.db_pool_size, settings.db_recycle.value
+            )
         )
 
     @route("/openapi.json")

@@ -1,7 +1,8 @@
 """`GET /test/resmon` (`core::resmon`): the answering process reading itself from /proc.
 
 Under gunicorn that is the worker process that took the request, not the master; `workers` says
-how many such processes there are, and `db_pool_size` is each one's pool.
+how many such processes there are, `db_pool_size` is each one's pool and `db_recycle` its
+connection-check policy.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ _TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
-def snapshot(variant: str, workers: int, db_pool_size: int) -> dict:
+def snapshot(variant: str, workers: int, db_pool_size: int, db_recycle: str) -> dict:
     """The body, in core's field order."""
     with open("/proc/self/stat", "rb") as stat_file:
         stat = stat_file.read()
@@ -35,4 +36,5 @@ def snapshot(variant: str, workers: int, db_pool_size: int) -> dict:
         "uptime_seconds": max(system_uptime - start_ticks / _TICKS_PER_SECOND, 0.0),
         "workers": workers,
         "db_pool_size": db_pool_size,
+        "db_recycle": db_recycle,
     }

@@ -73,3 +73,5 @@ class ResourceSnapshot(Schema):
     uptime_seconds: float
     workers: int
     db_pool_size: int
+    #: `fast` or `verified`, as DB_RECYCLE was applied.
+    db_recycle: str

@@ -18,7 +18,7 @@ LIST_TYPES = "SELECT type_id, type_name FROM contact_types ORDER BY type_id"
 CONTACTS_PAGE = (
     "SELECT c.contact_id, c.first_name, c.last_name, t.type_id, t.type_name, "
     "(SELECT count(*) FROM contacts) AS total_count "
-    "FROM contacts c JOIN contact_types t ON t.type_id = c.contact_type_id "
+    "FROM contacts c JOIN contact_types t ON t.type_id = c.type_id "
     "ORDER BY c.contact_id LIMIT $1 OFFSET $2"
 )
 
@@ -26,7 +26,7 @@ CONTACTS_PAGE = (
 CONTACTS_PAGE_STARTS = (
     "SELECT c.contact_id, c.first_name, c.last_name, t.type_id, t.type_name, "
     "(SELECT count(*) FROM contacts WHERE lower(last_name) LIKE $3) AS total_count "
-    "FROM contacts c JOIN contact_types t ON t.type_id = c.contact_type_id "
+    "FROM contacts c JOIN contact_types t ON t.type_id = c.type_id "
     "WHERE lower(c.last_name) LIKE $3 "
     "ORDER BY c.contact_id LIMIT $1 OFFSET $2"
 )
@@ -40,7 +40,7 @@ COUNT_CONTACTS_STARTS = "SELECT count(*) FROM contacts WHERE lower(last_name) LI
 #: One contact with its type; `$1` is the contact id.
 CONTACT_BY_ID = (
     "SELECT c.contact_id, c.first_name, c.last_name, t.type_id, t.type_name "
-    "FROM contacts c JOIN contact_types t ON t.type_id = c.contact_type_id "
+    "FROM contacts c JOIN contact_types t ON t.type_id = c.type_id "
     "WHERE c.contact_id = $1"
 )
 
@@ -52,7 +52,7 @@ PHONES_OF_CONTACTS = (
 
 #: The emails of a list of contacts (`$1` int4[]), in contact then email order.
 EMAILS_OF_CONTACTS = (
-    "SELECT contact_id, email FROM contact_emails "
+    "SELECT contact_id, email_address FROM contact_emails "
     "WHERE contact_id = ANY($1) ORDER BY contact_id, email_id"
 )
 

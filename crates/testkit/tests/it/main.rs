@@ -14,9 +14,9 @@ async fn digest(database_url: &str) -> (i64, i64, i64, String) {
             "SELECT (SELECT count(*) FROM contacts), \
                     (SELECT count(*) FROM contact_phones), \
                     (SELECT count(*) FROM contact_emails), \
-                    md5((SELECT string_agg(concat_ws('|', contact_id, first_name, last_name, contact_type_id), ',' ORDER BY contact_id) FROM contacts) \
+                    md5((SELECT string_agg(concat_ws('|', contact_id, first_name, last_name, type_id), ',' ORDER BY contact_id) FROM contacts) \
                      || (SELECT string_agg(concat_ws('|', phone_id, contact_id, phone_number), ',' ORDER BY phone_id) FROM contact_phones) \
-                     || (SELECT string_agg(concat_ws('|', email_id, contact_id, email), ',' ORDER BY email_id) FROM contact_emails))",
+                     || (SELECT string_agg(concat_ws('|', email_id, contact_id, email_address), ',' ORDER BY email_id) FROM contact_emails))",
             &[],
         )
         .await
