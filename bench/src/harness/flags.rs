@@ -14,6 +14,7 @@ use crate::harness::peers::{PeerChoice, chosen_peers};
 use crate::harness::servers::{ServerSpec, TargetSpec, VariantChoice, chosen_variants, servers};
 use clap::builder::TypedValueParser as _;
 
+use crate::harness::pooler::Pooler;
 use crate::harness::settings::{Dimensions, Recycle};
 
 /// The servers a command drives.
@@ -80,6 +81,27 @@ pub struct DimensionArgs {
             .try_map(|text| Recycle::parse(&text))
     )]
     pub recycle: Vec<Recycle>,
+    /// Processes per server, comma-separated for several (default 1): PROCESSES copies of a
+    /// variant sharing its port with SO_REUSEPORT, each with its own DB_POOL_SIZE; a peer's
+    /// WORKERS (gunicorn's worker processes). From 1 to CPUs x 8.
+    #[arg(long, value_delimiter = ',', value_parser = parse_processes)]
+    pub processes: Vec<NonZeroUsize>,
+    /// What stands between the servers and PostgreSQL, comma-separated for several: none
+    /// (default), pgbouncer (session mode), pgbouncer:transaction. PgBouncer is started per
+    /// server by the run (`apt-get install pgbouncer`).
+    #[arg(long, value_delimiter = ',', value_parser = Pooler::parse)]
+    pub pooler: Vec<Pooler>,
+}
+
+/// A process count from 1 to CPUs x 8: more copies than that only measure the scheduler.
+fn parse_processes(text: &str) -> Result<NonZeroUsize, String> {
+    let limit = bakeoff_core::config::available_cpus().get() * 8;
+    text.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|count| (1..=limit).contains(count))
+        .and_then(NonZeroUsize::new)
+        .ok_or_else(|| format!("{text:?} is not a process count from 1 to {limit} (CPUs x 8)"))
 }
 
 /// DB_POOL_SIZE when none is given: the same for every variant.
@@ -93,6 +115,7 @@ impl DimensionArgs {
             &self.recycle,
             DEFAULT_POOL_SIZE,
         )
+        .with_processes_and_poolers(&self.processes, &self.pooler)
     }
 }
 

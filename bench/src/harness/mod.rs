@@ -11,6 +11,7 @@ pub mod database;
 pub mod flags;
 pub mod lifecycle;
 pub mod peers;
+pub mod pooler;
 pub mod record;
 pub mod servers;
 pub mod settings;

@@ -1,5 +1,5 @@
-//! What a server is run with, as dimensions of a run: worker count, pool size and connection-check
-//! policy today; each later dimension (database latency, processes, a pooler) is one more field
+//! What a server is run with, as dimensions of a run: worker count, pool size, connection-check
+//! policy, processes and a pooler; each later dimension (database latency, processes, a pooler) is one more field
 //! here and one more list in [`Dimensions`], and so reaches every command that drives the harness.
 //!
 //! A [`Configuration`] is one point of the dimensions; [`Dimensions::configurations`] expands the
@@ -12,6 +12,7 @@ use std::num::NonZeroUsize;
 pub use bakeoff_core::DbRecycle as Recycle;
 use serde::{Deserialize, Serialize};
 
+use crate::harness::pooler::Pooler;
 use crate::harness::servers::ServerSpec;
 
 /// `WORKERS`: each server's own default for the CPUs it is pinned to, or one count for all.
@@ -41,6 +42,14 @@ pub struct Configuration {
     pub db_pool_size: NonZeroUsize,
     /// `None` for a server without connection checkout.
     pub recycle: Option<Recycle>,
+    /// `PROCESSES` for a variant, `WORKERS` (its worker processes) for a peer; `None` when the
+    /// run does not set it (one process; a peer's own worker count), as in files written before
+    /// the dimension existed.
+    #[serde(default)]
+    pub processes: Option<NonZeroUsize>,
+    /// What stands between the server and PostgreSQL.
+    #[serde(default)]
+    pub pooler: Pooler,
 }
 
 /// The values of every dimension a run covers; every list has at least one value.
@@ -49,6 +58,12 @@ pub struct Dimensions {
     pub workers: Vec<Workers>,
     pub db_pool_sizes: Vec<NonZeroUsize>,
     pub recycle: Vec<Recycle>,
+    /// Empty: not set (one process). See [`Configuration::processes`].
+    #[serde(default)]
+    pub processes: Vec<NonZeroUsize>,
+    /// At least one value in a run; empty in files written before the dimension (no pooler).
+    #[serde(default)]
+    pub poolers: Vec<Pooler>,
 }
 
 impl Dimensions {
@@ -76,6 +91,32 @@ impl Dimensions {
             } else {
                 recycle.to_vec()
             }),
+            processes: Vec::new(),
+            poolers: vec![Pooler::None],
+        }
+    }
+
+    /// The process counts and poolers a run covers (`--processes`, `--pooler`); empty lists
+    /// leave one process and no pooler.
+    pub fn with_processes_and_poolers(
+        mut self,
+        processes: &[NonZeroUsize],
+        poolers: &[Pooler],
+    ) -> Dimensions {
+        self.processes = sorted(processes.to_vec());
+        self.poolers = if poolers.is_empty() {
+            vec![Pooler::None]
+        } else {
+            sorted(poolers.to_vec())
+        };
+        self
+    }
+
+    fn poolers_or_none(&self) -> Vec<Pooler> {
+        if self.poolers.is_empty() {
+            vec![Pooler::None]
+        } else {
+            self.poolers.clone()
         }
     }
 
@@ -92,15 +133,32 @@ impl Dimensions {
         } else {
             vec![None]
         };
+        let processes: Vec<Option<NonZeroUsize>> = if self.processes.is_empty() {
+            vec![None]
+        } else {
+            self.processes.iter().copied().map(Some).collect()
+        };
+        // A peer's processes are its WORKERS: with --processes, the workers dimension is that.
+        let workers = match server {
+            ServerSpec::Peer(_) if !self.processes.is_empty() => vec![Workers::OwnDefault],
+            _ => self.workers.clone(),
+        };
+        let poolers = self.poolers_or_none();
         let mut configurations = Vec::new();
-        for &workers in &self.workers {
+        for &workers in &workers {
             for &db_pool_size in &self.db_pool_sizes {
                 for &recycle in &recycle {
-                    configurations.push(Configuration {
-                        workers,
-                        db_pool_size,
-                        recycle,
-                    });
+                    for &processes in &processes {
+                        for &pooler in &poolers {
+                            configurations.push(Configuration {
+                                workers,
+                                db_pool_size,
+                                recycle,
+                                processes,
+                                pooler,
+                            });
+                        }
+                    }
                 }
             }
         }
@@ -109,7 +167,11 @@ impl Dimensions {
 
     /// Whether more than one value of some dimension is covered, so that labels must name it.
     pub fn varies(&self) -> bool {
-        self.workers.len() > 1 || self.db_pool_sizes.len() > 1 || self.recycle.len() > 1
+        self.workers.len() > 1
+            || self.db_pool_sizes.len() > 1
+            || self.recycle.len() > 1
+            || self.processes.len() > 1
+            || self.poolers.len() > 1
     }
 
     /// A server's name with the values of the dimensions that vary in the run:
@@ -129,6 +191,17 @@ impl Dimensions {
             && let Some(recycle) = configuration.recycle
         {
             parts.push(recycle.to_string());
+        }
+        if self.processes.len() > 1
+            && let Some(processes) = configuration.processes
+        {
+            parts.push(match processes.get() {
+                1 => "1 process".to_string(),
+                count => format!("{count} processes"),
+            });
+        }
+        if self.poolers.len() > 1 {
+            parts.push(configuration.pooler.to_string());
         }
         if parts.is_empty() {
             name.to_string()
@@ -150,11 +223,29 @@ impl Dimensions {
                 list(self.workers.iter().map(ToString::to_string).collect())
             )
         };
-        format!(
+        let mut described = format!(
             "WORKERS {workers}; DB_POOL_SIZE {}; DB_RECYCLE {} (where a variant checks connections out)",
             list(self.db_pool_sizes.iter().map(ToString::to_string).collect()),
             list(self.recycle.iter().map(ToString::to_string).collect()),
-        )
+        );
+        if !self.processes.is_empty() {
+            described.push_str(&format!(
+                "; PROCESSES {} (a peer's WORKERS), each with its own pool",
+                list(self.processes.iter().map(ToString::to_string).collect())
+            ));
+        }
+        if self.poolers_or_none() != [Pooler::None] {
+            described.push_str(&format!(
+                "; pooler {}",
+                list(
+                    self.poolers_or_none()
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect()
+                )
+            ));
+        }
+        described
     }
 }
 
@@ -168,6 +259,8 @@ fn sorted<T: Ord>(mut values: Vec<T>) -> Vec<T> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::harness::peers::Peer;
+    use crate::harness::pooler::PoolMode;
     use crate::harness::servers::{TargetSpec, Variant};
 
     fn count(value: usize) -> NonZeroUsize {
@@ -185,6 +278,8 @@ mod tests {
                 workers: Workers::OwnDefault,
                 db_pool_size: count(4),
                 recycle: Some(Recycle::Fast),
+                processes: None,
+                pooler: Pooler::None,
             }]
         );
         assert!(!dimensions.varies());
@@ -227,8 +322,63 @@ mod tests {
         let target = TargetSpec::parse("t=http://127.0.0.1:1").unwrap();
         assert!(
             dimensions
+                .configurations(&ServerSpec::Target(target.clone()))
+                .is_empty()
+        );
+        let poolers = Dimensions::new(&[], &[], &[], count(4))
+            .with_processes_and_poolers(&[], &[Pooler::PgBouncer(PoolMode::Session)]);
+        assert!(
+            poolers
+                .configurations(&ServerSpec::Target(target.clone()))
+                .is_empty()
+        );
+        assert!(
+            dimensions
                 .configurations(&ServerSpec::Target(target))
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn processes_and_poolers_multiply_and_name_themselves() {
+        let dimensions = Dimensions::new(&[count(2)], &[], &[], count(4))
+            .with_processes_and_poolers(
+                &[count(2), count(1)],
+                &[Pooler::PgBouncer(PoolMode::Session), Pooler::None],
+            );
+        assert!(dimensions.varies());
+        let axum = dimensions.configurations(&ServerSpec::Variant(Variant::AxumTokioPostgres));
+        let labels: Vec<String> = axum
+            .iter()
+            .map(|c| dimensions.label("axum-tokio-postgres", Some(c)))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                "axum-tokio-postgres (1 process, no pooler)",
+                "axum-tokio-postgres (1 process, pgbouncer session)",
+                "axum-tokio-postgres (2 processes, no pooler)",
+                "axum-tokio-postgres (2 processes, pgbouncer session)",
+            ]
+        );
+        assert!(axum.iter().all(|c| c.workers == Workers::Fixed(count(2))));
+        // A peer's processes are its WORKERS: --workers does not apply beside --processes.
+        let peer = dimensions.configurations(&ServerSpec::Peer(Peer::FlaskGunicorn));
+        assert_eq!(peer.len(), 4);
+        assert!(peer.iter().all(|c| c.workers == Workers::OwnDefault));
+        assert!(
+            dimensions.describe().ends_with(
+                "; PROCESSES 1, 2 (a peer's WORKERS), each with its own pool; pooler no pooler, pgbouncer session"
+            ),
+            "{}",
+            dimensions.describe()
+        );
+        // Without the flags nothing changes: one configuration, no processes set, no pooler.
+        let plain = Dimensions::new(&[], &[], &[], count(4)).with_processes_and_poolers(&[], &[]);
+        let configurations = plain.configurations(&ServerSpec::Peer(Peer::FlaskGunicorn));
+        assert_eq!(configurations.len(), 1);
+        assert_eq!(configurations[0].processes, None);
+        assert_eq!(configurations[0].pooler, Pooler::None);
+        assert!(!plain.varies());
     }
 }

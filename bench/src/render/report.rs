@@ -503,6 +503,15 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
         }
     }
 
+    if crate::render::processes::applies(results) {
+        text.push_str(&crate::render::processes::markdown(results, charts));
+    }
+
+    // The processes section shows its own chart.
+    let charts: Vec<&String> = charts
+        .iter()
+        .filter(|chart| !chart.starts_with("processes-"))
+        .collect();
     if !charts.is_empty() {
         text.push_str("## Charts\n\n");
         for chart in charts {
@@ -562,12 +571,18 @@ pub fn terminal(results: &RunResults) -> String {
             let _ = writeln!(text, "{}", reading(results, &level, scenario));
         }
     }
+    if crate::render::processes::applies(results) {
+        text.push_str(&crate::render::processes::terminal(results));
+    }
     text
 }
 
 /// Writes `report.md` and the charts into `directory`.
 pub fn write(results: &RunResults, directory: &Path) -> Result<Vec<String>> {
-    let charts = crate::render::charts::write_all(results, directory)?;
+    let mut charts = crate::render::charts::write_all(results, directory)?;
+    if crate::render::processes::applies(results) {
+        charts.extend(crate::render::processes::write_charts(results, directory)?);
+    }
     crate::results::write_file(directory, "report.md", markdown(results, &charts))?;
     Ok(charts)
 }
