@@ -1,6 +1,7 @@
 //! The server seen from outside while it is measured: CPU time, memory, threads and processes
 //! from /proc (summed over its process tree),
-//! database connections from pg_stat_activity and statements from pg_stat_statements. Nothing
+//! database connections from pg_stat_activity (and at a pooler, from its console) and statements
+//! from pg_stat_statements. Nothing
 //! here asks the server itself, so a server cannot flatter its own figures.
 
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use anyhow::Result;
 use tokio::sync::{Mutex, MutexGuard, watch};
 use tokio_postgres::Client;
 
+use crate::harness::pooler::PoolerWatch;
 use crate::processes::{TreeSample, read_tree};
 use crate::results::ServerFigures;
 
@@ -102,6 +104,7 @@ pub struct Sampler {
     task: tokio::task::JoinHandle<Peaks>,
     pid: u32,
     database: Option<Arc<DatabaseWatch>>,
+    pooler: Option<Arc<PoolerWatch>>,
     before: TreeSample,
     statements_before: Option<i64>,
 }
@@ -112,10 +115,35 @@ struct Peaks {
     threads: u64,
     processes: u64,
     db_connections: Option<u64>,
+    pooler_clients: Option<u64>,
+    pooler_server_connections: Option<u64>,
+}
+
+impl Peaks {
+    async fn read_pooler(&mut self, pooler: &PoolerWatch) {
+        if let Some(counts) = pooler.counts().await {
+            self.pooler_clients = Some(self.pooler_clients.unwrap_or(0).max(counts.clients));
+            self.pooler_server_connections = Some(
+                self.pooler_server_connections
+                    .unwrap_or(0)
+                    .max(counts.server_connections),
+            );
+        }
+    }
 }
 
 impl Sampler {
     pub async fn start(pid: u32, database: Option<Arc<DatabaseWatch>>) -> Sampler {
+        Sampler::start_behind_pooler(pid, database, None).await
+    }
+
+    /// [`Sampler::start`] for a server behind a pooler, whose console is read as often as
+    /// PostgreSQL's activity view.
+    pub async fn start_behind_pooler(
+        pid: u32,
+        database: Option<Arc<DatabaseWatch>>,
+        pooler: Option<Arc<PoolerWatch>>,
+    ) -> Sampler {
         let before = read_tree(pid).unwrap_or_default();
         let statements_before = match &database {
             Some(watch) => watch.statements().await,
@@ -123,6 +151,7 @@ impl Sampler {
         };
         let (stop, mut stopped) = watch::channel(false);
         let watch_database = database.clone();
+        let watch_pooler = pooler.clone();
         let task = tokio::spawn(async move {
             let mut peaks = Peaks::default();
             let mut interval = tokio::time::interval(PROC_INTERVAL);
@@ -144,6 +173,11 @@ impl Sampler {
                     let count = u64::try_from(count).unwrap_or(0);
                     peaks.db_connections = Some(peaks.db_connections.unwrap_or(0).max(count));
                 }
+                if tick.is_multiple_of(DATABASE_EVERY)
+                    && let Some(pooler) = &watch_pooler
+                {
+                    peaks.read_pooler(pooler).await;
+                }
                 tick = tick.wrapping_add(1);
             }
             peaks
@@ -153,6 +187,7 @@ impl Sampler {
             task,
             pid,
             database,
+            pooler,
             before,
             statements_before,
         }
@@ -172,6 +207,9 @@ impl Sampler {
             let count = u64::try_from(count).unwrap_or(0);
             peaks.db_connections = Some(peaks.db_connections.unwrap_or(0).max(count));
         }
+        if let Some(pooler) = &self.pooler {
+            peaks.read_pooler(pooler).await;
+        }
         let statements_after = match &self.database {
             Some(watch) => watch.statements().await,
             None => None,
@@ -189,6 +227,8 @@ impl Sampler {
             processes_peak: peaks.processes,
             rss_at_start_bytes: self.before.rss_bytes,
             db_connections_peak: peaks.db_connections,
+            pooler_clients_peak: peaks.pooler_clients,
+            pooler_server_connections_peak: peaks.pooler_server_connections,
             statements_per_request: match (self.statements_before, statements_after) {
                 (Some(before), Some(after)) => per_answer((after - before).max(0) as f64),
                 _ => None,

@@ -211,11 +211,10 @@ pub async fn run(args: RunArgs, command_line: String) -> Result<PathBuf> {
     let trials = lifecycle::trials(&plan.servers, &plan.dimensions, plan.profile)?;
     let progress = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
     let say = |line: String| progress.suspend(|| eprintln!("{line}"));
-    for trial in trials.iter().filter(|trial| !trial.is_runnable()) {
-        say(format!(
-            "{}: its binary is not built; it is reported, not run",
-            trial.label
-        ));
+    for trial in trials.iter() {
+        if let Some(reason) = trial.unrunnable_reason() {
+            say(format!("{}: reported, not run: {reason}", trial.label));
+        }
     }
     say(format!("placement: {}", plan.placement.note));
 
@@ -446,7 +445,14 @@ impl Bench<'_> {
                         plan.seed.wrapping_add(repeat as u64),
                     );
                     let sampler = match server.pid() {
-                        Some(pid) => Some(Sampler::start(pid, watch.cloned()).await),
+                        Some(pid) => Some(
+                            Sampler::start_behind_pooler(
+                                pid,
+                                watch.cloned(),
+                                server.pooler_watch(),
+                            )
+                            .await,
+                        ),
                         None => None,
                     };
                     let line_cpu_before = server.delay_line_cpu_seconds();

@@ -17,6 +17,7 @@ use crate::harness::servers::{
 use clap::builder::TypedValueParser as _;
 
 use crate::delay_line::RoundTrip;
+use crate::harness::pooler::Pooler;
 use crate::harness::settings::{DimensionLists, Dimensions, Recycle};
 
 /// The servers a command drives.
@@ -111,6 +112,27 @@ pub struct DimensionArgs {
     /// with the engine; its added time is measured and reported (default: 0).
     #[arg(long, value_delimiter = ',', value_name = "ROUND_TRIPS")]
     pub db_latency: Vec<RoundTrip>,
+    /// Processes per server, comma-separated for several (default 1): PROCESSES copies of a
+    /// variant sharing its port with SO_REUSEPORT, each with its own DB_POOL_SIZE; a peer's
+    /// WORKERS (gunicorn's worker processes). From 1 to CPUs x 8.
+    #[arg(long, value_delimiter = ',', value_parser = parse_processes)]
+    pub processes: Vec<NonZeroUsize>,
+    /// What stands between the servers and PostgreSQL, comma-separated for several: none
+    /// (default), pgbouncer (session mode), pgbouncer:transaction. PgBouncer is started per
+    /// server by the run (`apt-get install pgbouncer`).
+    #[arg(long, value_delimiter = ',', value_parser = Pooler::parse)]
+    pub pooler: Vec<Pooler>,
+}
+
+/// A process count from 1 to CPUs x 8: more copies than that only measure the scheduler.
+fn parse_processes(text: &str) -> Result<NonZeroUsize, String> {
+    let limit = bakeoff_core::config::available_cpus().get() * 8;
+    text.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|count| (1..=limit).contains(count))
+        .and_then(NonZeroUsize::new)
+        .ok_or_else(|| format!("{text:?} is not a process count from 1 to {limit} (CPUs x 8)"))
 }
 
 /// DB_POOL_SIZE when none is given: the same for every variant.
@@ -124,6 +146,8 @@ impl DimensionArgs {
                 db_pool_sizes: self.db_pool_size.clone(),
                 recycle: self.recycle.clone(),
                 db_latencies: self.db_latency.clone(),
+                processes: self.processes.clone(),
+                poolers: self.pooler.clone(),
             },
             DEFAULT_POOL_SIZE,
         )

@@ -6,6 +6,7 @@
 //! others: whatever goes wrong is the server's result, recorded in its [`ServerRecord`].
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -19,7 +20,10 @@ use bytes::Bytes;
 use crate::harness::database::Database;
 use crate::harness::db_latency::{self, DelayProxy, LatencyCheck};
 use crate::harness::peers;
-use crate::harness::record::{EffectiveSettings, ServerRecord, Shutdown, Verification};
+use crate::harness::pooler::{self, PgBouncer, Pooler, PoolerWatch};
+use crate::harness::record::{
+    EffectiveSettings, PoolerRecord, ServerRecord, Shutdown, Verification,
+};
 use crate::harness::servers::{PathStyle, ServerSpec, TargetConformance, TargetPaths, TargetSpec};
 use crate::harness::settings::{Configuration, Dimensions, Workers};
 use crate::http1::get_once;
@@ -64,6 +68,8 @@ pub struct Trial {
     /// `None` for a target.
     pub configuration: Option<Configuration>,
     pub label: String,
+    /// The setting that makes it run behind a transaction-mode pooler, when it needs one.
+    pub statements_setting: Option<&'static str>,
     /// How to start it (`None` for a target), or why it cannot run.
     launch: Result<Option<Launch>, String>,
 }
@@ -74,6 +80,11 @@ impl Trial {
     pub fn is_runnable(&self) -> bool {
         self.launch.is_ok()
     }
+
+    /// Why it cannot run (a binary not built, a configuration that does not apply to it).
+    pub fn unrunnable_reason(&self) -> Option<&str> {
+        self.launch.as_ref().err().map(String::as_str)
+    }
 }
 
 /// A program the harness starts: a variant's binary, or a peer's Python with its `serve.py`.
@@ -81,6 +92,21 @@ impl Trial {
 struct Launch {
     program: PathBuf,
     arguments: Vec<PathBuf>,
+    /// How the processes dimension reaches it.
+    processes_as: ProcessesVariable,
+    /// PgBouncer, when the configuration puts it in front of the database.
+    pooler: Option<PathBuf>,
+    /// `DB_STATEMENTS=unprepared` behind a transaction-mode pooler.
+    statements: Option<bakeoff_core::DbStatements>,
+}
+
+/// The variable that sets a server's process count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProcessesVariable {
+    /// A variant: `PROCESSES` copies of the binary (`core::processes`).
+    Processes,
+    /// A peer: gunicorn's worker processes are its `WORKERS`.
+    Workers,
 }
 
 impl Launch {
@@ -91,6 +117,9 @@ impl Launch {
                     Launch {
                         program,
                         arguments: Vec::new(),
+                        processes_as: ProcessesVariable::Processes,
+                        pooler: None,
+                        statements: None,
                     }
                 })
             }
@@ -98,6 +127,9 @@ impl Launch {
                 Ok(Launch {
                     program: python,
                     arguments: vec![peer.script()?],
+                    processes_as: ProcessesVariable::Workers,
+                    pooler: None,
+                    statements: None,
                 })
             }),
             ServerSpec::Target(_) => return Ok(None),
@@ -108,12 +140,23 @@ impl Launch {
 
 /// Every server in every configuration of the dimensions, variants first. Binaries are looked up
 /// now, so that a missing build is a message before anything starts; it is an error only when no
-/// trial at all can run.
+/// trial at all can run. A pooler in the dimensions needs its program: missing, it is an error
+/// now. A configuration that does not apply to a server (transaction pooling for one that
+/// prepares named statements) is a trial that is reported "not applicable", not run.
 pub fn trials(
     servers: &[ServerSpec],
     dimensions: &Dimensions,
     profile: Profile,
 ) -> Result<Vec<Trial>> {
+    let pgbouncer = if dimensions
+        .poolers
+        .iter()
+        .any(|pooler| matches!(pooler, Pooler::PgBouncer(_)))
+    {
+        Some(pooler::locate()?)
+    } else {
+        None
+    };
     let mut trials = Vec::new();
     for server in servers {
         let launch = Launch::of(server, profile);
@@ -123,19 +166,57 @@ pub fn trials(
                 server: server.clone(),
                 configuration: None,
                 label: server.name(),
+                statements_setting: None,
                 launch: launch.clone(),
             });
         }
         for configuration in configurations {
+            let statements_setting = match configuration.pooler {
+                Pooler::PgBouncer(pooler::PoolMode::Transaction) => {
+                    pooler::transaction_mode(server).ok().flatten()
+                }
+                _ => None,
+            };
+            let launch = match configuration.pooler {
+                Pooler::None => launch.clone(),
+                Pooler::PgBouncer(mode) => match (&launch, mode) {
+                    (Err(error), _) => Err(error.clone()),
+                    (Ok(_), pooler::PoolMode::Transaction)
+                        if pooler::transaction_mode(server).is_err() =>
+                    {
+                        Err(format!(
+                            "not applicable: {}",
+                            pooler::transaction_mode(server).err().unwrap_or_default()
+                        ))
+                    }
+                    (Ok(launch), mode) => Ok(launch.clone().map(|mut launch| {
+                        launch.pooler = pgbouncer.clone();
+                        // A variant's setting is DB_STATEMENTS; a peer's would be its own.
+                        if mode == pooler::PoolMode::Transaction
+                            && matches!(server, ServerSpec::Variant(_))
+                            && statements_setting.is_some()
+                        {
+                            launch.statements = Some(bakeoff_core::DbStatements::Unprepared);
+                        }
+                        launch
+                    })),
+                },
+            };
             trials.push(Trial {
                 server: server.clone(),
                 label: dimensions.label(&server.name(), Some(&configuration)),
                 configuration: Some(configuration),
-                launch: launch.clone(),
+                statements_setting,
+                launch,
             });
         }
     }
     if !trials.iter().any(Trial::is_runnable) {
+        if let Some(reason) = trials.iter().find_map(Trial::unrunnable_reason)
+            && reason.starts_with("not applicable")
+        {
+            bail!("no server to run: every configuration is {reason}");
+        }
         bail!(
             "no server to run: none of the selected variants is built; build them with `cargo build --release --workspace`"
         );
@@ -159,6 +240,14 @@ pub struct RunningServer {
     /// Dropped after the server (fields drop in order): the server never loses its database
     /// while it drains.
     delay_proxy: Option<DelayProxy>,
+    /// The PgBouncer in front of its database, stopped after the server.
+    pooler: Option<RunningPooler>,
+}
+
+/// A pooler the harness started for one server, and its console.
+pub struct RunningPooler {
+    pub process: PgBouncer,
+    pub watch: Option<std::sync::Arc<PoolerWatch>>,
 }
 
 impl RunningServer {
@@ -171,6 +260,16 @@ impl RunningServer {
     pub fn delay_line_cpu_seconds(&self) -> Option<f64> {
         self.delay_proxy.as_ref().and_then(DelayProxy::cpu_seconds)
     }
+
+    /// The console of the pooler in front of its database, when there is one.
+    pub fn pooler_watch(&self) -> Option<std::sync::Arc<PoolerWatch>> {
+        self.pooler.as_ref().and_then(|pooler| pooler.watch.clone())
+    }
+
+    /// The pooler in front of its database, when there is one.
+    pub fn pooler(&self) -> Option<&PgBouncer> {
+        self.pooler.as_ref().map(|pooler| &pooler.process)
+    }
 }
 
 /// The environment of a variant in one configuration.
@@ -182,6 +281,7 @@ pub fn environment(database_url: &str, configuration: &Configuration) -> ServerE
     };
     environment.db_pool_size = Some(configuration.db_pool_size.get());
     environment.db_recycle = configuration.recycle;
+    environment.processes = configuration.processes.map(NonZeroUsize::get);
     environment
 }
 
@@ -194,29 +294,29 @@ struct DatabasePath {
 }
 
 async fn database_path(
-    database: &Database,
+    upstream_url: &str,
     configuration: &Configuration,
     session: &Session<'_>,
 ) -> Result<DatabasePath> {
     let round_trip = configuration.db_latency;
     if round_trip.is_zero() {
         return Ok(DatabasePath {
-            url: database.app_url.clone(),
+            url: upstream_url.to_string(),
             delay_proxy: None,
             latency_check: None,
         });
     }
-    let upstream = db_latency::database_address(&database.app_url)?;
+    let upstream = db_latency::database_address(upstream_url)?;
     let placement = session.placement.clone();
     let proxy =
         tokio::task::spawn_blocking(move || DelayProxy::start(upstream, round_trip, &placement))
             .await
             .context("starting the delay line")??;
-    let url = db_latency::through(&database.app_url, proxy.address)?;
+    let url = db_latency::through(upstream_url, proxy.address)?;
     db_latency::wait_until_reachable(&url)
         .await
         .context("reaching PostgreSQL through the delay line")?;
-    let check = db_latency::check(&database.app_url, &url, round_trip)
+    let check = db_latency::check(upstream_url, &url, round_trip)
         .await
         .context("timing round trips through the delay line")?;
     Ok(DatabasePath {
@@ -235,10 +335,30 @@ async fn start_server(
     let database = session
         .database
         .context("a server the harness starts needs a database")?;
-    let path = database_path(database, configuration, session).await?;
+    let pooler = match (configuration.pooler, &launch.pooler) {
+        (Pooler::PgBouncer(mode), Some(program)) => {
+            Some(start_pooler(program, mode, configuration, launch.processes_as, database).await?)
+        }
+        (Pooler::PgBouncer(_), None) => bail!("--pooler pgbouncer: no pgbouncer program"),
+        (Pooler::None, _) => None,
+    };
+    // A delay line goes in front of whatever the server would reach: the pooler beside the
+    // database, as a managed pooler sits beside a managed PostgreSQL across the network.
+    let upstream_url = match &pooler {
+        Some(pooler) => pooler.process.url_for(&database.app_url)?,
+        None => database.app_url.clone(),
+    };
+    let path = database_path(&upstream_url, configuration, session).await?;
     let mut command = session.placement.server_command(&launch.program);
     command.args(&launch.arguments);
-    environment(&path.url, configuration).apply_to(&mut command);
+    let mut environment = environment(&path.url, configuration);
+    if launch.processes_as == ProcessesVariable::Workers
+        && let Some(processes) = environment.processes.take()
+    {
+        environment.workers = Some(processes);
+    }
+    environment.db_statements = launch.statements;
+    environment.apply_to(&mut command);
     let started = Instant::now();
     let process = tokio::task::spawn_blocking(move || ServerProcess::spawn(command))
         .await
@@ -257,9 +377,44 @@ async fn start_server(
             path_style: PathStyle::Bare,
             process: Some(process),
             delay_proxy: path.delay_proxy,
+            pooler,
         },
         startup_seconds,
     ))
+}
+
+/// Starts PgBouncer in front of the run's database for one server, and connects to its console.
+async fn start_pooler(
+    program: &std::path::Path,
+    mode: pooler::PoolMode,
+    configuration: &Configuration,
+    processes_as: ProcessesVariable,
+    database: &Database,
+) -> Result<RunningPooler> {
+    // In session mode every process's pool needs its own server connections. A peer started
+    // without --processes runs its own default of workers, at most gunicorn's 2 x CPUs + 1.
+    let processes = match (configuration.processes, processes_as, configuration.workers) {
+        (Some(processes), _, _) => processes.get(),
+        (None, ProcessesVariable::Processes, _) => 1,
+        (None, ProcessesVariable::Workers, Workers::Fixed(workers)) => workers.get(),
+        (None, ProcessesVariable::Workers, Workers::OwnDefault) => {
+            2 * bakeoff_core::config::available_cpus().get() + 1
+        }
+    };
+    let pool_size = pooler::default_pool_size(mode, processes, configuration.db_pool_size);
+    let (program, url) = (program.to_path_buf(), database.app_url.clone());
+    let process =
+        tokio::task::spawn_blocking(move || PgBouncer::start(&program, &url, mode, pool_size))
+            .await
+            .context("starting pgbouncer")??;
+    let database_name = url::Url::parse(&database.app_url)
+        .map(|url| url.path().trim_start_matches('/').to_string())
+        .unwrap_or_default();
+    let watch = PoolerWatch::connect(&process, &database_name)
+        .await
+        .ok()
+        .map(std::sync::Arc::new);
+    Ok(RunningPooler { process, watch })
 }
 
 async fn reach_target(target: &TargetSpec, session: &Session<'_>) -> Result<RunningServer> {
@@ -283,6 +438,7 @@ async fn reach_target(target: &TargetSpec, session: &Session<'_>) -> Result<Runn
         path_style,
         process: None,
         delay_proxy: None,
+        pooler: None,
     })
 }
 
@@ -332,6 +488,7 @@ pub async fn resource_snapshot(address: SocketAddr) -> Option<ResourceSnapshot> 
 async fn effective_settings(address: SocketAddr) -> Option<EffectiveSettings> {
     let snapshot = resource_snapshot(address).await?;
     Some(EffectiveSettings {
+        processes: snapshot.processes,
         workers: snapshot.workers,
         db_pool_size: snapshot.db_pool_size,
         db_recycle: snapshot.db_recycle,
@@ -473,6 +630,11 @@ async fn run_trial<T>(
     };
     record.effective = running.effective.clone();
     record.latency_check = running.latency_check;
+    record.pooler = running.pooler().map(|pooler| PoolerRecord {
+        mode: pooler.mode,
+        default_pool_size: pooler.default_pool_size,
+        statements_setting: trial.statements_setting.map(str::to_string),
+    });
     let outcome = measure_verified(trial, session, verification, record, measure, &running).await;
     // Stopped whatever happened: a server that failed verification or measurement still shows
     // how it exits on SIGTERM.

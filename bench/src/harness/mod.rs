@@ -15,6 +15,7 @@ pub mod faults;
 pub mod flags;
 pub mod lifecycle;
 pub mod peers;
+pub mod pooler;
 pub mod record;
 pub mod servers;
 pub mod settings;

@@ -6,6 +6,7 @@ use bakeoff_core::DbRecycle;
 use serde::{Deserialize, Serialize};
 
 use crate::harness::db_latency::LatencyCheck;
+use crate::harness::pooler::PoolMode;
 use crate::harness::servers::{PathStyle, ServerKind};
 use crate::harness::settings::Configuration;
 
@@ -33,6 +34,9 @@ pub struct ServerRecord {
     pub startup_seconds: Option<f64>,
     #[serde(default)]
     pub shutdown: Option<Shutdown>,
+    /// The pooler the harness put in front of its database, when the configuration has one.
+    #[serde(default)]
+    pub pooler: Option<PoolerRecord>,
     /// What went wrong on the way without stopping the command (a failed warm-up request).
     #[serde(default)]
     pub notes: Vec<String>,
@@ -58,6 +62,7 @@ impl ServerRecord {
             skipped: None,
             startup_seconds: None,
             shutdown: None,
+            pooler: None,
             notes: Vec::new(),
             latency_check: None,
             path_style: None,
@@ -88,11 +93,31 @@ impl ServerRecord {
 /// The settings a server reported in `/test/resmon`: the effective ones, defaults resolved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EffectiveSettings {
+    /// Processes serving its port (`PROCESSES`; a peer's worker processes); 1 in files written
+    /// before the field existed.
+    #[serde(default = "one")]
+    pub processes: usize,
     pub workers: usize,
     pub db_pool_size: usize,
     /// `None` where the server does not say.
     #[serde(default)]
     pub db_recycle: Option<DbRecycle>,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// The PgBouncer of one server, as started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolerRecord {
+    pub mode: PoolMode,
+    /// Server connections it may open to PostgreSQL (see `pooler::default_pool_size`).
+    pub default_pool_size: usize,
+    /// The documented setting the server ran with to work behind it (statements unprepared in
+    /// transaction mode), when it needed one.
+    #[serde(default)]
+    pub statements_setting: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

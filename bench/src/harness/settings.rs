@@ -1,7 +1,7 @@
 //! What a server is run with, as dimensions of a run: worker count, pool size, connection-check
-//! policy and the round trip added between the server and PostgreSQL; each later dimension
-//! (processes, a pooler) is one more field here and one more list in [`Dimensions`], and so
-//! reaches every command that drives the harness.
+//! policy, the round trip added between the server and PostgreSQL, processes and a pooler; each
+//! later dimension is one more field here and one more list in [`Dimensions`], and so reaches
+//! every command that drives the harness.
 //!
 //! A [`Configuration`] is one point of the dimensions; [`Dimensions::configurations`] expands the
 //! lists for one server, leaving out the points that do not apply to it (a connection-check policy
@@ -14,6 +14,7 @@ pub use bakeoff_core::DbRecycle as Recycle;
 use serde::{Deserialize, Serialize};
 
 use crate::delay_line::RoundTrip;
+use crate::harness::pooler::Pooler;
 use crate::harness::servers::ServerSpec;
 
 /// `WORKERS`: each server's own default for the CPUs it is pinned to, or one count for all.
@@ -46,6 +47,14 @@ pub struct Configuration {
     /// Added between the server and PostgreSQL by a delay line; zero: a direct connection.
     #[serde(default)]
     pub db_latency: RoundTrip,
+    /// `PROCESSES` for a variant, `WORKERS` (its worker processes) for a peer; `None` when the
+    /// run does not set it (one process; a peer's own worker count), as in files written before
+    /// the dimension existed.
+    #[serde(default)]
+    pub processes: Option<NonZeroUsize>,
+    /// What stands between the server and PostgreSQL.
+    #[serde(default)]
+    pub pooler: Pooler,
 }
 
 /// The values of every dimension a run covers; every list has at least one value.
@@ -56,6 +65,12 @@ pub struct Dimensions {
     pub recycle: Vec<Recycle>,
     #[serde(default = "direct")]
     pub db_latencies: Vec<RoundTrip>,
+    /// Empty: not set (one process). See [`Configuration::processes`].
+    #[serde(default)]
+    pub processes: Vec<NonZeroUsize>,
+    /// At least one value in a run; empty in files written before the dimension (no pooler).
+    #[serde(default)]
+    pub poolers: Vec<Pooler>,
 }
 
 /// Files written before the latency dimension ran every server on a direct connection.
@@ -70,6 +85,8 @@ pub struct DimensionLists {
     pub db_pool_sizes: Vec<NonZeroUsize>,
     pub recycle: Vec<Recycle>,
     pub db_latencies: Vec<RoundTrip>,
+    pub processes: Vec<NonZeroUsize>,
+    pub poolers: Vec<Pooler>,
 }
 
 impl Dimensions {
@@ -80,6 +97,8 @@ impl Dimensions {
             db_pool_sizes,
             recycle,
             db_latencies,
+            processes,
+            poolers,
         } = lists;
         let workers = if workers.is_empty() {
             vec![Workers::OwnDefault]
@@ -103,6 +122,20 @@ impl Dimensions {
             } else {
                 db_latencies.to_vec()
             }),
+            processes: sorted(processes.to_vec()),
+            poolers: if poolers.is_empty() {
+                vec![Pooler::None]
+            } else {
+                sorted(poolers.to_vec())
+            },
+        }
+    }
+
+    fn poolers_or_none(&self) -> Vec<Pooler> {
+        if self.poolers.is_empty() {
+            vec![Pooler::None]
+        } else {
+            self.poolers.clone()
         }
     }
 
@@ -124,17 +157,34 @@ impl Dimensions {
         } else {
             vec![None]
         };
+        let processes: Vec<Option<NonZeroUsize>> = if self.processes.is_empty() {
+            vec![None]
+        } else {
+            self.processes.iter().copied().map(Some).collect()
+        };
+        // A peer's processes are its WORKERS: with --processes, the workers dimension is that.
+        let workers = match server {
+            ServerSpec::Peer(_) if !self.processes.is_empty() => vec![Workers::OwnDefault],
+            _ => self.workers.clone(),
+        };
+        let poolers = self.poolers_or_none();
         let mut configurations = Vec::new();
         for &db_latency in &self.db_latencies {
-            for &workers in &self.workers {
+            for &workers in &workers {
                 for &db_pool_size in &self.db_pool_sizes {
                     for &recycle in &recycle {
-                        configurations.push(Configuration {
-                            workers,
-                            db_pool_size,
-                            recycle,
-                            db_latency,
-                        });
+                        for &processes in &processes {
+                            for &pooler in &poolers {
+                                configurations.push(Configuration {
+                                    workers,
+                                    db_pool_size,
+                                    recycle,
+                                    db_latency,
+                                    processes,
+                                    pooler,
+                                });
+                            }
+                        }
                     }
                 }
             }
@@ -148,6 +198,8 @@ impl Dimensions {
             || self.db_pool_sizes.len() > 1
             || self.recycle.len() > 1
             || self.db_latencies.len() > 1
+            || self.processes.len() > 1
+            || self.poolers.len() > 1
     }
 
     /// A server's name with the values of the dimensions that vary in the run:
@@ -188,6 +240,17 @@ impl Dimensions {
         {
             parts.push(recycle.to_string());
         }
+        if self.processes.len() > 1
+            && let Some(processes) = configuration.processes
+        {
+            parts.push(match processes.get() {
+                1 => "1 process".to_string(),
+                count => format!("{count} processes"),
+            });
+        }
+        if self.poolers.len() > 1 {
+            parts.push(configuration.pooler.to_string());
+        }
         if parts.is_empty() {
             name.to_string()
         } else {
@@ -216,11 +279,29 @@ impl Dimensions {
         } else {
             String::new()
         };
-        format!(
+        let mut described = format!(
             "WORKERS {workers}; DB_POOL_SIZE {}; DB_RECYCLE {} (where a variant checks connections out){latency}",
             list(self.db_pool_sizes.iter().map(ToString::to_string).collect()),
             list(self.recycle.iter().map(ToString::to_string).collect()),
-        )
+        );
+        if !self.processes.is_empty() {
+            described.push_str(&format!(
+                "; PROCESSES {} (a peer's WORKERS), each with its own pool",
+                list(self.processes.iter().map(ToString::to_string).collect())
+            ));
+        }
+        if self.poolers_or_none() != [Pooler::None] {
+            described.push_str(&format!(
+                "; pooler {}",
+                list(
+                    self.poolers_or_none()
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect()
+                )
+            ));
+        }
+        described
     }
 }
 
@@ -234,6 +315,8 @@ fn sorted<T: Ord>(mut values: Vec<T>) -> Vec<T> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::harness::peers::Peer;
+    use crate::harness::pooler::PoolMode;
     use crate::harness::servers::{TargetSpec, Variant};
 
     fn count(value: usize) -> NonZeroUsize {
@@ -252,6 +335,8 @@ mod tests {
                 db_pool_size: count(4),
                 recycle: Some(Recycle::Fast),
                 db_latency: RoundTrip::ZERO,
+                processes: None,
+                pooler: Pooler::None,
             }]
         );
         assert!(!dimensions.varies());
@@ -294,6 +379,18 @@ mod tests {
             "axum-tokio-postgres (pool 4)"
         );
         let target = TargetSpec::parse("t=http://127.0.0.1:1").unwrap();
+        let poolers = Dimensions::new(
+            &DimensionLists {
+                poolers: vec![Pooler::PgBouncer(PoolMode::Session)],
+                ..DimensionLists::default()
+            },
+            count(4),
+        );
+        assert!(
+            poolers
+                .configurations(&ServerSpec::Target(target.clone()))
+                .is_empty()
+        );
         assert!(
             dimensions
                 .configurations(&ServerSpec::Target(target))
@@ -343,5 +440,52 @@ mod tests {
             only_latency.label_at_any_latency("actix-deadpool", configurations.last()),
             "actix-deadpool"
         );
+    }
+
+    #[test]
+    fn processes_and_poolers_multiply_and_name_themselves() {
+        let dimensions = Dimensions::new(
+            &DimensionLists {
+                workers: vec![count(2)],
+                processes: vec![count(2), count(1)],
+                poolers: vec![Pooler::PgBouncer(PoolMode::Session), Pooler::None],
+                ..DimensionLists::default()
+            },
+            count(4),
+        );
+        assert!(dimensions.varies());
+        let axum = dimensions.configurations(&ServerSpec::Variant(Variant::AxumTokioPostgres));
+        let labels: Vec<String> = axum
+            .iter()
+            .map(|c| dimensions.label("axum-tokio-postgres", Some(c)))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                "axum-tokio-postgres (1 process, no pooler)",
+                "axum-tokio-postgres (1 process, pgbouncer session)",
+                "axum-tokio-postgres (2 processes, no pooler)",
+                "axum-tokio-postgres (2 processes, pgbouncer session)",
+            ]
+        );
+        assert!(axum.iter().all(|c| c.workers == Workers::Fixed(count(2))));
+        // A peer's processes are its WORKERS: --workers does not apply beside --processes.
+        let peer = dimensions.configurations(&ServerSpec::Peer(Peer::FlaskGunicorn));
+        assert_eq!(peer.len(), 4);
+        assert!(peer.iter().all(|c| c.workers == Workers::OwnDefault));
+        assert!(
+            dimensions.describe().ends_with(
+                "; PROCESSES 1, 2 (a peer's WORKERS), each with its own pool; pooler no pooler, pgbouncer session"
+            ),
+            "{}",
+            dimensions.describe()
+        );
+        // Without the flags nothing changes: one configuration, no processes set, no pooler.
+        let plain = Dimensions::new(&DimensionLists::default(), count(4));
+        let configurations = plain.configurations(&ServerSpec::Peer(Peer::FlaskGunicorn));
+        assert_eq!(configurations.len(), 1);
+        assert_eq!(configurations[0].processes, None);
+        assert_eq!(configurations[0].pooler, Pooler::None);
+        assert!(!plain.varies());
     }
 }

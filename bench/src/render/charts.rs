@@ -45,7 +45,7 @@ pub(crate) fn svg_canvas(path: &Path, size: (u32, u32)) -> Result<Canvas<'_>> {
 
 /// A canvas titled `title` with `count` panels under the title, three to a row, each 300 pixels
 /// high; returns the titled area (to present when done) and the panels.
-fn titled_panels<'a>(
+pub(crate) fn titled_panels<'a>(
     path: &'a Path,
     title: &str,
     count: usize,

@@ -318,9 +318,14 @@ pub fn reading(lines: &[LatencyLine<'_>], dimensions: &Dimensions) -> String {
 
 /// A server with its settings other than pool size and latency.
 fn family_key(line: &LatencyLine<'_>) -> String {
+    let configuration = &line.configuration;
     format!(
-        "{}|{:?}|{:?}",
-        line.name, line.configuration.workers, line.configuration.recycle
+        "{}|{:?}|{:?}|{:?}|{:?}",
+        line.name,
+        configuration.workers,
+        configuration.recycle,
+        configuration.processes,
+        configuration.pooler
     )
 }
 
@@ -386,6 +391,7 @@ mod tests {
     use std::str::FromStr as _;
 
     use super::*;
+    use crate::harness::pooler::Pooler;
     use crate::harness::settings::{DimensionLists, Recycle, Workers};
     use crate::results::run::test_measurement;
 
@@ -418,6 +424,8 @@ mod tests {
             db_pool_size: pool,
             recycle: Some(Recycle::Fast),
             db_latency: RoundTrip::ZERO,
+            processes: None,
+            pooler: Pooler::None,
         };
         let cells = [cell(10_000.0), cell(5_000.0), cell(9_800.0), cell(9_100.0)];
         let lines = vec![

@@ -567,11 +567,15 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
     }
 
     text.push_str(&crate::render::db_latency::markdown(results, charts));
+    if crate::render::processes::applies(results) {
+        text.push_str(&crate::render::processes::markdown(results, charts));
+    }
     text.push_str(&crate::render::fault_report::markdown(results));
 
+    // The latency and processes sections show their own charts.
     let general: Vec<&String> = charts
         .iter()
-        .filter(|chart| !chart.starts_with("db-latency"))
+        .filter(|chart| !chart.starts_with("db-latency") && !chart.starts_with("processes-"))
         .collect();
     if !general.is_empty() {
         text.push_str("## Charts\n\n");
@@ -633,6 +637,9 @@ pub fn terminal(results: &RunResults) -> String {
         }
     }
     text.push_str(&crate::render::fault_report::terminal(results));
+    if crate::render::processes::applies(results) {
+        text.push_str(&crate::render::processes::terminal(results));
+    }
     text
 }
 
@@ -640,6 +647,9 @@ pub fn terminal(results: &RunResults) -> String {
 pub fn write(results: &RunResults, directory: &Path) -> Result<Vec<String>> {
     let mut charts = crate::render::charts::write_all(results, directory)?;
     charts.extend(crate::render::timeline::write_all(results, directory)?);
+    if crate::render::processes::applies(results) {
+        charts.extend(crate::render::processes::write_charts(results, directory)?);
+    }
     crate::results::write_file(directory, "report.md", markdown(results, &charts))?;
     Ok(charts)
 }

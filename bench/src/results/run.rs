@@ -293,6 +293,12 @@ pub struct ServerFigures {
     pub processes_peak: u64,
     /// Connections the server held to PostgreSQL (pg_stat_activity), peak over the run.
     pub db_connections_peak: Option<u64>,
+    /// Behind a pooler: the client connections it served for the server (`SHOW CLIENTS`) and the
+    /// server connections it held to PostgreSQL (`SHOW POOLS`), peaks over the run.
+    #[serde(default)]
+    pub pooler_clients_peak: Option<u64>,
+    #[serde(default)]
+    pub pooler_server_connections_peak: Option<u64>,
     /// Statements the server ran (pg_stat_statements) per answer.
     pub statements_per_request: Option<f64>,
 }

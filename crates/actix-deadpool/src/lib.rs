@@ -28,6 +28,9 @@ pub const VARIANT: Variant = Variant {
     recycle_meaning: "deadpool-postgres's recycling method: fast checks only that the socket is \
                       open, verified also runs an empty query on each checkout of an idle \
                       connection",
+    unprepared_statements: Err(
+        "statements are prepared and cached per connection (deadpool-postgres `prepare_cached`); unprepared statements would take other calls (tokio-postgres `query_typed`), not a setting",
+    ),
 };
 
 /// Why the server could not start or stopped with an error.
@@ -101,7 +104,15 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         .workers(config.workers_or_cpus())
         .shutdown_timeout(SHUTDOWN_DEADLINE.as_secs())
         .shutdown_signal(bakeoff_core::shutdown::signal().map_err(RunError::Serve)?)
-        .bind(config.bind)
+        // actix's default backlog; SO_REUSEPORT when one of PROCESSES copies.
+        .listen(
+            bakeoff_core::processes::bind_listener(config.bind, 2048).map_err(|source| {
+                RunError::Bind {
+                    address: config.bind,
+                    source,
+                }
+            })?,
+        )
         .map_err(|source| RunError::Bind {
             address: config.bind,
             source,

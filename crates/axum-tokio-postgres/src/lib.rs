@@ -27,6 +27,9 @@ pub const VARIANT: Variant = Variant {
     recycle_meaning: "accepted and reported, but this variant does not check connections out, so \
                       neither policy runs a query; a connection found closed is skipped and its \
                       supervisor reconnects",
+    unprepared_statements: Err(
+        "every statement is prepared once per connection (tokio-postgres `prepare`) and reused; unprepared statements would take other calls (tokio-postgres `query_typed`), not a setting",
+    ),
 };
 
 /// Builds the runtime with `WORKERS` threads and serves until SIGTERM or SIGINT.

@@ -10,13 +10,15 @@ use std::time::Duration;
 
 /// The variables every server reads, in the order `--help` lists them. The Docker setup is
 /// checked against this list.
-pub const ENV_VARS: [&str; 7] = [
+pub const ENV_VARS: [&str; 9] = [
     "DATABASE_URL",
     "BIND",
+    "PROCESSES",
     "WORKERS",
     "DB_POOL_SIZE",
     "DB_WAIT_TIMEOUT_MS",
     "DB_RECYCLE",
+    "DB_STATEMENTS",
     "RUST_LOG",
 ];
 
@@ -40,6 +42,40 @@ pub struct Variant {
     pub pool_default: &'static str,
     /// What `DB_RECYCLE` means for this variant's connections, in words.
     pub recycle_meaning: &'static str,
+    /// `DB_STATEMENTS=unprepared`: what it does here (`Ok`), or why this variant cannot run
+    /// its statements unprepared (`Err`), in words.
+    pub unprepared_statements: Result<&'static str, &'static str>,
+}
+
+/// `DB_STATEMENTS`: whether the driver prepares named statements (each variant's own practice,
+/// the default) or sends every statement unprepared, its parse, bind and execute in one round
+/// trip. A pooler in transaction mode that predates protocol-level prepared statements
+/// (PgBouncer before 1.21) hands a client another server connection after each transaction,
+/// where a statement prepared on the last one does not exist: only unprepared statements work
+/// behind it. Only a variant whose driver has a documented setting for it accepts `unprepared`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DbStatements {
+    #[default]
+    Prepared,
+    Unprepared,
+}
+
+impl DbStatements {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DbStatements::Prepared => "prepared",
+            DbStatements::Unprepared => "unprepared",
+        }
+    }
+
+    /// `prepared` or `unprepared`, in any case.
+    pub fn parse(text: &str) -> Result<DbStatements, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "prepared" => Ok(DbStatements::Prepared),
+            "unprepared" => Ok(DbStatements::Unprepared),
+            _ => Err(format!("{text:?} is neither prepared nor unprepared")),
+        }
+    }
 }
 
 /// `DB_RECYCLE`: whether a pooled connection is checked with a query each time it is checked
@@ -145,6 +181,9 @@ pub struct ConfigError {
 pub struct Config {
     pub database_url: DatabaseUrl,
     pub bind: SocketAddr,
+    /// `PROCESSES`: copies of the server sharing `BIND` (1: this process alone). See
+    /// [`crate::processes`].
+    pub processes: NonZeroUsize,
     /// Request-serving threads; `None` means the variant's default.
     pub workers: Option<NonZeroUsize>,
     /// Database connections; `None` means the variant's default.
@@ -153,6 +192,8 @@ pub struct Config {
     pub db_wait_timeout: Duration,
     /// Whether a checkout runs a query to verify the connection.
     pub db_recycle: DbRecycle,
+    /// Whether statements are prepared (see [`DbStatements`]).
+    pub db_statements: DbStatements,
 }
 
 impl Config {
@@ -183,6 +224,15 @@ impl Config {
             )
         })?;
 
+        let processes = match present("PROCESSES") {
+            None => NonZeroUsize::MIN,
+            Some(text) => parse_positive(&text).ok_or_else(|| {
+                error(
+                    "PROCESSES",
+                    format!("{text:?} is not a whole number of at least 1"),
+                )
+            })?,
+        };
         let workers = match present("WORKERS") {
             None => None,
             Some(text) => Some(parse_positive(&text).ok_or_else(|| {
@@ -222,14 +272,34 @@ impl Config {
                 DbRecycle::parse(&text).map_err(|problem| error("DB_RECYCLE", problem))?
             }
         };
+        let db_statements = match present("DB_STATEMENTS") {
+            None => DbStatements::default(),
+            Some(text) => {
+                DbStatements::parse(&text).map_err(|problem| error("DB_STATEMENTS", problem))?
+            }
+        };
         Ok(Config {
             database_url,
             bind,
+            processes,
             workers,
             db_pool_size,
             db_wait_timeout,
             db_recycle,
+            db_statements,
         })
+    }
+
+    /// The configuration if `variant` can run it: `DB_STATEMENTS=unprepared` only where the
+    /// variant's driver can.
+    pub fn supported_by(self, variant: &Variant) -> Result<Config, ConfigError> {
+        match (self.db_statements, variant.unprepared_statements) {
+            (DbStatements::Unprepared, Err(reason)) => Err(ConfigError {
+                variable: "DB_STATEMENTS",
+                problem: format!("{} cannot run unprepared: {reason}", variant.name),
+            }),
+            _ => Ok(self),
+        }
     }
 
     /// `WORKERS`, or the variant's default.
@@ -265,14 +335,21 @@ pub fn help_text(variant: &Variant) -> String {
          Environment:\n  \
            DATABASE_URL        required; postgres://user[:password]@host[:port]/dbname\n  \
            BIND                address to listen on (default {bind}; port 0 picks a free port)\n  \
+           PROCESSES           copies of the server sharing BIND with SO_REUSEPORT, each with its own\n                      \
+                               WORKERS and DB_POOL_SIZE (default 1: this process alone)\n  \
            WORKERS             request-serving threads (default: {workers})\n  \
            DB_POOL_SIZE        database connections (default: {pool})\n  \
            DB_WAIT_TIMEOUT_MS  how long a request may wait for a connection before 503 (default {wait})\n  \
            DB_RECYCLE          fast (default) or verified: whether checking a connection out runs a query;\n                      \
                                here: {recycle}\n  \
+           DB_STATEMENTS       prepared (default) or unprepared, for a pooler in transaction mode;\n                      \
+                               here: {statements}\n  \
            RUST_LOG            log filter for stderr, e.g. info or debug (default warn)\n\n\
          On start it prints one line, `listening on http://ADDR`, on stdout.\n\
-         SIGTERM or SIGINT: stop accepting, finish in-flight requests, exit within {deadline} s.\n",
+         SIGTERM or SIGINT: stop accepting, finish in-flight requests, exit within {deadline} s.\n\
+         With PROCESSES above 1 the started process supervises the copies: it prints the line once\n\
+         all of them listen, passes SIGTERM and SIGINT on, exits 0 if all drained cleanly and {died}\n\
+         if one died while serving (it is not restarted).\n",
         name = variant.name,
         version = crate::VERSION,
         summary = variant.summary,
@@ -280,8 +357,13 @@ pub fn help_text(variant: &Variant) -> String {
         workers = variant.workers_default,
         pool = variant.pool_default,
         recycle = variant.recycle_meaning,
+        statements = match variant.unprepared_statements {
+            Ok(meaning) => format!("unprepared {meaning}"),
+            Err(reason) => format!("unprepared is refused: {reason}"),
+        },
         wait = DEFAULT_DB_WAIT_TIMEOUT_MS,
         deadline = SHUTDOWN_DEADLINE.as_secs(),
+        died = crate::processes::EXIT_PROCESS_DIED,
     )
 }
 
@@ -308,13 +390,20 @@ pub fn startup(variant: &Variant) -> Config {
         }
     }
     init_logging();
-    match Config::from_env() {
+    let config = match Config::from_env().and_then(|config| config.supported_by(variant)) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("error: {error}");
             std::process::exit(2);
         }
+    };
+    let marker = std::env::var(crate::processes::MEMBER_VARIABLE).ok();
+    let role = crate::processes::Role::of(&config, marker.as_deref());
+    crate::processes::enter(role);
+    if let crate::processes::Role::Supervisor { processes } = role {
+        crate::processes::supervise(&config, processes);
     }
+    config
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `warn`). Stdout is kept for the one
@@ -351,7 +440,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_variable() {
-        let cases: [(&[(&str, &str)], &str); 6] = [
+        let cases: [(&[(&str, &str)], &str); 8] = [
             (&[], "DATABASE_URL"),
             (&[("DATABASE_URL", "mysql://x/y")], "DATABASE_URL"),
             (
@@ -361,6 +450,10 @@ mod tests {
             (
                 &[("DATABASE_URL", "postgres://u@h/d"), ("WORKERS", "0")],
                 "WORKERS",
+            ),
+            (
+                &[("DATABASE_URL", "postgres://u@h/d"), ("PROCESSES", "0")],
+                "PROCESSES",
             ),
             (
                 &[
@@ -375,6 +468,13 @@ mod tests {
                     ("DB_RECYCLE", "often"),
                 ],
                 "DB_RECYCLE",
+            ),
+            (
+                &[
+                    ("DATABASE_URL", "postgres://u@h/d"),
+                    ("DB_STATEMENTS", "sometimes"),
+                ],
+                "DB_STATEMENTS",
             ),
         ];
         for (pairs, variable) in cases {
@@ -424,6 +524,7 @@ mod tests {
             workers_default: "two",
             pool_default: "three",
             recycle_meaning: "nothing to check out",
+            unprepared_statements: Err("it prepares everything"),
         };
         let help = help_text(&variant);
         for variable in ENV_VARS {
@@ -432,6 +533,20 @@ mod tests {
         assert!(
             help.contains("\n                      here: nothing to check out\n"),
             "{help}"
+        );
+        assert!(
+            help.contains("here: unprepared is refused: it prepares everything\n"),
+            "{help}"
+        );
+        let unprepared = config_from(&[
+            ("DATABASE_URL", "postgres://u@h/d"),
+            ("DB_STATEMENTS", "Unprepared"),
+        ])
+        .unwrap();
+        assert_eq!(unprepared.db_statements, DbStatements::Unprepared);
+        assert_eq!(
+            unprepared.supported_by(&variant).unwrap_err().to_string(),
+            "DB_STATEMENTS: example cannot run unprepared: it prepares everything"
         );
     }
 }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod model;
 pub mod openapi;
 pub mod params;
+pub mod processes;
 pub mod resmon;
 pub mod shutdown;
 pub mod sql;
@@ -25,7 +26,7 @@ pub mod orm;
 #[cfg(feature = "tokio")]
 pub mod serving;
 
-pub use config::{Config, ConfigError, DbRecycle, Variant};
+pub use config::{Config, ConfigError, DbRecycle, DbStatements, Variant};
 pub use error::{ApiError, ErrorBody};
 pub use params::{ContactId, FibonacciN, Iterations, LastNamePrefix, Millis, PageRequest};
 

@@ -23,7 +23,12 @@ pub struct ResourceSnapshot {
     /// Seconds since the process started.
     #[schema(minimum = 0)]
     pub uptime_seconds: f64,
-    /// `WORKERS` as the server applied it.
+    /// `PROCESSES`: how many copies of the server share its port (this is one of them). 1 in a
+    /// snapshot recorded before the field existed.
+    #[serde(default = "one_process")]
+    #[schema(minimum = 1)]
+    pub processes: usize,
+    /// `WORKERS` as the server applied it (in each process).
     #[schema(minimum = 1)]
     pub workers: usize,
     /// `DB_POOL_SIZE` as the server applied it.
@@ -33,6 +38,10 @@ pub struct ResourceSnapshot {
     /// snapshot recorded before the field existed (an older `concurrency.json`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub db_recycle: Option<DbRecycle>,
+}
+
+fn one_process() -> usize {
+    1
 }
 
 /// Reads the calling process. Fails only where /proc is missing (not Linux).
@@ -56,6 +65,7 @@ pub fn snapshot(
         cpu_user_seconds: stat.utime as f64 / ticks_per_second,
         cpu_system_seconds: stat.stime as f64 / ticks_per_second,
         uptime_seconds: (system_uptime - stat.starttime as f64 / ticks_per_second).max(0.0),
+        processes: crate::processes::role().processes(),
         workers,
         db_pool_size,
         db_recycle: Some(db_recycle),
@@ -83,5 +93,6 @@ mod tests {
             "cpu_system_seconds":0.25,"uptime_seconds":9.0,"workers":2,"db_pool_size":4}"#;
         let snapshot: super::ResourceSnapshot = serde_json::from_str(recorded).unwrap();
         assert_eq!(snapshot.db_recycle, None);
+        assert_eq!(snapshot.processes, 1);
     }
 }

@@ -1,6 +1,6 @@
 //! What the variants on tokio do around their framework, the same for each: a runtime with
 //! `WORKERS` worker threads, and before serving the CPU workload warmed up, the shutdown signal
-//! installed and the listening socket bound and announced. Their `lib.rs` then shows only what
+//! installed and the listening socket bound (shared with the other copies under `PROCESSES`) and announced. Their `lib.rs` then shows only what
 //! differs: the framework and the database access.
 
 use std::net::SocketAddr;
@@ -46,7 +46,10 @@ pub async fn listen(
         address: config.bind,
         source,
     };
-    let listener = TcpListener::bind(config.bind).await.map_err(bind_error)?;
+    // tokio's own backlog for `TcpListener::bind`; SO_REUSEPORT when one of PROCESSES copies.
+    let listener = crate::processes::bind_listener(config.bind, 1024).map_err(bind_error)?;
+    listener.set_nonblocking(true).map_err(bind_error)?;
+    let listener = TcpListener::from_std(listener).map_err(bind_error)?;
     announce_listening(listener.local_addr().map_err(bind_error)?);
     Ok((listener, shutdown))
 }

@@ -1,7 +1,7 @@
 //! The tests every server crate runs over its own binary, through [`conformance_tests!`]:
 //! the contract, recovery from a PostgreSQL restart (and a late start) and from terminated
 //! backends under both `DB_RECYCLE` policies, service from the first request after a start,
-//! configuration errors, and graceful shutdown. Each starts its own throwaway PostgreSQL and the real binary; nothing is
+//! configuration errors, graceful shutdown, and serving as two processes (`PROCESSES=2`). Each starts its own throwaway PostgreSQL and the real binary; nothing is
 //! mocked. They panic with a full report on failure, as tests do.
 
 #![allow(clippy::unwrap_used)]
@@ -464,7 +464,7 @@ fn run_to_exit(binary: &str, arguments: &[&str], variables: &[(&str, &str)]) -> 
 /// lists every variable; `--version` prints the version.
 pub fn rejects_bad_configuration_with_exit_code_2(binary: &str) {
     let url = "postgres://bakeoff_app@127.0.0.1:1/bakeoff";
-    let cases: [(&str, Vec<(&str, &str)>); 7] = [
+    let cases: [(&str, Vec<(&str, &str)>); 9] = [
         ("DATABASE_URL", vec![]),
         (
             "DATABASE_URL",
@@ -481,6 +481,11 @@ pub fn rejects_bad_configuration_with_exit_code_2(binary: &str) {
             "DB_WAIT_TIMEOUT_MS",
             vec![("DATABASE_URL", url), ("DB_WAIT_TIMEOUT_MS", "soon")],
         ),
+        (
+            "DB_STATEMENTS",
+            vec![("DATABASE_URL", url), ("DB_STATEMENTS", "sometimes")],
+        ),
+        ("PROCESSES", vec![("DATABASE_URL", url), ("PROCESSES", "0")]),
     ];
     for (variable, variables) in cases {
         let outcome = run_to_exit(binary, &[], &variables);
@@ -582,6 +587,129 @@ pub fn finishes_in_flight_requests_on_sigterm_and_sigint(binary: &str) {
     });
 }
 
+/// The processes `pid` started (from its main thread, where the supervisor starts them).
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|child| child.parse().ok())
+        .collect()
+}
+
+/// `PROCESSES=2`: two copies share the port (both answer, each reports `processes` 2 and its
+/// own pid), each holds its own pool at PostgreSQL; SIGTERM drains both and the group exits 0
+/// with a request in flight completed. A copy killed while serving leaves the other serving and
+/// makes the group's exit code `EXIT_PROCESS_DIED`.
+pub fn serves_as_two_processes_and_reports_one_dying(binary: &str) {
+    runtime().block_on(async {
+        let postgres = seeded_postgres(100, 7).await;
+        let mut environment = test_environment(&postgres.app_url());
+        environment.processes = Some(2);
+        let server = ServerProcess::spawn(environment.command(Path::new(binary))).unwrap();
+        let children = children_of(server.pid());
+        assert_eq!(
+            children.len(),
+            2,
+            "children of the supervisor: {children:?}"
+        );
+
+        // New connections are spread over both listeners by the kernel.
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        let mut answered_by = std::collections::BTreeSet::new();
+        for _ in 0..40 {
+            let (status, _, body) =
+                get(&client, &format!("{}/test/resmon", server.base_url())).await;
+            assert_eq!(status, 200, "{body}");
+            let snapshot: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(snapshot["processes"], 2, "{body}");
+            answered_by.insert(snapshot["pid"].as_u64().unwrap() as u32);
+            let (status, _, body) = get(&client, &format!("{}/types", server.base_url())).await;
+            assert_eq!(status, 200, "{body}");
+        }
+        let expected: std::collections::BTreeSet<u32> = children.iter().copied().collect();
+        assert_eq!(
+            answered_by, expected,
+            "the pids that answered are the two children"
+        );
+
+        // Each copy has its own pool: more connections at PostgreSQL than one pool holds.
+        let admin = bakeoff_testkit::connect(&postgres.admin_url())
+            .await
+            .unwrap();
+        let connections: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = $1",
+                &[&APP_ROLE],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(
+            connections >= 2,
+            "{connections} connections for two processes"
+        );
+
+        // SIGTERM drains both: a request in flight completes, the group exits 0, no copy is left.
+        let url = format!("{}/test/async-iobound/1000", server.base_url());
+        let waiting = client.clone();
+        let in_flight = tokio::spawn(async move { get(&waiting, &url).await });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let signalled = Instant::now();
+        server.signal(Signal::SIGTERM).unwrap();
+        let (status, _, body) = in_flight.await.unwrap();
+        assert_eq!(status, 200, "the in-flight request was cut: {body}");
+        let mut server = server;
+        let report = tokio::task::spawn_blocking(move || {
+            server.wait_for_exit(signalled, SHUTDOWN_DEADLINE + Duration::from_secs(5))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(report.is_clean(), "the group exited {report:?}");
+        for child in &children {
+            assert!(
+                !Path::new(&format!("/proc/{child}")).exists(),
+                "process {child} outlived its supervisor"
+            );
+        }
+
+        // A copy that dies while serving is not replaced: the other serves on, and the group's
+        // exit code says that one died.
+        let server = ServerProcess::spawn(environment.command(Path::new(binary))).unwrap();
+        let children = children_of(server.pid());
+        assert_eq!(children.len(), 2, "{children:?}");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(children[0] as i32),
+            Signal::SIGKILL,
+        )
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            children_of(server.pid()),
+            vec![children[1]],
+            "not restarted"
+        );
+        for _ in 0..10 {
+            let (status, _, body) = get(&client, &format!("{}/types", server.base_url())).await;
+            assert_eq!(status, 200, "the surviving process: {body}");
+        }
+        let report = tokio::task::spawn_blocking(move || {
+            server.terminate(SHUTDOWN_DEADLINE + Duration::from_secs(5))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            report.code,
+            Some(bakeoff_core::processes::EXIT_PROCESS_DIED),
+            "{report:?}"
+        );
+    });
+}
+
 /// Generates the shared tests for one server binary. A server crate's `tests/it/main.rs` is:
 ///
 /// ```ignore
@@ -637,6 +765,11 @@ macro_rules! conformance_tests {
         #[test]
         fn finishes_in_flight_requests_on_sigterm_and_sigint() {
             $crate::finishes_in_flight_requests_on_sigterm_and_sigint($binary);
+        }
+
+        #[test]
+        fn serves_as_two_processes_and_reports_one_dying() {
+            $crate::serves_as_two_processes_and_reports_one_dying($binary);
         }
     };
 }

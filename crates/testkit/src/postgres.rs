@@ -101,23 +101,28 @@ impl Binaries {
 
     /// A command for a server program, run as the `postgres` account when we are root.
     fn command(&self, name: &str) -> Result<Command> {
-        let program = self.program(name);
-        if !Uid::effective().is_root() {
-            return Ok(Command::new(program));
-        }
-        let mut command = Command::new("setpriv");
-        command
-            .args([
-                "--reuid",
-                ADMIN_ROLE,
-                "--regid",
-                ADMIN_ROLE,
-                "--init-groups",
-                "--",
-            ])
-            .arg(program);
-        Ok(command)
+        Ok(unprivileged_command(&self.program(name)))
     }
+}
+
+/// A command for a program that refuses to run as root (PostgreSQL's, PgBouncer): as the
+/// `postgres` account through `setpriv` when we are root, as ourselves otherwise.
+pub fn unprivileged_command(program: &Path) -> Command {
+    if !Uid::effective().is_root() {
+        return Command::new(program);
+    }
+    let mut command = Command::new("setpriv");
+    command
+        .args([
+            "--reuid",
+            ADMIN_ROLE,
+            "--regid",
+            ADMIN_ROLE,
+            "--init-groups",
+            "--",
+        ])
+        .arg(program);
+    command
 }
 
 fn which(program: &str) -> Option<PathBuf> {

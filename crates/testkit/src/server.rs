@@ -23,6 +23,8 @@ pub struct ServerEnvironment {
     pub database_url: String,
     /// `BIND`; port 0 lets the server choose, and `listening on` says which.
     pub bind: String,
+    /// `PROCESSES`; `None` leaves one process.
+    pub processes: Option<usize>,
     /// `WORKERS`; `None` leaves the server's own default.
     pub workers: Option<usize>,
     /// `DB_POOL_SIZE`; `None` leaves the server's own default.
@@ -31,6 +33,8 @@ pub struct ServerEnvironment {
     pub db_wait_timeout_ms: Option<u64>,
     /// `DB_RECYCLE`; `None` leaves the default.
     pub db_recycle: Option<bakeoff_core::DbRecycle>,
+    /// `DB_STATEMENTS`; `None` leaves the default (prepared).
+    pub db_statements: Option<bakeoff_core::DbStatements>,
     /// `RUST_LOG`.
     pub log_filter: String,
 }
@@ -41,10 +45,12 @@ impl ServerEnvironment {
         ServerEnvironment {
             database_url: database_url.to_string(),
             bind: "127.0.0.1:0".to_string(),
+            processes: None,
             workers: None,
             db_pool_size: None,
             db_wait_timeout_ms: None,
             db_recycle: None,
+            db_statements: None,
             log_filter: "error".to_string(),
         }
     }
@@ -59,6 +65,7 @@ impl ServerEnvironment {
             .env("BIND", &self.bind)
             .env("RUST_LOG", &self.log_filter);
         let optional = [
+            ("PROCESSES", self.processes.map(|value| value.to_string())),
             ("WORKERS", self.workers.map(|value| value.to_string())),
             (
                 "DB_POOL_SIZE",
@@ -71,6 +78,11 @@ impl ServerEnvironment {
             (
                 "DB_RECYCLE",
                 self.db_recycle.map(|recycle| recycle.as_str().to_string()),
+            ),
+            (
+                "DB_STATEMENTS",
+                self.db_statements
+                    .map(|statements| statements.as_str().to_string()),
             ),
         ];
         for (variable, value) in optional {

@@ -22,7 +22,8 @@ use bakeoff_core::model::{Contact, ContactType, Page, assemble_contacts};
 use bakeoff_core::orm::{
     self, ContactRecord, ContactTypeRecord, DetailRecord, Failure, PageRecord,
 };
-use bakeoff_core::{ApiError, ContactId, DbRecycle, PageRequest};
+use bakeoff_core::{ApiError, ContactId, DbRecycle, DbStatements, PageRequest};
+use diesel::connection::{CacheSize, Connection as _};
 use diesel::r2d2::{self, ConnectionManager, ManageConnection, PooledConnection, R2D2Connection};
 use diesel::{OptionalExtension, PgConnection, RunQueryDsl};
 
@@ -40,13 +41,25 @@ pub struct Database {
 
 impl Database {
     /// A pool of `size` connections; a checkout waits at most `wait` for one to be free.
-    pub fn new(url: &DatabaseUrl, size: usize, wait: Duration, recycle: DbRecycle) -> Database {
+    /// Under `DB_STATEMENTS=unprepared` each connection's prepared-statement cache is disabled:
+    /// diesel then sends every statement with `PQsendQueryParams` (no named statement), which a
+    /// pooler in transaction mode can pass to any server connection.
+    pub fn new(
+        url: &DatabaseUrl,
+        size: usize,
+        wait: Duration,
+        recycle: DbRecycle,
+        statements: DbStatements,
+    ) -> Database {
         let pool = Pool::builder()
             .max_size(u32::try_from(size).unwrap_or(u32::MAX))
             .connection_timeout(wait)
             .test_on_check_out(recycle == DbRecycle::Verified)
             .error_handler(Box::new(LogErrors))
-            .build_unchecked(Manager(ConnectionManager::new(url.as_str())));
+            .build_unchecked(Manager {
+                manager: ConnectionManager::new(url.as_str()),
+                statements,
+            });
         Database {
             pool,
             wait,
@@ -112,9 +125,13 @@ impl Database {
 
 /// diesel's r2d2 manager, over connections that remember being found closed, so that r2d2
 /// drops them when they come back instead of handing them to the next request. diesel's own
-/// check (`has_broken`) looks at the transaction state only.
+/// check (`has_broken`) looks at the transaction state only. It also applies `DB_STATEMENTS` to
+/// each new connection.
 #[derive(Debug)]
-struct Manager(ConnectionManager<PgConnection>);
+struct Manager {
+    manager: ConnectionManager<PgConnection>,
+    statements: DbStatements,
+}
 
 struct Checked {
     connection: PgConnection,
@@ -127,7 +144,10 @@ impl ManageConnection for Manager {
     type Error = r2d2::Error;
 
     fn connect(&self) -> Result<Checked, r2d2::Error> {
-        let connection = self.0.connect()?;
+        let mut connection = self.manager.connect()?;
+        if self.statements == DbStatements::Unprepared {
+            connection.set_prepared_statement_cache_size(CacheSize::Disabled);
+        }
         Ok(Checked {
             connection,
             lost: false,
@@ -135,11 +155,11 @@ impl ManageConnection for Manager {
     }
 
     fn is_valid(&self, checked: &mut Checked) -> Result<(), r2d2::Error> {
-        self.0.is_valid(&mut checked.connection)
+        self.manager.is_valid(&mut checked.connection)
     }
 
     fn has_broken(&self, checked: &mut Checked) -> bool {
-        checked.lost || self.0.has_broken(&mut checked.connection)
+        checked.lost || self.manager.has_broken(&mut checked.connection)
     }
 }
 

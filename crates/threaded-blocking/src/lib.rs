@@ -15,7 +15,7 @@ mod app;
 mod db;
 mod http;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -36,6 +36,10 @@ pub const VARIANT: Variant = Variant {
     pool_default: "WORKERS, one connection per thread",
     recycle_meaning: "r2d2's test_on_check_out: verified runs SELECT 1 on every checkout, fast \
                       runs nothing",
+    unprepared_statements: Ok(
+        "disables diesel's prepared-statement cache (CacheSize::Disabled): each statement goes \
+         out with PQsendQueryParams, parse, bind and execute in one round trip",
+    ),
 };
 
 /// Why the server could not start, or stopped other than by a signal.
@@ -72,12 +76,16 @@ pub fn run(config: Config) -> Result<(), ServeError> {
         db_pool_size,
         config.db_wait_timeout,
         config.db_recycle,
+        config.db_statements,
     );
     let app = Arc::new(App::new(database, workers, db_pool_size));
 
-    let listener = TcpListener::bind(config.bind).map_err(|source| ServeError::Bind {
-        address: config.bind,
-        source,
+    // std's backlog for `TcpListener::bind`; SO_REUSEPORT when one of PROCESSES copies.
+    let listener = bakeoff_core::processes::bind_listener(config.bind, 128).map_err(|source| {
+        ServeError::Bind {
+            address: config.bind,
+            source,
+        }
     })?;
     let address = listener.local_addr().map_err(|source| ServeError::Bind {
         address: config.bind,

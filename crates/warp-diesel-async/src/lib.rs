@@ -23,6 +23,9 @@ pub const VARIANT: Variant = Variant {
     recycle_meaning: "diesel-async's recycling method: fast checks only that the connection is \
                       not broken, verified also runs SELECT 1 on each checkout of an idle \
                       connection",
+    unprepared_statements: Err(
+        "diesel-async prepares every statement through tokio-postgres (named), whatever its statement cache size",
+    ),
 };
 
 /// Builds the runtime with `WORKERS` threads and serves until SIGTERM or SIGINT.

@@ -34,6 +34,9 @@ def snapshot(variant: str, workers: int, db_pool_size: int, db_recycle: str) -> 
         "cpu_user_seconds": user_ticks / _TICKS_PER_SECOND,
         "cpu_system_seconds": system_ticks / _TICKS_PER_SECOND,
         "uptime_seconds": max(system_uptime - start_ticks / _TICKS_PER_SECOND, 0.0),
+        # Every worker process serves the port, so the processes are the workers (PROCESSES in
+        # core's terms; gunicorn's master serves nothing and is not counted).
+        "processes": workers,
         "workers": workers,
         "db_pool_size": db_pool_size,
         "db_recycle": db_recycle,

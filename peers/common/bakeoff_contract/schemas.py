@@ -71,6 +71,7 @@ class ResourceSnapshot(Schema):
     cpu_user_seconds: float
     cpu_system_seconds: float
     uptime_seconds: float
+    processes: int
     workers: int
     db_pool_size: int
     #: `fast` or `verified`, as DB_RECYCLE was applied.
