@@ -5,7 +5,7 @@ use anyhow::Context;
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
-    let config = bakeoff_core::config::startup(&actix_deadpool::VARIANT);
+    let config = bakeoff_core::startup::startup(&actix_deadpool::VARIANT);
     match actix_deadpool::run(config).await {
         // A URL of the right form that the driver still refuses (an unknown option, say) is a
         // configuration error like any other: one line, exit code 2.

@@ -22,6 +22,10 @@ pub const ENV_VARS: [&str; 9] = [
     "RUST_LOG",
 ];
 
+/// A server's exit code when one of its `PROCESSES` copies died while serving (it is not
+/// restarted; see [`crate::processes`]).
+pub const EXIT_PROCESS_DIED: i32 = 3;
+
 pub const DEFAULT_BIND: &str = "127.0.0.1:8000";
 pub const DEFAULT_DB_WAIT_TIMEOUT_MS: u64 = 2_000;
 
@@ -363,47 +367,8 @@ pub fn help_text(variant: &Variant) -> String {
         },
         wait = DEFAULT_DB_WAIT_TIMEOUT_MS,
         deadline = SHUTDOWN_DEADLINE.as_secs(),
-        died = crate::processes::EXIT_PROCESS_DIED,
+        died = EXIT_PROCESS_DIED,
     )
-}
-
-/// The start of every server's `main`: answers `--help` and `--version`, refuses other
-/// arguments, sets up logging to stderr, and reads the configuration. On a configuration error it
-/// prints one line naming the variable and exits with code 2.
-pub fn startup(variant: &Variant) -> Config {
-    let arguments: Vec<String> = std::env::args().skip(1).collect();
-    match arguments.first().map(String::as_str) {
-        None => {}
-        Some("--help" | "-h") => {
-            print!("{}", help_text(variant));
-            std::process::exit(0);
-        }
-        Some("--version" | "-V") => {
-            println!("{} {}", variant.name, crate::VERSION);
-            std::process::exit(0);
-        }
-        Some(other) => {
-            eprintln!(
-                "error: unexpected argument {other:?}; configuration is by environment variables (see --help)"
-            );
-            std::process::exit(2);
-        }
-    }
-    init_logging();
-    let config = match Config::from_env().and_then(|config| config.supported_by(variant)) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("error: {error}");
-            std::process::exit(2);
-        }
-    };
-    let marker = std::env::var(crate::processes::MEMBER_VARIABLE).ok();
-    let role = crate::processes::Role::of(&config, marker.as_deref());
-    crate::processes::enter(role);
-    if let crate::processes::Role::Supervisor { processes } = role {
-        crate::processes::supervise(&config, processes);
-    }
-    config
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `warn`). Stdout is kept for the one

@@ -15,6 +15,7 @@ pub mod processes;
 pub mod resmon;
 pub mod shutdown;
 pub mod sql;
+pub mod startup;
 pub mod workload;
 
 #[cfg(feature = "postgres")]

@@ -2,7 +2,7 @@
 //! processes share theirs, the same for every variant.
 //!
 //! With `PROCESSES` above 1 the process started by hand or by the benchmark becomes a small
-//! supervisor ([`supervise`], called from [`crate::config::startup`] before any framework runs).
+//! supervisor ([`supervise`], called from [`crate::startup::startup`] before any framework runs).
 //! It resolves `BIND` to a real port first, by binding a socket with `SO_REUSEPORT` that it keeps
 //! without listening (so a port 0 is one port for every copy, and nobody else takes it), then
 //! starts its own binary N times with that address and a marker variable. Every copy binds the
@@ -38,7 +38,7 @@ use crate::config::{Config, SHUTDOWN_DEADLINE, announce_listening};
 pub const MEMBER_VARIABLE: &str = "BAKEOFF_PROCESS_GROUP_MEMBER";
 
 /// The supervisor's exit code when a copy died while serving (it was not restarted).
-pub const EXIT_PROCESS_DIED: i32 = 3;
+pub use crate::config::EXIT_PROCESS_DIED;
 
 /// How long the supervisor waits for every copy's `listening on` line.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -88,7 +88,7 @@ impl Role {
 
 static ROLE: OnceLock<Role> = OnceLock::new();
 
-/// This process's role, as [`crate::config::startup`] found it ([`Role::Alone`] before).
+/// This process's role, as [`crate::startup::startup`] found it ([`Role::Alone`] before).
 pub fn role() -> Role {
     ROLE.get().copied().unwrap_or(Role::Alone)
 }

@@ -3,6 +3,6 @@
 use anyhow::Context;
 
 fn main() -> anyhow::Result<()> {
-    let config = bakeoff_core::config::startup(&threaded_blocking::VARIANT);
+    let config = bakeoff_core::startup::startup(&threaded_blocking::VARIANT);
     threaded_blocking::run(config).context("threaded-blocking server")
 }
