@@ -83,6 +83,19 @@ impl ServerRecord {
         }
     }
 
+    /// The name in tables and chart legends: marked when it was measured without passing
+    /// verification (a lenient target) and when it is a Python peer beside the variants.
+    pub fn marked_name(&self) -> String {
+        let name = self.shown_name();
+        if self.is_unverified() {
+            format!("{name} (unverified)")
+        } else if self.kind == ServerKind::Peer {
+            format!("{name} (peer)")
+        } else {
+            name.to_string()
+        }
+    }
+
     /// Measured without passing verification (a lenient target): its figures are not a
     /// verified server's.
     pub fn is_unverified(&self) -> bool {

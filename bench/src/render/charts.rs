@@ -125,7 +125,7 @@ pub fn write_all(results: &RunResults, directory: &Path) -> Result<Vec<String>> 
                 .iter()
                 .filter(|server| !server.cells.is_empty())
                 .map(|server| Series {
-                    name: server.record.shown_name().to_string(),
+                    name: server.record.marked_name(),
                     values: scenarios
                         .iter()
                         .map(|scenario| {
@@ -412,7 +412,7 @@ fn latency_panels(
                 let millis = |micros: u64| (micros.max(1) as f64) / 1_000.0;
                 Some((
                     index,
-                    server.record.shown_name().to_string(),
+                    server.record.marked_name(),
                     latency.shown().map(millis),
                 ))
             })

@@ -180,13 +180,9 @@ pub fn scenario_table(
 }
 
 /// A server's name in the measurement tables, marked when it was measured without passing
-/// verification (a lenient target).
+/// verification (a lenient target) and when it is a Python peer beside the variants.
 fn row_name(server: &ServerResult) -> String {
-    if server.record.is_unverified() {
-        format!("{} (unverified)", server.record.shown_name())
-    } else {
-        server.record.shown_name().to_string()
-    }
+    server.record.marked_name()
 }
 
 /// A lenient target's 2xx answers under load whose compared body was not the contract's, over
