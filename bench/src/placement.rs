@@ -245,16 +245,28 @@ impl Placement {
     }
 
     /// The command that starts `program` on the server CPUs (through `taskset -c`).
-    pub fn server_command(&self, program: &std::path::Path) -> std::process::Command {
-        match &self.server_cpus {
-            Some(cpus) => {
-                let mut command = std::process::Command::new("taskset");
-                command.arg("-c").arg(cpus.to_string()).arg(program);
-                command
-            }
-            None => std::process::Command::new(program),
-        }
+    pub fn server_command(&self, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+        command_on(self.server_cpus.as_ref(), program)
     }
+
+    /// The command that starts `program` on the engine CPUs: the load tools of `selftest` and the
+    /// delay line, whose cycles belong with the load rather than with the server.
+    pub fn engine_command(&self, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+        command_on(self.engine_cpus.as_ref(), program)
+    }
+}
+
+/// `program` under `taskset -c cpus`, or as it is where nothing is pinned.
+fn command_on(
+    cpus: Option<&CpuList>,
+    program: impl AsRef<std::ffi::OsStr>,
+) -> std::process::Command {
+    let Some(cpus) = cpus else {
+        return std::process::Command::new(program);
+    };
+    let mut command = std::process::Command::new("taskset");
+    command.arg("-c").arg(cpus.to_string()).arg(program);
+    command
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -286,17 +285,6 @@ pub fn render(results: &SelftestResults) -> String {
     text
 }
 
-fn on_engine_cpus(program: &str, placement: &Placement) -> Command {
-    match &placement.engine_cpus {
-        Some(cpus) => {
-            let mut command = Command::new("taskset");
-            command.arg("-c").arg(cpus.to_string()).arg(program);
-            command
-        }
-        None => Command::new(program),
-    }
-}
-
 fn missing(tool: &str, round: usize, note: &str) -> ToolFigure {
     ToolFigure {
         tool: tool.into(),
@@ -326,7 +314,7 @@ fn run_tool(
     install: &str,
 ) -> Result<ToolRun, ToolFigure> {
     let cpu_before = children_cpu();
-    match on_engine_cpus(tool, placement).args(arguments).output() {
+    match placement.engine_command(tool).args(arguments).output() {
         Ok(output) if output.status.success() => Ok(ToolRun {
             stdout: output.stdout,
             cpu: children_cpu().saturating_sub(cpu_before),

@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -37,14 +37,7 @@ impl DelayProxy {
         placement: &Placement,
     ) -> Result<DelayProxy> {
         let bakeoff = std::env::current_exe().context("locating the bakeoff binary")?;
-        let mut command = match &placement.engine_cpus {
-            Some(cpus) => {
-                let mut command = Command::new("taskset");
-                command.arg("-c").arg(cpus.to_string()).arg(&bakeoff);
-                command
-            }
-            None => Command::new(&bakeoff),
-        };
+        let mut command = placement.engine_command(&bakeoff);
         command
             .arg("delay-proxy")
             .arg("--upstream")

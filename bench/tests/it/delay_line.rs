@@ -169,18 +169,27 @@ fn a_pipelined_stream_keeps_its_throughput_while_each_round_trip_is_longer() {
     let round_trip = Duration::from_millis(20);
     let line = delay_line::start(upstream, round_trip / 2).unwrap();
     let (messages, per_second) = (40_000, 40_000);
-    let (direct_rate, direct_p99) = pipelined_stream(upstream, messages, per_second);
-    let (line_rate, line_p99) = pipelined_stream(line, messages, per_second);
-    assert!(
-        line_rate >= direct_rate * 0.9,
-        "through the line {line_rate:.0}/s, direct {direct_rate:.0}/s"
-    );
-    // Each message waited the round trip, and not more than a few milliseconds on top: a line
-    // that held a read back until the previous one was delivered would double it.
     let set = round_trip.as_secs_f64() * 1e6;
-    assert!(
-        line_p99 >= set && line_p99 <= set * 1.25 + direct_p99,
-        "p99 through the line {line_p99:.0} µs, direct {direct_p99:.0} µs, set {set:.0} µs"
+    // A shared machine can stall any one attempt (CI runs two tests at once on 2 CPUs); the line
+    // must hold both bounds in one of three.
+    let mut attempts = Vec::new();
+    for _ in 0..3 {
+        let (direct_rate, direct_p99) = pipelined_stream(upstream, messages, per_second);
+        let (line_rate, line_p99) = pipelined_stream(line, messages, per_second);
+        // Each message waited the round trip, and not more than a few milliseconds on top: a
+        // line that held a read back until the previous one was delivered would double it.
+        let keeps_rate = line_rate >= direct_rate * 0.9;
+        let adds_the_round_trip_only = line_p99 >= set && line_p99 <= set * 1.25 + direct_p99;
+        if keeps_rate && adds_the_round_trip_only {
+            return;
+        }
+        attempts.push(format!(
+            "through the line {line_rate:.0}/s with p99 {line_p99:.0} µs, \
+             direct {direct_rate:.0}/s with p99 {direct_p99:.0} µs"
+        ));
+    }
+    panic!(
+        "the pipelined stream did not keep 90 % of its rate within p99 <= 1.25 x {set:.0} µs + direct p99: {attempts:?}"
     );
 }
 

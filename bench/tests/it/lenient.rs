@@ -19,38 +19,13 @@ use bakeoff_testkit::server::{ServerEnvironment, ServerProcess, workspace_binary
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 
 use crate::support::{built_variant, run_bakeoff};
 
 /// Starts the deviating proxy in front of `upstream`; it lives as long as the test process.
 fn start_near_contract_proxy(upstream: SocketAddr) -> SocketAddr {
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            sender.send(listener.local_addr().unwrap()).unwrap();
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| answer(request, upstream));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-    });
-    receiver.recv().unwrap()
+    crate::test_server::serve_http1(move |request| answer(request, upstream))
 }
 
 async fn answer(

@@ -3,6 +3,7 @@
 //! request, stalls once on a schedule, and counts every request it answers by status.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -53,34 +54,10 @@ impl TestServer {
     pub fn start() -> TestServer {
         let seen = Arc::new(Seen::default());
         let stall = Arc::new(Mutex::new(None));
-        let (sender, receiver) = std::sync::mpsc::channel();
-        let (thread_seen, thread_stall) = (Arc::clone(&seen), Arc::clone(&stall));
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                sender.send(listener.local_addr().unwrap()).unwrap();
-                loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    let (seen, stall) = (Arc::clone(&thread_seen), Arc::clone(&thread_stall));
-                    tokio::spawn(async move {
-                        let service = service_fn(move |request| {
-                            answer(request, Arc::clone(&seen), Arc::clone(&stall))
-                        });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-            });
+        let (server_seen, server_stall) = (Arc::clone(&seen), Arc::clone(&stall));
+        let address = serve_http1(move |request| {
+            answer(request, Arc::clone(&server_seen), Arc::clone(&server_stall))
         });
-        let address = receiver.recv().unwrap();
         TestServer {
             address,
             seen,
@@ -93,6 +70,41 @@ impl TestServer {
         let start = Instant::now() + after;
         *self.stall.lock().unwrap() = Some((start, start + length));
     }
+}
+
+/// Serves HTTP/1.1 on a loopback port with `answer` on a runtime of its own (two workers, a
+/// detached thread that lives as long as the test process), and returns the port's address. An
+/// answer's error drops the connection.
+pub fn serve_http1<Answer, Answered, Failure>(answer: Answer) -> SocketAddr
+where
+    Answer: Fn(Request<Incoming>) -> Answered + Clone + Send + Sync + 'static,
+    Answered: Future<Output = Result<Response<Full<Bytes>>, Failure>> + Send + 'static,
+    Failure: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            sender.send(listener.local_addr().unwrap()).unwrap();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service_fn(answer))
+                        .await;
+                });
+            }
+        });
+    });
+    receiver.recv().unwrap()
 }
 
 #[derive(Debug)]
