@@ -208,6 +208,11 @@ struct LineState {
     bytes: usize,
     /// The writer is gone (the receiving side failed): the reader stops.
     writer_gone: bool,
+    /// Each side says when it waits on `changed`, so that the other wakes it only then: a
+    /// notification is a system call, and most chunks arrive while the writer sleeps towards
+    /// an earlier chunk's due time.
+    writer_waiting: bool,
+    reader_waiting: bool,
 }
 
 /// Starts the two threads of one direction, `from` -> `to`.
@@ -217,6 +222,8 @@ fn direction(from: TcpStream, to: TcpStream, one_way: Duration) -> io::Result<()
             events: VecDeque::new(),
             bytes: 0,
             writer_gone: false,
+            writer_waiting: false,
+            reader_waiting: false,
         }),
         changed: Condvar::new(),
     });
@@ -232,19 +239,18 @@ fn direction(from: TcpStream, to: TcpStream, one_way: Duration) -> io::Result<()
 }
 
 fn read_side(mut from: TcpStream, line: &Line, one_way: Duration) {
+    // One buffer for every read; each chunk keeps only its own bytes (a fresh zeroed 64 KiB per
+    // read cost more CPU than the read itself, and held 64 KiB per small message in flight).
+    let mut buffer = vec![0_u8; READ_BUFFER];
     loop {
-        let mut buffer = vec![0_u8; READ_BUFFER];
         let event = match from.read(&mut buffer) {
             Ok(0) => Event::Closed {
                 due: Instant::now() + one_way,
             },
-            Ok(count) => {
-                buffer.truncate(count);
-                Event::Bytes {
-                    due: Instant::now() + one_way,
-                    bytes: buffer,
-                }
-            }
+            Ok(count) => Event::Bytes {
+                due: Instant::now() + one_way,
+                bytes: buffer[..count].to_vec(),
+            },
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => Event::Reset,
         };
@@ -256,16 +262,20 @@ fn read_side(mut from: TcpStream, line: &Line, one_way: Duration) {
             state.bytes += bytes.len();
         }
         state.events.push_back(event);
-        line.changed.notify_all();
+        if state.writer_waiting {
+            line.changed.notify_all();
+        }
         if last {
             return;
         }
         // Over budget: wait for the writer before reading more (TCP then holds the sender back).
         while state.bytes > BYTES_IN_FLIGHT_PER_DIRECTION && !state.writer_gone {
+            state.reader_waiting = true;
             state = match line.changed.wait(state) {
                 Ok(state) => state,
                 Err(_) => return,
             };
+            state.reader_waiting = false;
         }
         if state.writer_gone {
             return;
@@ -276,29 +286,22 @@ fn read_side(mut from: TcpStream, line: &Line, one_way: Duration) {
 fn write_side(mut to: TcpStream, from: TcpStream, line: &Line) {
     set_fine_timer_slack();
     let mut oversleep = Oversleep::default();
+    let mut outgoing = Vec::new();
     loop {
-        let event = {
-            let Ok(mut state) = line.state.lock() else {
-                return;
-            };
-            loop {
-                if let Some(event) = state.events.pop_front() {
-                    if let Event::Bytes { bytes, .. } = &event {
-                        state.bytes -= bytes.len();
-                    }
-                    line.changed.notify_all();
-                    break event;
-                }
-                state = match line.changed.wait(state) {
-                    Ok(state) => state,
-                    Err(_) => return,
-                };
-            }
+        let Some(event) = next_event(line) else {
+            return;
         };
         match event {
             Event::Bytes { due, bytes } => {
                 oversleep.sleep_until(due);
-                if to.write_all(&bytes).is_err() {
+                // Everything else already due goes out in the same write: under load a chunk
+                // arrives while the writer sleeps, and one write per wake-up keeps the line's
+                // CPU from growing with the chunk rate. Each chunk still leaves at or after its
+                // own due time, in order.
+                outgoing.clear();
+                outgoing.extend_from_slice(&bytes);
+                let ending = take_due_bytes(line, &mut outgoing);
+                if to.write_all(&outgoing).is_err() {
                     // The receiving side is gone: the sending side learns it as a reset, as it
                     // would have on a direct connection, and this direction stops.
                     if let Ok(mut state) = line.state.lock() {
@@ -309,18 +312,81 @@ fn write_side(mut to: TcpStream, from: TcpStream, line: &Line) {
                     reset(&to);
                     return;
                 }
+                if let Some(ending) = ending {
+                    end_direction(ending, &mut to, &from, &mut oversleep);
+                    return;
+                }
             }
-            Event::Closed { due } => {
-                oversleep.sleep_until(due);
-                let _ = to.shutdown(Shutdown::Write);
-                return;
-            }
-            Event::Reset => {
-                reset(&to);
-                reset(&from);
+            ending => {
+                end_direction(ending, &mut to, &from, &mut oversleep);
                 return;
             }
         }
+    }
+}
+
+/// The next event, waiting for one; `None` when the line is unusable.
+fn next_event(line: &Line) -> Option<Event> {
+    let mut state = line.state.lock().ok()?;
+    loop {
+        if let Some(event) = state.events.pop_front() {
+            if let Event::Bytes { bytes, .. } = &event {
+                state.bytes -= bytes.len();
+            }
+            if state.reader_waiting {
+                line.changed.notify_all();
+            }
+            return Some(event);
+        }
+        state.writer_waiting = true;
+        state = line.changed.wait(state).ok()?;
+        state.writer_waiting = false;
+    }
+}
+
+/// Appends to `outgoing` the bytes of every queued chunk already due, in order; returns a close
+/// or reset found right behind them, whose turn it is next.
+fn take_due_bytes(line: &Line, outgoing: &mut Vec<u8>) -> Option<Event> {
+    let Ok(mut state) = line.state.lock() else {
+        return None;
+    };
+    let now = Instant::now();
+    let mut taken = 0;
+    let mut ending = None;
+    while let Some(event) = state.events.front() {
+        match event {
+            Event::Bytes { due, .. } if *due <= now => {
+                if let Some(Event::Bytes { bytes, .. }) = state.events.pop_front() {
+                    taken += bytes.len();
+                    outgoing.extend_from_slice(&bytes);
+                }
+            }
+            Event::Bytes { .. } => break,
+            Event::Closed { .. } | Event::Reset => {
+                ending = state.events.pop_front();
+                break;
+            }
+        }
+    }
+    state.bytes -= taken;
+    if taken > 0 && state.reader_waiting {
+        line.changed.notify_all();
+    }
+    ending
+}
+
+/// Passes a close on after its delay, or a reset at once.
+fn end_direction(ending: Event, to: &mut TcpStream, from: &TcpStream, oversleep: &mut Oversleep) {
+    match ending {
+        Event::Closed { due } => {
+            oversleep.sleep_until(due);
+            let _ = to.shutdown(Shutdown::Write);
+        }
+        Event::Reset => {
+            reset(to);
+            reset(from);
+        }
+        Event::Bytes { .. } => {}
     }
 }
 

@@ -13,6 +13,7 @@ use crate::delay_line::RoundTrip;
 use crate::format::{Table, group_thousands};
 use crate::harness::db_latency::TOLERANCE_PERCENT;
 use crate::harness::settings::{Configuration, Dimensions};
+use crate::placement::Placement;
 use crate::results::run::{Cell, Level, RunResults, ServerResult};
 use crate::scenarios::Scenario;
 
@@ -155,6 +156,24 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
             off.join("; ")
         );
     }
+    let saturated: Vec<String> = results
+        .servers
+        .iter()
+        .filter_map(|server| {
+            let (busy, scenario) = busiest_engine_cpus(server, &results.settings.placement)?;
+            (busy >= SATURATED_PERCENT)
+                .then(|| format!("{} on {scenario} ({busy:.0} %)", server.record.shown_name()))
+        })
+        .collect();
+    if !saturated.is_empty() {
+        let _ = writeln!(
+            text,
+            "**The engine's CPUs were {SATURATED_PERCENT:.0} % busy or more** with the load \
+             engine and the delay line together: {}. There the line, not the server, may be what \
+             limits the throughput: read those rows as a floor.\n",
+            saturated.join("; ")
+        );
+    }
     let targets: Vec<&str> = results
         .servers
         .iter()
@@ -209,11 +228,14 @@ pub fn checks_table(results: &RunResults) -> Table {
         "added ms",
         "off %",
         "line CPU ms/1k",
+        "engine CPUs busy %",
     ]);
     for server in &results.servers {
         let Some(check) = server.record.latency_check else {
             continue;
         };
+        let busiest = busiest_engine_cpus(server, &results.settings.placement)
+            .map_or_else(|| "–".to_string(), |(busy, _)| format!("{busy:.0}"));
         let mut costs: Vec<f64> = server
             .cells
             .iter()
@@ -231,10 +253,28 @@ pub fn checks_table(results: &RunResults) -> Table {
             format!("{:.2}", check.added_ms()),
             format!("{:+.1}", check.off_by_percent()),
             cost,
+            busiest,
         ]);
     }
     table
 }
+
+/// The server's cell in which the engine's CPUs (the engine and the delay line) were busiest:
+/// `(percent, scenario)`.
+fn busiest_engine_cpus(server: &ServerResult, placement: &Placement) -> Option<(f64, Scenario)> {
+    server
+        .cells
+        .iter()
+        .filter_map(|cell| {
+            let busy = cell.median()?.engine_cpus_busy_percent(placement)?;
+            Some((busy, cell.scenario))
+        })
+        .max_by(|(one, _), (other, _)| one.total_cmp(other))
+}
+
+/// Above this share of their time the engine's CPUs, which the delay line shares, may be what
+/// limits a cell rather than the server.
+pub const SATURATED_PERCENT: f64 = 90.0;
 
 /// Per line: throughput and p99 at every level, and the share of the reference kept.
 pub fn kept_table(lines: &[LatencyLine<'_>], dimensions: &Dimensions) -> Table {
@@ -273,47 +313,144 @@ pub fn kept_table(lines: &[LatencyLine<'_>], dimensions: &Dimensions) -> Table {
     table
 }
 
-/// In words: for each server, the share it kept at each level above the reference, and where
-/// the run covered several pool sizes the smallest that kept [`ENOUGH_PERCENT`] of its best
-/// throughput at the reference level.
+/// In words, one item per server (its lines that differ only in pool size together): the share
+/// of its throughput at the reference level it kept at each level above it, and, where the run
+/// covered several pool sizes, the smallest pool that kept [`ENOUGH_PERCENT`] of its best there
+/// or, where none did, the pool that came closest.
 pub fn reading(lines: &[LatencyLine<'_>], dimensions: &Dimensions) -> String {
-    let mut sentences = Vec::new();
-    let mut families_done = BTreeSet::new();
-    for line in lines {
-        let Some((reference_level, reference)) = line.reference(dimensions) else {
-            continue;
-        };
-        let kept: Vec<String> = line
-            .points
-            .iter()
-            .filter(|(level, _)| *level != reference_level)
-            .map(|(level, cell)| {
-                let share = if reference > 0.0 {
-                    cell.summary.ok_per_second / reference * 100.0
-                } else {
-                    0.0
-                };
-                format!("{share:.0} % at +{level}")
-            })
-            .collect();
-        if !kept.is_empty() {
-            sentences.push(format!(
-                "{} kept {} of its throughput at +{reference_level}",
-                line.label,
-                kept.join(" and ")
-            ));
-        }
-        if dimensions.db_pool_sizes.len() > 1 {
-            let family = family_key(line);
-            if families_done.insert(family.clone()) {
-                sentences.extend(smallest_pools(lines, line, &family, dimensions));
-            }
-        }
-    }
-    if sentences.is_empty() {
+    let Some(&reference_level) = dimensions.db_latencies.first() else {
+        return "Only one latency level was measured.".to_string();
+    };
+    if dimensions.db_latencies.len() < 2 {
         return "Only one latency level was measured.".to_string();
     }
-    format!("{}.", sentences.join("; "))
+    let mut items = Vec::new();
+    let mut families_done = BTreeSet::new();
+    for line in lines {
+        let family = family_key(line);
+        if !families_done.insert(family.clone()) {
+            continue;
+        }
+        let members: Vec<&LatencyLine<'_>> = lines
+            .iter()
+            .filter(|other| family_key(other) == family)
+            .collect();
+        let item = if members.len() > 1 {
+            pool_reading(&members, reference_level, dimensions)
+        } else {
+            kept_reading(line, reference_level)
+        };
+        items.extend(item);
+    }
+    if items.is_empty() {
+        return format!("No server was measured at +{reference_level} and above it.");
+    }
+    items
+        .iter()
+        .map(|item| format!("- {item}."))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// One line's share of its reference throughput at each level above it.
+fn kept_reading(line: &LatencyLine<'_>, reference_level: RoundTrip) -> Option<String> {
+    let reference = line.at(reference_level)?.summary.ok_per_second;
+    let kept: Vec<String> = line
+        .points
+        .iter()
+        .filter(|(level, _)| *level != reference_level)
+        .map(|(level, cell)| {
+            format!(
+                "{:.0} % at +{level}",
+                share_percent(cell.summary.ok_per_second, reference)
+            )
+        })
+        .collect();
+    (!kept.is_empty()).then(|| {
+        format!(
+            "{} kept {} of its throughput at +{reference_level} ({} req/s)",
+            line.label,
+            kept.join(", "),
+            group_thousands(reference.round() as i64)
+        )
+    })
+}
+
+/// A family's best throughput at the reference level, and per level above it the smallest pool
+/// that kept [`ENOUGH_PERCENT`] of it, or the one that came closest.
+fn pool_reading(
+    members: &[&LatencyLine<'_>],
+    reference_level: RoundTrip,
+    dimensions: &Dimensions,
+) -> Option<String> {
+    let (best_pool, best_reference) = members
+        .iter()
+        .filter_map(|member| {
+            let cell = member.at(reference_level)?;
+            Some((
+                member.configuration.db_pool_size.get(),
+                cell.summary.ok_per_second,
+            ))
+        })
+        .max_by(|(_, one), (_, other)| one.total_cmp(other))?;
+    if best_reference <= 0.0 {
+        return None;
+    }
+    let enough = best_reference * ENOUGH_PERCENT / 100.0;
+    let mut at_levels = Vec::new();
+    for &level in dimensions.db_latencies.iter().skip(1) {
+        let mut pools: Vec<(usize, f64)> = members
+            .iter()
+            .filter_map(|member| {
+                let cell = member.at(level)?;
+                Some((
+                    member.configuration.db_pool_size.get(),
+                    cell.summary.ok_per_second,
+                ))
+            })
+            .collect();
+        pools.sort_by_key(|(pool, _)| *pool);
+        let sufficient = pools.iter().find(|(_, throughput)| *throughput >= enough);
+        let closest = pools
+            .iter()
+            .max_by(|(_, one), (_, other)| one.total_cmp(other));
+        let phrase = match (sufficient, closest) {
+            (Some((pool, throughput)), _) => format!(
+                "at +{level} a pool of {pool} kept {:.0} %",
+                share_percent(*throughput, best_reference)
+            ),
+            (None, Some((pool, throughput))) => format!(
+                "at +{level} none did (closest: a pool of {pool}, {:.0} %)",
+                share_percent(*throughput, best_reference)
+            ),
+            (None, None) => continue,
+        };
+        at_levels.push(phrase);
+    }
+    let name = members.first()?.name;
+    let tried: Vec<String> = {
+        let mut pools: Vec<usize> = members
+            .iter()
+            .map(|member| member.configuration.db_pool_size.get())
+            .collect();
+        pools.sort_unstable();
+        pools.iter().map(usize::to_string).collect()
+    };
+    Some(format!(
+        "{name} reached {} req/s at +{reference_level} (pool {best_pool}); of the pools tried \
+         ({}), the smallest to keep {ENOUGH_PERCENT:.0} % of that: {}",
+        group_thousands(best_reference.round() as i64),
+        tried.join(", "),
+        at_levels.join("; ")
+    ))
+}
+
+fn share_percent(throughput: f64, reference: f64) -> f64 {
+    if reference > 0.0 {
+        throughput / reference * 100.0
+    } else {
+        0.0
+    }
 }
 
 /// A server with its settings other than pool size and latency.
@@ -327,61 +464,6 @@ fn family_key(line: &LatencyLine<'_>) -> String {
         configuration.processes,
         configuration.pooler
     )
-}
-
-fn smallest_pools(
-    lines: &[LatencyLine<'_>],
-    line: &LatencyLine<'_>,
-    family: &str,
-    dimensions: &Dimensions,
-) -> Vec<String> {
-    let members: Vec<&LatencyLine<'_>> = lines
-        .iter()
-        .filter(|other| family_key(other) == family)
-        .collect();
-    let Some(&reference_level) = dimensions.db_latencies.first() else {
-        return Vec::new();
-    };
-    let best_reference = members
-        .iter()
-        .filter_map(|member| member.at(reference_level))
-        .map(|cell| cell.summary.ok_per_second)
-        .fold(0.0_f64, f64::max);
-    if best_reference <= 0.0 {
-        return Vec::new();
-    }
-    let enough = best_reference * ENOUGH_PERCENT / 100.0;
-    let mut sentences = Vec::new();
-    for &level in dimensions.db_latencies.iter().skip(1) {
-        let mut pools: Vec<(usize, f64)> = members
-            .iter()
-            .filter_map(|member| {
-                let cell = member.at(level)?;
-                Some((
-                    member.configuration.db_pool_size.get(),
-                    cell.summary.ok_per_second,
-                ))
-            })
-            .collect();
-        pools.sort_by_key(|(pool, _)| *pool);
-        let sentence = match pools.iter().find(|(_, throughput)| *throughput >= enough) {
-            Some((pool, _)) => format!(
-                "at +{level} {} needs a pool of {pool} to keep {ENOUGH_PERCENT:.0} % of its best at +{reference_level}",
-                line.name
-            ),
-            None => format!(
-                "at +{level} no pool tried ({}) kept {ENOUGH_PERCENT:.0} % of {}'s best at +{reference_level}",
-                pools
-                    .iter()
-                    .map(|(pool, _)| pool.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                line.name
-            ),
-        };
-        sentences.push(sentence);
-    }
-    sentences
 }
 
 #[cfg(test)]
@@ -444,9 +526,34 @@ mod tests {
         ];
         assert_eq!(
             reading(&lines, &dimensions),
-            "actix-deadpool (pool 4) kept 50 % at +2ms of its throughput at +0; \
-             at +2ms actix-deadpool needs a pool of 16 to keep 90 % of its best at +0; \
-             actix-deadpool (pool 16) kept 93 % at +2ms of its throughput at +0."
+            "- actix-deadpool reached 10,000 req/s at +0 (pool 4); of the pools tried (4, 16), \
+             the smallest to keep 90 % of that: at +2ms a pool of 16 kept 91 %."
+        );
+        // No pool enough: the closest is named; one pool alone: its share at each level.
+        let short = cell(8_000.0);
+        let mut short_lines = vec![
+            LatencyLine {
+                label: "actix-deadpool (pool 4)".into(),
+                name: "actix-deadpool",
+                configuration: configuration(pools[0]),
+                points: vec![(RoundTrip::ZERO, &cells[0]), (two, &cells[1])],
+            },
+            LatencyLine {
+                label: "actix-deadpool (pool 16)".into(),
+                name: "actix-deadpool",
+                configuration: configuration(pools[1]),
+                points: vec![(RoundTrip::ZERO, &cells[2]), (two, &short)],
+            },
+        ];
+        assert_eq!(
+            reading(&short_lines, &dimensions),
+            "- actix-deadpool reached 10,000 req/s at +0 (pool 4); of the pools tried (4, 16), \
+             the smallest to keep 90 % of that: at +2ms none did (closest: a pool of 16, 80 %)."
+        );
+        short_lines.truncate(1);
+        assert_eq!(
+            reading(&short_lines, &dimensions),
+            "- actix-deadpool (pool 4) kept 50 % at +2ms of its throughput at +0 (10,000 req/s)."
         );
         let table = kept_table(&lines, &dimensions);
         assert_eq!(

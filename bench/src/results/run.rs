@@ -229,6 +229,24 @@ impl Measurement {
         (self.responses > 0).then(|| seconds / self.responses as f64 * 1e6)
     }
 
+    /// How busy the engine's CPUs were with the engine and the delay line together, in percent
+    /// of their time (`None` where the engine is unpinned or no line ran): the line shares the
+    /// engine's CPUs, and near 100 the two of them, not the server, may limit the figures.
+    pub fn engine_cpus_busy_percent(&self, placement: &Placement) -> Option<f64> {
+        let line_seconds = self.delay_line_cpu_seconds?;
+        let engine_cpus = placement.engine_cpus.as_ref()?.len();
+        if self.seconds <= 0.0 || engine_cpus == 0 {
+            return None;
+        }
+        let engine_seconds = self.engine_busy_percent.unwrap_or(0.0) / 100.0
+            * self.seconds
+            * placement.engine_threads as f64;
+        Some(
+            ((engine_seconds + line_seconds) / (self.seconds * engine_cpus as f64) * 100.0)
+                .min(100.0),
+        )
+    }
+
     pub fn error_count(&self) -> u64 {
         self.errors.values().sum()
     }
@@ -425,6 +443,33 @@ mod tests {
     fn summary(rates: &[f64]) -> Summary {
         let runs: Vec<Measurement> = rates.iter().map(|&r| test_measurement(r, 1)).collect();
         Summary::of(&runs)
+    }
+
+    #[test]
+    fn the_engine_cpus_are_as_busy_as_the_engine_and_the_line_together() {
+        let placement = |engine_cpus: &str| Placement {
+            server_cpus: None,
+            engine_cpus: engine_cpus.parse().ok(),
+            engine_threads: 1,
+            note: String::new(),
+        };
+        let mut measurement = Measurement {
+            seconds: 5.0,
+            engine_busy_percent: Some(20.0),
+            ..test_measurement(1_000.0, 1)
+        };
+        assert_eq!(measurement.engine_cpus_busy_percent(&placement("1")), None);
+        measurement.delay_line_cpu_seconds = Some(3.0);
+        // 1 s of engine and 3 s of line in 5 s: 80 % of one CPU, 40 % of two.
+        let one = measurement
+            .engine_cpus_busy_percent(&placement("1"))
+            .unwrap_or(0.0);
+        let two = measurement
+            .engine_cpus_busy_percent(&placement("1-2"))
+            .unwrap_or(0.0);
+        assert!((one - 80.0).abs() < 1e-9, "{one}");
+        assert!((two - 40.0).abs() < 1e-9, "{two}");
+        assert_eq!(measurement.engine_cpus_busy_percent(&placement("")), None);
     }
 
     #[test]
