@@ -286,22 +286,19 @@ fn read_side(mut from: TcpStream, line: &Line, one_way: Duration) {
 fn write_side(mut to: TcpStream, from: TcpStream, line: &Line) {
     set_fine_timer_slack();
     let mut oversleep = Oversleep::default();
-    let mut outgoing = Vec::new();
     loop {
         let Some(event) = next_event(line) else {
             return;
         };
         match event {
-            Event::Bytes { due, bytes } => {
+            Event::Bytes { due, mut bytes } => {
                 oversleep.sleep_until(due);
                 // Everything else already due goes out in the same write: under load a chunk
                 // arrives while the writer sleeps, and one write per wake-up keeps the line's
                 // CPU from growing with the chunk rate. Each chunk still leaves at or after its
                 // own due time, in order.
-                outgoing.clear();
-                outgoing.extend_from_slice(&bytes);
-                let ending = take_due_bytes(line, &mut outgoing);
-                if to.write_all(&outgoing).is_err() {
+                let ending = take_due_bytes(line, &mut bytes);
+                if to.write_all(&bytes).is_err() {
                     // The receiving side is gone: the sending side learns it as a reset, as it
                     // would have on a direct connection, and this direction stops.
                     if let Ok(mut state) = line.state.lock() {

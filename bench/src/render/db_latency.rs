@@ -318,12 +318,9 @@ pub fn kept_table(lines: &[LatencyLine<'_>], dimensions: &Dimensions) -> Table {
 /// covered several pool sizes, the smallest pool that kept [`ENOUGH_PERCENT`] of its best there
 /// or, where none did, the pool that came closest.
 pub fn reading(lines: &[LatencyLine<'_>], dimensions: &Dimensions) -> String {
-    let Some(&reference_level) = dimensions.db_latencies.first() else {
+    let [reference_level, _, ..] = dimensions.db_latencies[..] else {
         return "Only one latency level was measured.".to_string();
     };
-    if dimensions.db_latencies.len() < 2 {
-        return "Only one latency level was measured.".to_string();
-    }
     let mut items = Vec::new();
     let mut families_done = BTreeSet::new();
     for line in lines {
@@ -510,19 +507,16 @@ mod tests {
             pooler: Pooler::None,
         };
         let cells = [cell(10_000.0), cell(5_000.0), cell(9_800.0), cell(9_100.0)];
+        // actix-deadpool at one pool size, with its cells at +0 and at +2ms.
+        let line = |pool: NonZeroUsize, at_zero, at_two| LatencyLine {
+            label: format!("actix-deadpool (pool {pool})"),
+            name: "actix-deadpool",
+            configuration: configuration(pool),
+            points: vec![(RoundTrip::ZERO, at_zero), (two, at_two)],
+        };
         let lines = vec![
-            LatencyLine {
-                label: "actix-deadpool (pool 4)".into(),
-                name: "actix-deadpool",
-                configuration: configuration(pools[0]),
-                points: vec![(RoundTrip::ZERO, &cells[0]), (two, &cells[1])],
-            },
-            LatencyLine {
-                label: "actix-deadpool (pool 16)".into(),
-                name: "actix-deadpool",
-                configuration: configuration(pools[1]),
-                points: vec![(RoundTrip::ZERO, &cells[2]), (two, &cells[3])],
-            },
+            line(pools[0], &cells[0], &cells[1]),
+            line(pools[1], &cells[2], &cells[3]),
         ];
         assert_eq!(
             reading(&lines, &dimensions),
@@ -532,18 +526,8 @@ mod tests {
         // No pool enough: the closest is named; one pool alone: its share at each level.
         let short = cell(8_000.0);
         let mut short_lines = vec![
-            LatencyLine {
-                label: "actix-deadpool (pool 4)".into(),
-                name: "actix-deadpool",
-                configuration: configuration(pools[0]),
-                points: vec![(RoundTrip::ZERO, &cells[0]), (two, &cells[1])],
-            },
-            LatencyLine {
-                label: "actix-deadpool (pool 16)".into(),
-                name: "actix-deadpool",
-                configuration: configuration(pools[1]),
-                points: vec![(RoundTrip::ZERO, &cells[2]), (two, &short)],
-            },
+            line(pools[0], &cells[0], &cells[1]),
+            line(pools[1], &cells[2], &short),
         ];
         assert_eq!(
             reading(&short_lines, &dimensions),
