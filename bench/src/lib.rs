@@ -5,6 +5,8 @@
 //! - [`commands`]: one module per `bakeoff` subcommand, each a thin driver that parses its flags
 //!   into a plan, drives the harness and hands the outcome to its report. No command imports
 //!   another command.
+//! - [`measure`]: the measurement layer: a plan in, cells out; one function measures a cell,
+//!   normal or under a fault; groups of servers measured in interleaved rounds.
 //! - [`render`]: reports, tables and charts of the results files.
 //! - [`results`]: the results files (`results.json`, `concurrency.json`) and their directory.
 //! - [`harness`]: servers, database, dimensions and the one lifecycle every command drives.
@@ -24,6 +26,7 @@ pub mod format;
 pub mod harness;
 pub mod http1;
 pub mod machine;
+pub mod measure;
 pub mod monitor;
 pub mod names;
 pub mod placement;

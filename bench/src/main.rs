@@ -56,9 +56,6 @@ enum Command {
         a: PathBuf,
         /// The later run's directory (or its results.json).
         b: PathBuf,
-        /// Noise band in percent when neither run has repeats.
-        #[arg(long, default_value_t = compare::DEFAULT_NOISE_PERCENT)]
-        noise: f64,
     },
 }
 
@@ -121,7 +118,7 @@ async fn execute(command: Command) -> Result<ExitCode> {
             print!("{}", selftest::render(&results));
         }
         Command::Report { directory } => report::report_again(&directory)?,
-        Command::Compare { a, b, noise } => print!("{}", compare::compare(&a, &b, noise)?),
+        Command::Compare { a, b } => print!("{}", compare::compare(&a, &b)?),
     }
     Ok(ExitCode::SUCCESS)
 }

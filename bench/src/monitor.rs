@@ -59,19 +59,31 @@ impl DatabaseWatch {
             .ok()
     }
 
-    /// Connections the role holds to this database now.
-    pub async fn connections(&self) -> Option<i64> {
-        self.client()
-            .await?
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity \
-                 WHERE usename = $1 AND datname = current_database() AND pid <> pg_backend_pid()",
-                &[&self.role],
-            )
-            .await
-            .ok()?
-            .try_get(0)
-            .ok()
+    /// Connections the role holds to this database now; with `client_ports`, only those coming
+    /// from these ports (one server's, where several share the role).
+    pub async fn connections(&self, client_ports: Option<&[u16]>) -> Option<i64> {
+        let client = self.client().await?;
+        let row = match client_ports {
+            None => client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity \
+                     WHERE usename = $1 AND datname = current_database() AND pid <> pg_backend_pid()",
+                    &[&self.role],
+                )
+                .await,
+            Some(ports) => {
+                let ports: Vec<i32> = ports.iter().map(|&port| i32::from(port)).collect();
+                client
+                    .query_one(
+                        "SELECT count(*) FROM pg_stat_activity \
+                         WHERE usename = $1 AND datname = current_database() \
+                         AND pid <> pg_backend_pid() AND client_port = ANY($2)",
+                        &[&self.role, &ports],
+                    )
+                    .await
+            }
+        };
+        row.ok()?.try_get(0).ok()
     }
 
     /// `SHOW server_version`.
@@ -98,6 +110,19 @@ impl DatabaseWatch {
     }
 }
 
+/// The connections of `watch`'s role that come from the sockets of `clients` (all of the role's
+/// when there are none to look at).
+async fn connections(watch: &DatabaseWatch, clients: &[u32]) -> Option<i64> {
+    if clients.is_empty() {
+        return watch.connections(None).await;
+    }
+    let roots = clients.to_vec();
+    let ports = tokio::task::spawn_blocking(move || crate::processes::tcp_ports_of(&roots))
+        .await
+        .ok()?;
+    watch.connections(Some(&ports)).await
+}
+
 /// Samples a server during one run; [`Sampler::finish`] gives its figures.
 pub struct Sampler {
     stop: watch::Sender<bool>,
@@ -105,6 +130,7 @@ pub struct Sampler {
     pid: u32,
     database: Option<Arc<DatabaseWatch>>,
     pooler: Option<Arc<PoolerWatch>>,
+    clients: Arc<Vec<u32>>,
     before: TreeSample,
     statements_before: Option<i64>,
 }
@@ -133,16 +159,16 @@ impl Peaks {
 }
 
 impl Sampler {
-    pub async fn start(pid: u32, database: Option<Arc<DatabaseWatch>>) -> Sampler {
-        Sampler::start_behind_pooler(pid, database, None).await
-    }
-
-    /// [`Sampler::start`] for a server behind a pooler, whose console is read as often as
-    /// PostgreSQL's activity view.
-    pub async fn start_behind_pooler(
+    /// Starts sampling the server whose process is `pid`. Its database connections are those of
+    /// `database`'s role coming from the sockets of `clients` (the processes that connect to
+    /// PostgreSQL for it: the server, the delay line or the pooler in front of the database),
+    /// so that servers sharing a database are counted apart; with `clients` empty, the role's.
+    /// Behind a pooler, its console is read as often as PostgreSQL's activity view.
+    pub async fn start(
         pid: u32,
         database: Option<Arc<DatabaseWatch>>,
         pooler: Option<Arc<PoolerWatch>>,
+        clients: Vec<u32>,
     ) -> Sampler {
         let before = read_tree(pid).unwrap_or_default();
         let statements_before = match &database {
@@ -152,6 +178,8 @@ impl Sampler {
         let (stop, mut stopped) = watch::channel(false);
         let watch_database = database.clone();
         let watch_pooler = pooler.clone();
+        let clients = Arc::new(clients);
+        let clients_for_finish = Arc::clone(&clients);
         let task = tokio::spawn(async move {
             let mut peaks = Peaks::default();
             let mut interval = tokio::time::interval(PROC_INTERVAL);
@@ -168,7 +196,7 @@ impl Sampler {
                 }
                 if tick.is_multiple_of(DATABASE_EVERY)
                     && let Some(watch) = &watch_database
-                    && let Some(count) = watch.connections().await
+                    && let Some(count) = connections(watch, &clients).await
                 {
                     let count = u64::try_from(count).unwrap_or(0);
                     peaks.db_connections = Some(peaks.db_connections.unwrap_or(0).max(count));
@@ -188,6 +216,7 @@ impl Sampler {
             pid,
             database,
             pooler,
+            clients: Arc::clone(&clients_for_finish),
             before,
             statements_before,
         }
@@ -202,7 +231,7 @@ impl Sampler {
         peaks.threads = peaks.threads.max(after.threads);
         peaks.processes = peaks.processes.max(after.processes);
         if let Some(watch) = &self.database
-            && let Some(count) = watch.connections().await
+            && let Some(count) = connections(watch, &self.clients).await
         {
             let count = u64::try_from(count).unwrap_or(0);
             peaks.db_connections = Some(peaks.db_connections.unwrap_or(0).max(count));

@@ -65,6 +65,38 @@ pub fn tree_pids(pid: u32) -> Vec<i32> {
     found
 }
 
+/// The local TCP ports of the sockets that the processes below `roots` hold: the client ports
+/// by which PostgreSQL's activity view tells one server's connections from another's, when
+/// several servers share a database and a role.
+pub fn tcp_ports_of(roots: &[u32]) -> Vec<u16> {
+    let mut inodes = HashSet::new();
+    for &root in roots {
+        for pid in tree_pids(root) {
+            let Ok(process) = procfs::process::Process::new(pid) else {
+                continue;
+            };
+            let Ok(descriptors) = process.fd() else {
+                continue;
+            };
+            for descriptor in descriptors.flatten() {
+                if let procfs::process::FDTarget::Socket(inode) = descriptor.target {
+                    inodes.insert(inode);
+                }
+            }
+        }
+    }
+    let mut ports: Vec<u16> = procfs::net::tcp()
+        .into_iter()
+        .chain(procfs::net::tcp6())
+        .flatten()
+        .filter(|entry| inodes.contains(&entry.inode))
+        .map(|entry| entry.local_address.port())
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
 /// The children of every thread of `process` (/proc/PID/task/TID/children).
 fn children(process: &procfs::process::Process) -> Vec<i32> {
     let Ok(tasks) = process.tasks() else {

@@ -1,5 +1,7 @@
-//! `bakeoff compare A B`: what changed between two runs, cell by cell, with changes inside the
-//! noise band marked as such.
+//! `bakeoff compare A B`: what changed between two runs, cell by cell. A cell changed where the
+//! rank test (Mann-Whitney, two-sided, exact for the few rounds of a run) tells its rounds in A
+//! from its rounds in B at the 5 % level; a cell measured in one round in either run gets no
+//! verdict, since one figure says nothing of the run's noise.
 
 use std::path::Path;
 
@@ -10,10 +12,7 @@ use crate::format::{Table, group_thousands};
 use crate::results::ResultsFile;
 use crate::results::run::{Cell, RunResults, ServerResult};
 use crate::scenarios::Scenario;
-
-/// The noise band when neither run has repeats to measure its own spread: run-to-run differences
-/// of a few percent are usual on a shared machine.
-pub const DEFAULT_NOISE_PERCENT: f64 = 5.0;
+use crate::stats::{SIGNIFICANCE, mann_whitney_p};
 
 /// One cell present in both runs.
 #[derive(Debug, Clone)]
@@ -24,32 +23,51 @@ pub struct Change {
     pub rate: Option<f64>,
     pub before: f64,
     pub after: f64,
-    /// Relative change of throughput in percent.
+    /// Relative change of the median throughput in percent.
     pub percent: f64,
-    /// The band within which a change is not told from noise, in percent.
-    pub noise: f64,
+    /// The rank test's p-value over the two runs' rounds; `None` where either has one round.
+    pub p_value: Option<f64>,
     pub p99_before: u64,
     pub p99_after: u64,
 }
 
+/// What the figures say about one cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Faster,
+    Slower,
+    /// The rounds of the two runs are not told apart at the test's level.
+    NoChangeShown,
+    /// One round in either run: no test.
+    OneRound,
+}
+
 impl Change {
-    pub fn within_noise(&self) -> bool {
-        self.percent.abs() <= self.noise
+    pub fn decision(&self) -> Decision {
+        match self.p_value {
+            None => Decision::OneRound,
+            Some(p) if p >= SIGNIFICANCE => Decision::NoChangeShown,
+            Some(_) if self.after > self.before => Decision::Faster,
+            Some(_) => Decision::Slower,
+        }
+    }
+
+    pub fn changed(&self) -> bool {
+        matches!(self.decision(), Decision::Faster | Decision::Slower)
     }
 
     fn verdict(&self) -> &'static str {
-        if self.within_noise() {
-            "~ within noise"
-        } else if self.percent > 0.0 {
-            "faster"
-        } else {
-            "SLOWER"
+        match self.decision() {
+            Decision::Faster => "faster",
+            Decision::Slower => "SLOWER",
+            Decision::NoChangeShown => "~ no change shown",
+            Decision::OneRound => "no verdict: one round",
         }
     }
 }
 
 /// The cells of `before` and `after` matched by server, scenario and level.
-pub fn changes(before: &RunResults, after: &RunResults, default_noise: f64) -> Vec<Change> {
+pub fn changes(before: &RunResults, after: &RunResults) -> Vec<Change> {
     let mut changes = Vec::new();
     for (server, cell) in after.cells() {
         let Some(old) = before.cells().find_map(|(old_server, old_cell)| {
@@ -70,7 +88,6 @@ pub fn changes(before: &RunResults, after: &RunResults, default_noise: f64) -> V
         } else {
             0.0
         };
-        let noise = noise_band(old, cell, default_noise);
         changes.push(Change {
             server: server.record.shown_name().to_string(),
             scenario: cell.scenario,
@@ -79,7 +96,7 @@ pub fn changes(before: &RunResults, after: &RunResults, default_noise: f64) -> V
             before: before_rate,
             after: after_rate,
             percent,
-            noise,
+            p_value: p_value(old, cell),
             p99_before: old_run.latency_us.p99,
             p99_after: new_run.latency_us.p99,
         });
@@ -87,19 +104,14 @@ pub fn changes(before: &RunResults, after: &RunResults, default_noise: f64) -> V
     changes
 }
 
-/// The band within which a change of a cell is not told from noise, in percent. With repeats,
-/// each run measured its own spread, and the band is the wider of the two (at least 1 %);
-/// without, the default.
-fn noise_band(before: &Cell, after: &Cell, default_noise: f64) -> f64 {
-    if before.runs.len() > 1 || after.runs.len() > 1 {
-        before
-            .summary
-            .spread_percent
-            .max(after.summary.spread_percent)
-            .max(1.0)
-    } else {
-        default_noise
+/// The rank test over the two cells' rounds (or repeats, in files from before rounds).
+fn p_value(before: &Cell, after: &Cell) -> Option<f64> {
+    if before.runs.len() < 2 || after.runs.len() < 2 {
+        return None;
     }
+    let rates =
+        |cell: &Cell| -> Vec<f64> { cell.runs.iter().map(|run| run.ok_per_second).collect() };
+    mann_whitney_p(&rates(before), &rates(after))
 }
 
 /// The round trip added to the server's database: figures at different levels are never
@@ -133,8 +145,8 @@ pub fn render(before: &RunResults, after: &RunResults, changes: &[Change]) -> St
     }
     text.push('\n');
     let mut table = Table::new(&[
-        "server", "scenario", "conns", "A req/s", "B req/s", "change", "noise ±", "A p99 ms",
-        "B p99 ms", "verdict",
+        "server", "scenario", "conns", "A req/s", "B req/s", "change", "p", "A p99 ms", "B p99 ms",
+        "verdict",
     ]);
     for change in changes {
         table.rows.push(vec![
@@ -144,7 +156,9 @@ pub fn render(before: &RunResults, after: &RunResults, changes: &[Change]) -> St
             group_thousands(change.before.round() as i64),
             group_thousands(change.after.round() as i64),
             format!("{:+.1}%", change.percent),
-            format!("{:.1}%", change.noise),
+            change
+                .p_value
+                .map_or_else(|| "–".to_string(), |p| format!("{p:.3}")),
             format!("{:.2}", change.p99_before as f64 / 1_000.0),
             format!("{:.2}", change.p99_after as f64 / 1_000.0),
             change.verdict().to_string(),
@@ -154,24 +168,30 @@ pub fn render(before: &RunResults, after: &RunResults, changes: &[Change]) -> St
         text.push_str("The runs have no cell in common (same server, scenario and connections).\n");
     } else {
         text.push_str(&table.terminal());
-        let significant = changes
+        let changed = changes.iter().filter(|change| change.changed()).count();
+        let untested = changes
             .iter()
-            .filter(|change| !change.within_noise())
+            .filter(|change| change.decision() == Decision::OneRound)
             .count();
         text.push_str(&format!(
-            "\n{} of {} cells changed beyond the noise band.\n",
-            significant,
-            changes.len()
+            "\n{} of {} cells changed (Mann-Whitney rank test over each cell's rounds, two-sided, p < {SIGNIFICANCE}){}.\n",
+            changed,
+            changes.len(),
+            if untested > 0 {
+                format!("; {untested} with one round in a run have no verdict")
+            } else {
+                String::new()
+            }
         ));
     }
     text
 }
 
 /// `bakeoff compare A B`.
-pub fn compare(a: &Path, b: &Path, noise: f64) -> Result<String> {
+pub fn compare(a: &Path, b: &Path) -> Result<String> {
     let before = RunResults::read(a)?;
     let after = RunResults::read(b)?;
-    let changes = changes(&before, &after, noise);
+    let changes = changes(&before, &after);
     Ok(render(&before, &after, &changes))
 }
 
@@ -188,37 +208,49 @@ mod tests {
         Cell::new(Scenario::Types, 64, None, runs)
     }
 
-    #[test]
-    fn the_noise_band_is_the_default_without_repeats_and_the_wider_spread_with_them() {
-        assert_eq!(noise_band(&cell(&[100.0]), &cell(&[150.0]), 5.0), 5.0);
-        // 90..110 around 100 is a 20 % spread; 99..101 a 2 % one.
-        let wide = cell(&[90.0, 100.0, 110.0]);
-        let narrow = cell(&[99.0, 100.0, 101.0]);
-        assert!((noise_band(&narrow, &wide, 5.0) - 20.0).abs() < 1e-9);
-        assert!((noise_band(&narrow, &cell(&[100.0]), 5.0) - 2.0).abs() < 1e-9);
-        // Identical repeats still leave a band of 1 %.
-        let steady = cell(&[100.0, 100.0]);
-        assert_eq!(noise_band(&steady, &steady, 5.0), 1.0);
-    }
-
-    #[test]
-    fn a_change_is_noise_up_to_the_band_and_a_verdict_beyond() {
-        let change = |percent: f64| Change {
+    fn change(before: &[f64], after: &[f64]) -> Change {
+        let (old, new) = (cell(before), cell(after));
+        Change {
             server: "s".into(),
             scenario: Scenario::Types,
             connections: 64,
             rate: None,
-            before: 100.0,
-            after: 100.0 + percent,
-            percent,
-            noise: 5.0,
+            before: old.summary.ok_per_second,
+            after: new.summary.ok_per_second,
+            percent: 0.0,
+            p_value: p_value(&old, &new),
             p99_before: 1,
             p99_after: 1,
-        };
-        assert!(change(5.0).within_noise());
-        assert!(change(-5.0).within_noise());
-        assert_eq!(change(5.1).verdict(), "faster");
-        assert_eq!(change(-5.1).verdict(), "SLOWER");
-        assert_eq!(change(0.0).verdict(), "~ within noise");
+        }
+    }
+
+    #[test]
+    fn a_cell_changed_only_where_the_rank_test_tells_its_rounds_apart() {
+        // Five rounds each, fully separated: p = 2/252, changed.
+        let slower = change(
+            &[100.0, 101.0, 102.0, 103.0, 104.0],
+            &[90.0, 91.0, 92.0, 93.0, 94.0],
+        );
+        assert_eq!(slower.decision(), Decision::Slower);
+        assert_eq!(slower.verdict(), "SLOWER");
+        let faster = change(
+            &[90.0, 91.0, 92.0, 93.0, 94.0],
+            &[100.0, 101.0, 102.0, 103.0, 104.0],
+        );
+        assert_eq!(faster.decision(), Decision::Faster);
+        // A 10 % gap in the medians that the rounds overlap across: no change shown.
+        let noisy = change(
+            &[100.0, 80.0, 120.0, 95.0, 105.0],
+            &[110.0, 90.0, 130.0, 100.0, 118.0],
+        );
+        assert_eq!(noisy.decision(), Decision::NoChangeShown);
+        assert!(!noisy.changed());
+        // Three rounds each can never reach 5 % (the most extreme is 2/20): no change shown.
+        let three = change(&[100.0, 101.0, 102.0], &[50.0, 51.0, 52.0]);
+        assert_eq!(three.decision(), Decision::NoChangeShown);
+        // One round in either run: no verdict at all, however large the change.
+        let once = change(&[100.0], &[50.0, 51.0, 52.0]);
+        assert_eq!(once.decision(), Decision::OneRound);
+        assert_eq!(once.verdict(), "no verdict: one round");
     }
 }

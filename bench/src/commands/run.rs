@@ -1,33 +1,34 @@
-//! `bakeoff run`: the whole benchmark. Every server in every configuration of the run's
-//! dimensions, one at a time, through the harness: start it pinned to its CPUs, verify it against
-//! the contract, warm it up, measure every scenario at every load level, stop it with SIGTERM;
-//! then write `results.json`, `report.md` and the charts, and print the tables. With `--fault`,
-//! each server then measures every scenario once more per fault, the fault injected into the
-//! database during the cell (`harness::faults`), into fault cells of their own.
+//! `bakeoff run`: the whole benchmark, as a thin driver. Its flags become a plan; the harness
+//! starts and verifies the servers a group at a time (every server of one configuration of the
+//! run's dimensions together, pinned to the same CPUs); the measurement layer measures each
+//! group in interleaved rounds (`measure::rounds`): every scenario at every load level, then the
+//! efficiency cells at one open-loop rate, then the fault cells of `--fault`; the harness stops
+//! them with SIGTERM; then `results.json`, `report.md` and the charts are written and the tables
+//! printed.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use bytes::Bytes;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::engine::{self, LiveCounters, LoadSpec, PlannedRequest};
+use crate::engine::{self, LiveCounters};
 use crate::format::group_thousands;
 use crate::harness::database::Database;
-use crate::harness::faults::{self, FaultRecord, FaultSpec};
+use crate::harness::faults::{self, FaultSpec};
 use crate::harness::flags::{DatabaseArgs, DimensionArgs, ServerArgs, parse_duration};
-use crate::harness::lifecycle::{self, Profile, RunningServer, Session, Trial, Verify};
+use crate::harness::lifecycle::{self, Profile, Ready, Session, Verify};
 use crate::harness::servers::{ServerSpec, TargetConformance};
 use crate::harness::settings::Dimensions;
 use crate::machine::{Machine, utc_now};
-use crate::monitor::{DatabaseWatch, Sampler};
+use crate::measure::cell::{Bench, BodyDeviations, LoadTarget};
+use crate::measure::rounds::{self, EfficiencyRate, RoundsPlan, ServerCells};
+use crate::monitor::DatabaseWatch;
 use crate::placement::{Placement, PlacementArgs};
 use crate::results::ResultsFile;
-use crate::results::run::{Cell, Measurement, RunResults, ServerResult, Settings};
+use crate::results::run::{RunResults, ServerResult, Settings};
 use crate::scenarios::{Pools, Scenario, version_body};
 
 /// The options of `bakeoff run`.
@@ -41,23 +42,30 @@ pub struct RunArgs {
     /// Connection levels, comma-separated: each scenario is measured at each.
     #[arg(long, value_delimiter = ',', default_value = "64")]
     pub connections: Vec<usize>,
-    /// Measured time per cell, e.g. 10s or 500ms (default 10s; 3s with --quick).
+    /// Measured time per cell over all its rounds, e.g. 10s or 500ms (default 10s; 3s with
+    /// --quick); a fault cell's whole window.
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Warm-up per server before its first cell, all scenarios mixed (default 2s; 1s with
     /// --quick); a shorter one before the first cell of each further connection level.
     #[arg(long, value_parser = parse_duration)]
     pub warmup: Option<Duration>,
-    /// Runs per cell; the report shows the median and the spread.
-    #[arg(long, default_value_t = 1)]
-    pub repeat: usize,
+    /// Rounds: every cell is measured once per round, for its share of --duration, in an order
+    /// shuffled per round, so that every server meets the machine's slow minutes alike (default
+    /// 5; 1 measures each cell in one block and gives no intervals).
+    #[arg(long, alias = "repeat")]
+    pub rounds: Option<usize>,
     /// The whole matrix in about two minutes: shorter cells and warm-up.
     #[arg(long)]
     pub quick: bool,
-    /// Open loop at this many requests per second (latency from the intended send time);
-    /// default: closed loop.
+    /// The efficiency cells' open-loop rate in requests per second (latency from the intended
+    /// send time); default: half of the slowest server's closed-loop median in each scenario.
     #[arg(long)]
     pub rate: Option<f64>,
+    /// No efficiency cells (every server at the same open-loop rate after the closed-loop
+    /// rounds).
+    #[arg(long)]
+    pub no_efficiency: bool,
     #[command(flatten)]
     pub database: DatabaseArgs,
     #[command(flatten)]
@@ -83,12 +91,7 @@ pub struct RunArgs {
 /// Everything the run needs, resolved from the flags before anything starts.
 struct Plan {
     servers: Vec<ServerSpec>,
-    scenarios: Vec<Scenario>,
-    connections: Vec<usize>,
-    duration: Duration,
-    warmup: Duration,
-    repeat: usize,
-    rate: Option<f64>,
+    rounds: RoundsPlan,
     timeout: Duration,
     check_every: u64,
     placement: Placement,
@@ -96,8 +99,18 @@ struct Plan {
     profile: Profile,
     allow_remote: bool,
     seed: u64,
-    faults: Vec<FaultSpec>,
+    /// The whole time of a cell (all its rounds together).
+    duration: Duration,
 }
+
+/// The rounds of a run unless told: five rounds of 2 s make the same 10 s per cell as the
+/// single block of earlier versions (see `--rounds`).
+pub const DEFAULT_ROUNDS: usize = 5;
+/// Load before each cell's window in a round: the server meets the cell's connections and
+/// requests again after the other servers' cells.
+pub const CELL_WARMUP: Duration = Duration::from_millis(200);
+/// An efficiency cell's window per round.
+pub const EFFICIENCY_DURATION: Duration = Duration::from_secs(1);
 
 impl Plan {
     fn new(args: &RunArgs) -> Result<Plan> {
@@ -114,52 +127,69 @@ impl Plan {
                 engine::MAX_CONNECTIONS
             );
         }
-        anyhow::ensure!(args.repeat >= 1, "--repeat must be at least 1");
+        let rounds = args.rounds.unwrap_or(DEFAULT_ROUNDS);
+        anyhow::ensure!(
+            (1..=100).contains(&rounds),
+            "--rounds must be from 1 to 100"
+        );
         let duration = args.duration.unwrap_or(if args.quick {
             Duration::from_secs(3)
         } else {
             Duration::from_secs(10)
         });
-        anyhow::ensure!(!duration.is_zero(), "--duration must be more than zero");
+        let round_duration = duration / rounds as u32;
+        anyhow::ensure!(
+            round_duration >= Duration::from_millis(200),
+            "--duration {} over {rounds} rounds leaves {} ms per round; give each round at least 200 ms",
+            humantime::format_duration(duration),
+            round_duration.as_millis()
+        );
         let warmup = args.warmup.unwrap_or(if args.quick {
             Duration::from_secs(1)
         } else {
             Duration::from_secs(2)
         });
-        if let Some(rate) = args.rate {
-            anyhow::ensure!(
-                rate.is_finite() && rate > 0.0,
-                "--rate must be a positive number of requests per second"
-            );
-        }
+        let efficiency = match (args.no_efficiency, args.rate) {
+            (true, Some(_)) => {
+                bail!("--rate sets the efficiency cells' rate: drop --no-efficiency")
+            }
+            (true, None) => EfficiencyRate::Off,
+            (false, Some(rate)) => {
+                anyhow::ensure!(
+                    rate.is_finite() && rate > 0.0,
+                    "--rate must be a positive number of requests per second"
+                );
+                EfficiencyRate::Fixed(rate)
+            }
+            (false, None) => EfficiencyRate::HalfOfSlowest,
+        };
+        let placement = Placement::choose(&args.placement).map_err(anyhow::Error::msg)?;
+        let faults = args.faults.clone();
         Ok(Plan {
             servers: args.servers.servers()?,
-            scenarios,
-            connections,
-            duration,
-            warmup,
-            repeat: args.repeat,
-            rate: args.rate,
+            rounds: RoundsPlan {
+                scenarios,
+                connections,
+                rounds,
+                round_duration,
+                cell_warmup: CELL_WARMUP,
+                warmup,
+                efficiency,
+                efficiency_duration: EFFICIENCY_DURATION.min(round_duration),
+                faults,
+                fault_duration: duration,
+                seed: args.database.seed,
+                server_cpus: placement.server_cpus.clone(),
+            },
             timeout: args.timeout,
             check_every: args.check_every,
-            placement: Placement::choose(&args.placement).map_err(anyhow::Error::msg)?,
+            placement,
             dimensions: args.dimensions.dimensions(),
             profile: args.servers.profile(),
             allow_remote: args.servers.allow_remote,
             seed: args.database.seed,
-            faults: args.faults.clone(),
+            duration,
         })
-    }
-
-    /// The warm-up before the first cell at the `index`-th connection level: the whole warm-up
-    /// before the first, a shorter one at each higher level (pools and threads grow to it
-    /// before its figures count; leftovers of a lower level never inflate a higher one's).
-    fn warmup_before_level(&self, index: usize) -> Duration {
-        if index == 0 {
-            self.warmup
-        } else {
-            self.warmup.min(Duration::from_secs(1))
-        }
     }
 }
 
@@ -172,43 +202,15 @@ impl Drop for StopOnDrop {
     }
 }
 
-/// What measuring one server needs besides the server.
-struct Bench<'a> {
-    plan: &'a Plan,
-    watch: &'a Arc<DatabaseWatch>,
-    pools: &'a Pools,
-    live: &'a Arc<LiveCounters>,
-    meter: &'a Meter,
-    database: &'a Database,
-}
-
-/// What one server's measurement came to: its normal cells and its fault cells.
-#[derive(Default)]
-struct MeasuredCells {
-    cells: Vec<Cell>,
-    fault_cells: Vec<Cell>,
-}
-
-/// What measuring one server's cells depends on its kind: a variant's or peer's requests and
-/// database figures, or a target's.
-struct ServerLoad<'a> {
-    name: &'a str,
-    /// Its database activity, where it is the run's to count.
-    watch: Option<&'a Arc<DatabaseWatch>>,
-    pools: &'a Pools,
-    version: &'a Bytes,
-    faults: &'a [FaultSpec],
-    deviations: BodyDeviations,
-}
-
 /// Runs the benchmark; returns the results directory.
 pub async fn run(args: RunArgs, command_line: String) -> Result<PathBuf> {
     let (started_at, directory_name) = utc_now();
     // Every flag is checked, and every binary looked up, before anything starts.
     let plan = Plan::new(&args)?;
     let database_choice = args.database.choice()?;
-    faults::check(&plan.faults, plan.duration, &database_choice)?;
+    faults::check(&plan.rounds.faults, plan.duration, &database_choice)?;
     let trials = lifecycle::trials(&plan.servers, &plan.dimensions, plan.profile)?;
+    let groups = lifecycle::groups(&trials, &plan.dimensions);
     let progress = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
     let say = |line: String| progress.suspend(|| eprintln!("{line}"));
     for trial in trials.iter() {
@@ -223,15 +225,15 @@ pub async fn run(args: RunArgs, command_line: String) -> Result<PathBuf> {
     let mut machine = Machine::describe();
     machine.postgres_version = watch.server_version().await;
     let contacts = watch.contacts().await;
-    let pools = Pools::build(&database.admin_url, &plan.scenarios, plan.seed)
+    let pools = Pools::build(&database.admin_url, &plan.rounds.scenarios, plan.seed)
         .await
         .context("drawing the scenarios' requests from the database")?;
 
     let live = Arc::new(LiveCounters::default());
     let _stop_guard = StopOnDrop(Arc::clone(&live));
-    let cells_per_server =
-        plan.scenarios.len() * plan.connections.len() * (plan.repeat + plan.faults.len());
-    let bar = progress.add(ProgressBar::new((trials.len() * cells_per_server) as u64));
+    let bar = progress.add(ProgressBar::new(
+        (trials.len() * plan.rounds.cells_per_server()) as u64,
+    ));
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} cells  {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -239,12 +241,12 @@ pub async fn run(args: RunArgs, command_line: String) -> Result<PathBuf> {
     );
     let meter = Meter::start(bar.clone(), Arc::clone(&live));
     let bench = Bench {
-        plan: &plan,
-        watch: &watch,
-        pools: &pools,
+        placement: &plan.placement,
+        timeout: plan.timeout,
+        check_every: plan.check_every,
+        allow_remote: plan.allow_remote,
         live: &live,
-        meter: &meter,
-        database: &database,
+        database: Some(&database),
     };
     let session = Session {
         placement: &plan.placement,
@@ -252,28 +254,68 @@ pub async fn run(args: RunArgs, command_line: String) -> Result<PathBuf> {
         dimensions: &plan.dimensions,
         allow_remote: plan.allow_remote,
     };
-    let outcomes = lifecycle::drive(
+    let mut rounds = Vec::new();
+    let mut group_number = 0;
+    let outcomes = lifecycle::drive_groups(
         &trials,
+        &groups,
         &session,
         Verify::Contract,
         &say,
-        async |trial: &Trial, server: &RunningServer| {
-            meter.set_phase(format!("{}: measuring", trial.label));
-            bench.measure(trial, server).await
+        async |ready: &[Ready<'_>]| {
+            let group = group_number;
+            group_number += 1;
+            let mut targets = Vec::new();
+            let mut results: Vec<Option<anyhow::Error>> = Vec::new();
+            for one in ready {
+                match load_target(one, &watch, &pools, &plan).await {
+                    Ok(target) => {
+                        targets.push(target);
+                        results.push(None);
+                    }
+                    Err(error) => results.push(Some(error)),
+                }
+            }
+            let measured =
+                rounds::measure_group(&bench, &targets, &plan.rounds, group, &meter).await;
+            rounds.extend(measured.rounds);
+            let mut measured = measured.servers.into_iter();
+            results
+                .into_iter()
+                .map(|failure| match failure {
+                    Some(error) => Err(error),
+                    None => measured
+                        .next()
+                        .unwrap_or_else(|| Err(anyhow::anyhow!("no figures measured")))
+                        .map(|cells| (group, cells)),
+                })
+                .collect()
         },
     )
     .await;
     meter.stop();
     bar.finish_and_clear();
 
+    let mut group_labels: Vec<Vec<String>> = Vec::new();
     let servers: Vec<ServerResult> = outcomes
         .into_iter()
         .map(|outcome| {
-            let measured = outcome.measured.unwrap_or_default();
+            let (group, measured) = match outcome.measured {
+                Some((group, cells)) => (Some(group), cells),
+                None => (None, ServerCells::default()),
+            };
+            if let Some(group) = group {
+                if group_labels.len() <= group {
+                    group_labels.resize(group + 1, Vec::new());
+                }
+                group_labels[group].push(outcome.record.label.clone());
+            }
             ServerResult {
                 record: outcome.record,
                 cells: measured.cells,
                 fault_cells: measured.fault_cells,
+                efficiency_cells: measured.efficiency_cells,
+                group,
             }
         })
         .collect();
@@ -283,27 +325,10 @@ pub async fn run(args: RunArgs, command_line: String) -> Result<PathBuf> {
         started_at,
         finished_at,
         machine,
-        settings: Settings {
-            command: command_line,
-            scenarios: plan.scenarios.clone(),
-            connections: plan.connections.clone(),
-            rate: plan.rate,
-            duration_seconds: plan.duration.as_secs_f64(),
-            warmup_seconds: plan.warmup.as_secs_f64(),
-            repeat: plan.repeat,
-            quick: args.quick,
-            timeout_seconds: plan.timeout.as_secs_f64(),
-            check_every: plan.check_every,
-            dimensions: Some(plan.dimensions.clone()),
-            workers: None,
-            db_pool_size: None,
-            placement: plan.placement.clone(),
-            database: database.kind,
-            contacts,
-            data_seed: database.data.map(|data| data.seed),
-            profile: plan.profile.name().to_string(),
-        },
+        settings: settings(&plan, &args, command_line, &database, contacts),
         servers,
+        rounds,
+        groups: group_labels,
     };
     let directory = crate::results::create_directory(&args.out, &directory_name)?;
     results.write(&directory)?;
@@ -313,252 +338,94 @@ pub async fn run(args: RunArgs, command_line: String) -> Result<PathBuf> {
     Ok(directory)
 }
 
-impl Bench<'_> {
-    /// Measures one running server: its requests drawn from its own database where it has one,
-    /// bodies compared where its JSON must be bakeoff's bytes.
-    async fn measure(&self, trial: &Trial, server: &RunningServer) -> Result<MeasuredCells> {
-        match &trial.server {
-            ServerSpec::Variant(_) | ServerSpec::Peer(_) => {
-                let expected_version = version_body(&trial.server.name());
-                let version = if server.version == expected_version {
-                    server.version.clone()
-                } else {
-                    expected_version
-                };
-                self.measure_cells(
-                    server,
-                    ServerLoad {
-                        name: &trial.label,
-                        watch: Some(self.watch),
-                        pools: self.pools,
-                        version: &version,
-                        faults: &self.plan.faults,
-                        deviations: BodyDeviations::Errors,
-                    },
-                )
-                .await
-            }
-            ServerSpec::Target(target) => {
-                // A foreign server may format its JSON differently: only statuses are checked
-                // under load, and its requests are drawn from its own database when it has one.
-                // A lenient target's bodies are compared, and those that match the contract are
-                // its checked bodies; the others count by their status.
-                let own_pools;
-                let pools = match &target.database_url {
-                    Some(url) => {
-                        own_pools = Pools::build(url, &self.plan.scenarios, self.plan.seed).await?;
-                        &own_pools
-                    }
-                    None => self.pools,
-                };
+/// What the results file says of the run's settings.
+fn settings(
+    plan: &Plan,
+    args: &RunArgs,
+    command: String,
+    database: &Database,
+    contacts: Option<i64>,
+) -> Settings {
+    Settings {
+        command,
+        scenarios: plan.rounds.scenarios.clone(),
+        connections: plan.rounds.connections.clone(),
+        rate: None,
+        duration_seconds: plan.duration.as_secs_f64(),
+        warmup_seconds: plan.rounds.warmup.as_secs_f64(),
+        repeat: 1,
+        rounds: plan.rounds.rounds,
+        cell_warmup_seconds: plan.rounds.cell_warmup.as_secs_f64(),
+        efficiency_seconds: (plan.rounds.efficiency != EfficiencyRate::Off)
+            .then(|| plan.rounds.efficiency_duration.as_secs_f64()),
+        quick: args.quick,
+        timeout_seconds: plan.timeout.as_secs_f64(),
+        check_every: plan.check_every,
+        dimensions: Some(plan.dimensions.clone()),
+        workers: None,
+        db_pool_size: None,
+        placement: plan.placement.clone(),
+        database: database.kind,
+        contacts,
+        data_seed: database.data.map(|data| data.seed),
+        profile: plan.profile.name().to_string(),
+    }
+}
+
+/// How the rounds load one ready server: its requests drawn from its own database where it has
+/// one, bodies compared where its JSON must be bakeoff's bytes.
+async fn load_target<'a>(
+    ready: &'a Ready<'_>,
+    watch: &Arc<DatabaseWatch>,
+    pools: &Pools,
+    plan: &Plan,
+) -> Result<LoadTarget<'a>> {
+    let server = &ready.server;
+    let label = ready.trial.label.clone();
+    match &ready.trial.server {
+        ServerSpec::Variant(_) | ServerSpec::Peer(_) => {
+            let expected_version = version_body(&ready.trial.server.name());
+            let version = if server.version == expected_version {
+                server.version.clone()
+            } else {
+                expected_version
+            };
+            Ok(LoadTarget {
+                label,
+                server,
+                watch: Some(Arc::clone(watch)),
+                pools: pools.clone(),
+                version,
+                deviations: BodyDeviations::Errors,
+                faults_apply: true,
+            })
+        }
+        ServerSpec::Target(target) => {
+            // A foreign server may format its JSON differently: only statuses are checked
+            // under load, and its requests are drawn from its own database when it has one.
+            // A lenient target's bodies are compared, and those that match the contract are
+            // its checked bodies; the others count by their status.
+            let own = match &target.database_url {
+                Some(url) => Pools::build(url, &plan.rounds.scenarios, plan.seed).await?,
+                None => pools.clone(),
+            };
+            let (own, deviations) = match target.conformance {
+                TargetConformance::Strict => (own.without_bodies(), BodyDeviations::Errors),
+                TargetConformance::Lenient => (own, BodyDeviations::Tolerated),
+            };
+            Ok(LoadTarget {
+                label,
+                server,
                 // Its database activity is not the run's to count, and a fault of the run's
                 // database would not reach one that serves its own.
-                let faults: &[FaultSpec] = if target.database_url.is_some() {
-                    &[]
-                } else {
-                    &self.plan.faults
-                };
-                let (pools, deviations) = match target.conformance {
-                    TargetConformance::Strict => (pools.without_bodies(), BodyDeviations::Errors),
-                    TargetConformance::Lenient => (pools.clone(), BodyDeviations::Tolerated),
-                };
-                self.measure_cells(
-                    server,
-                    ServerLoad {
-                        name: &trial.label,
-                        watch: None,
-                        pools: &pools.in_path_style(server.path_style)?,
-                        version: &server.version,
-                        faults,
-                        deviations,
-                    },
-                )
-                .await
-            }
+                watch: None,
+                pools: own.in_path_style(server.path_style)?,
+                version: server.version.clone(),
+                deviations,
+                faults_apply: target.database_url.is_none(),
+            })
         }
     }
-
-    /// The warm-up, then every scenario at every level, `repeat` times; then every scenario at
-    /// every level once per fault.
-    async fn measure_cells(
-        &self,
-        server: &RunningServer,
-        load: ServerLoad<'_>,
-    ) -> Result<MeasuredCells> {
-        let ServerLoad {
-            name,
-            watch,
-            pools,
-            version,
-            faults,
-            deviations,
-        } = load;
-        let plan = self.plan;
-        let address: SocketAddr = server.address;
-        let spec_for = |requests, connections, duration, seed| LoadSpec {
-            address,
-            requests,
-            connections,
-            threads: plan.placement.engine_threads,
-            warmup: Duration::ZERO,
-            duration,
-            rate: plan.rate,
-            timeout: plan.timeout,
-            check_every: plan.check_every,
-            cpus: plan.placement.engine_cpus.clone(),
-            seed,
-            allow_remote: plan.allow_remote,
-        };
-        // Every scenario's requests mixed: pools fill, caches and statement caches warm up on
-        // every connection before anything is recorded.
-        let mut mixed: Vec<PlannedRequest> = Vec::new();
-        for &scenario in &plan.scenarios {
-            mixed.extend(pools.mix(scenario, version)?.iter().cloned());
-        }
-        let mixed = Arc::new(mixed);
-
-        let mut cells = Vec::new();
-        for (level_index, &connections) in plan.connections.iter().enumerate() {
-            let warmup = plan.warmup_before_level(level_index);
-            if !warmup.is_zero() {
-                self.meter
-                    .set_phase(format!("{name}: warm-up, {connections} connections"));
-                let spec = spec_for(Arc::clone(&mixed), connections, warmup, plan.seed);
-                run_engine(spec, self.live).await?;
-            }
-            for &scenario in &plan.scenarios {
-                let requests = pools.mix(scenario, version)?;
-                let mut runs = Vec::new();
-                for repeat in 0..plan.repeat {
-                    self.meter.set_phase(format!(
-                        "{name}: {scenario} at {connections} connections{}",
-                        if plan.repeat > 1 {
-                            format!(" (run {}/{})", repeat + 1, plan.repeat)
-                        } else {
-                            String::new()
-                        }
-                    ));
-                    let spec = spec_for(
-                        Arc::clone(&requests),
-                        connections,
-                        plan.duration,
-                        plan.seed.wrapping_add(repeat as u64),
-                    );
-                    let sampler = match server.pid() {
-                        Some(pid) => Some(
-                            Sampler::start_behind_pooler(
-                                pid,
-                                watch.cloned(),
-                                server.pooler_watch(),
-                            )
-                            .await,
-                        ),
-                        None => None,
-                    };
-                    let line_cpu_before = server.delay_line_cpu_seconds();
-                    let mut outcome = run_engine(spec, self.live).await?;
-                    let deviating_bodies = match deviations {
-                        BodyDeviations::Errors => 0,
-                        BodyDeviations::Tolerated => outcome.tolerate_body_deviations(),
-                    };
-                    let figures = match sampler {
-                        Some(sampler) => Some(sampler.finish(outcome.total_responses).await),
-                        None => None,
-                    };
-                    let mut measurement =
-                        Measurement::from_outcome(&outcome, figures, plan.placement.engine_threads);
-                    measurement.delay_line_cpu_seconds = line_cpu_before
-                        .zip(server.delay_line_cpu_seconds())
-                        .map(|(before, after)| (after - before).max(0.0));
-                    measurement.deviating_bodies = deviating_bodies;
-                    self.meter.cell_done(&format!(
-                        "{name:<22} {:<16} c={connections:<4} {:>9} req/s  p99 {:>8.2} ms  errors {}",
-                        scenario.to_string(),
-                        group_thousands(measurement.ok_per_second.round() as i64),
-                        measurement.latency_us.p99 as f64 / 1_000.0,
-                        measurement.error_count()
-                    ));
-                    runs.push(measurement);
-                }
-                cells.push(Cell::new(scenario, connections, plan.rate, runs));
-            }
-        }
-        // After every normal cell, so that no fault's aftermath is in their figures.
-        let mut fault_cells = Vec::new();
-        for &connections in &plan.connections {
-            for &scenario in &plan.scenarios {
-                for fault in faults {
-                    self.meter.set_phase(format!(
-                        "{name}: {scenario} at {connections} connections, {}",
-                        fault.label()
-                    ));
-                    let spec = spec_for(
-                        pools.mix(scenario, version)?,
-                        connections,
-                        plan.duration,
-                        plan.seed,
-                    );
-                    let sampler = match server.pid() {
-                        Some(pid) => Some(Sampler::start(pid, watch.cloned()).await),
-                        None => None,
-                    };
-                    // The engine and the fault start together; the fault waits its `at`.
-                    let (outcome, times) = tokio::join!(
-                        run_engine(spec, self.live),
-                        faults::inject(fault, self.database)
-                    );
-                    let outcome = outcome?;
-                    let times = times.with_context(|| format!("injecting {}", fault.label()))?;
-                    let figures = match sampler {
-                        Some(sampler) => Some(sampler.finish(outcome.total_responses).await),
-                        None => None,
-                    };
-                    let measurement =
-                        Measurement::from_outcome(&outcome, figures, plan.placement.engine_threads);
-                    let record = FaultRecord::of(
-                        fault,
-                        &times,
-                        outcome.window_start,
-                        &measurement.errors,
-                        &outcome.series,
-                    );
-                    let recovery = match record.figures.recovered_after_seconds {
-                        Some(seconds) => format!("back in {seconds:.1} s"),
-                        None => "never recovered".to_string(),
-                    };
-                    self.meter.cell_done(&format!(
-                        "{name:<22} {:<16} c={connections:<4} {:<13} failed {}  503 {}  longest {:.0} ms  {recovery}",
-                        scenario.to_string(),
-                        fault.kind.to_string(),
-                        record.figures.failed,
-                        record.figures.unavailable,
-                        record.figures.longest_ms,
-                    ));
-                    let mut cell = Cell::new(scenario, connections, plan.rate, vec![measurement]);
-                    cell.fault = Some(record);
-                    fault_cells.push(cell);
-                }
-            }
-        }
-        Ok(MeasuredCells { cells, fault_cells })
-    }
-}
-
-/// What a 2xx answer whose body differs from the contract's is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BodyDeviations {
-    /// An error (a `body` failure), as for every server that passed verification.
-    Errors,
-    /// Counted by its status and apart from the checked bodies (a lenient target).
-    Tolerated,
-}
-
-async fn run_engine(spec: LoadSpec, live: &Arc<LiveCounters>) -> Result<engine::LoadOutcome> {
-    let live = Arc::clone(live);
-    let outcome = tokio::task::spawn_blocking(move || engine::run(&spec, &live))
-        .await
-        .context("the load engine stopped")??;
-    Ok(outcome)
 }
 
 /// The live progress line: what runs now and the current request rate.
@@ -610,5 +477,15 @@ impl Meter {
 
     fn stop(&self) {
         self.task.abort();
+    }
+}
+
+impl rounds::Progress for Meter {
+    fn phase(&self, text: String) {
+        self.set_phase(text);
+    }
+
+    fn cell_done(&self, line: String) {
+        Meter::cell_done(self, &line);
     }
 }

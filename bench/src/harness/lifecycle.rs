@@ -224,6 +224,43 @@ pub fn trials(
     Ok(trials)
 }
 
+/// The trials that run together, as indexes into `trials`: every server of one configuration of
+/// the dimensions in one group (a server without connection checkout joins the group of the
+/// first checkout policy), targets with the first group. Servers of one group sit idle beside
+/// each other while one of them is measured, so that they can be measured in interleaved
+/// rounds; configurations are kept apart because each may hold its own delay line, pooler,
+/// processes and pools of connections, which all together would not fit the database's
+/// connections or the machine's memory.
+pub fn groups(trials: &[Trial], dimensions: &Dimensions) -> Vec<Vec<usize>> {
+    let first_recycle = dimensions.recycle.first().copied();
+    let mut keys: Vec<Configuration> = Vec::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut targets = Vec::new();
+    for (index, trial) in trials.iter().enumerate() {
+        let Some(configuration) = trial.configuration else {
+            targets.push(index);
+            continue;
+        };
+        let key = Configuration {
+            recycle: configuration.recycle.or(first_recycle),
+            ..configuration
+        };
+        match keys.iter().position(|known| *known == key) {
+            Some(position) => groups[position].push(index),
+            None => {
+                keys.push(key);
+                groups.push(vec![index]);
+            }
+        }
+    }
+    match groups.first_mut() {
+        Some(first) => first.extend(targets),
+        None if !targets.is_empty() => groups.push(targets),
+        None => {}
+    }
+    groups
+}
+
 /// A server that answers: started by the harness, or a target.
 pub struct RunningServer {
     pub address: SocketAddr,
@@ -264,6 +301,18 @@ impl RunningServer {
     /// The console of the pooler in front of its database, when there is one.
     pub fn pooler_watch(&self) -> Option<std::sync::Arc<PoolerWatch>> {
         self.pooler.as_ref().and_then(|pooler| pooler.watch.clone())
+    }
+
+    /// The processes that hold its connections to PostgreSQL: the server, or the delay line or
+    /// pooler in front of the database when it has one (empty for a target).
+    pub fn database_clients(&self) -> Vec<u32> {
+        let Some(pid) = self.pid() else {
+            return Vec::new();
+        };
+        let mut clients = vec![pid];
+        clients.extend(self.delay_proxy.as_ref().map(DelayProxy::pid));
+        clients.extend(self.pooler().map(PgBouncer::pid));
+        clients
     }
 
     /// The pooler in front of its database, when there is one.
@@ -573,6 +622,12 @@ pub struct Outcome<T> {
     pub measured: Option<T>,
 }
 
+/// A server started (or reached) and verified, which a command may now measure.
+pub struct Ready<'a> {
+    pub trial: &'a Trial,
+    pub server: RunningServer,
+}
+
 /// Runs every trial in turn: start, ready, verify, `measure`, stop. A trial that cannot run,
 /// fails to start, fails verification or fails while measured is recorded as skipped with the
 /// reason (and `say` prints it); the others go on.
@@ -583,37 +638,119 @@ pub async fn drive<T>(
     say: &dyn Fn(String),
     mut measure: impl AsyncFnMut(&Trial, &RunningServer) -> Result<T>,
 ) -> Vec<Outcome<T>> {
-    let mut outcomes = Vec::new();
-    for trial in trials {
-        let mut record = ServerRecord::new(
-            trial.server.name(),
-            trial.label.clone(),
-            trial.server.kind(),
-        );
-        record.configuration = trial.configuration;
-        let measured =
-            match run_trial(trial, session, verification, &mut record, &mut measure).await {
-                Ok(measured) => measured,
-                Err(error) => {
-                    record.skipped = Some(format!("{error:#}"));
-                    None
-                }
-            };
-        if let Some(reason) = &record.skipped {
-            say(format!("{}: not measured: {reason}", trial.label));
-        }
-        outcomes.push(Outcome { record, measured });
-    }
-    outcomes
+    let groups: Vec<Vec<usize>> = (0..trials.len()).map(|index| vec![index]).collect();
+    drive_groups(
+        trials,
+        &groups,
+        session,
+        verification,
+        say,
+        async |ready: &[Ready<'_>]| {
+            let mut results = Vec::with_capacity(ready.len());
+            for one in ready {
+                results.push(measure(one.trial, &one.server).await);
+            }
+            results
+        },
+    )
+    .await
 }
 
-async fn run_trial<T>(
+/// Runs the trials a group at a time: every trial of the group is started and verified, then
+/// `measure` gets all that are ready at once (so that it can interleave them) and answers one
+/// result per server, in their order; then all of them are stopped. `groups` holds indexes into
+/// `trials`; the outcomes come back in the order of `trials`. One server's failure is its own
+/// result, as in [`drive`].
+pub async fn drive_groups<T>(
+    trials: &[Trial],
+    groups: &[Vec<usize>],
+    session: &Session<'_>,
+    verification: Verify,
+    say: &dyn Fn(String),
+    mut measure: impl AsyncFnMut(&[Ready<'_>]) -> Vec<Result<T>>,
+) -> Vec<Outcome<T>> {
+    let mut outcomes: Vec<Option<Outcome<T>>> = (0..trials.len()).map(|_| None).collect();
+    for group in groups {
+        let mut records: Vec<(usize, ServerRecord)> = Vec::new();
+        let mut ready: Vec<Ready<'_>> = Vec::new();
+        let mut ready_records: Vec<usize> = Vec::new();
+        for &index in group {
+            let Some(trial) = trials.get(index) else {
+                continue;
+            };
+            let mut record = new_record(trial);
+            match prepare(trial, session, verification, &mut record).await {
+                Ok(Some(server)) => {
+                    ready.push(Ready { trial, server });
+                    ready_records.push(records.len());
+                }
+                Ok(None) => {}
+                Err(error) => record.skipped = Some(format!("{error:#}")),
+            }
+            records.push((index, record));
+        }
+        let results = if ready.is_empty() {
+            Vec::new()
+        } else {
+            measure(&ready).await
+        };
+        let mut values: Vec<Option<T>> = (0..records.len()).map(|_| None).collect();
+        let mut results = results.into_iter();
+        for (one, record_index) in ready.into_iter().zip(ready_records) {
+            let record = &mut records[record_index].1;
+            match results.next() {
+                Some(Ok(value)) => values[record_index] = Some(value),
+                Some(Err(error)) => record.skipped = Some(format!("run failed: {error:#}")),
+                None => record.skipped = Some("run failed: no figures measured".to_string()),
+            }
+            // Stopped whatever happened: a server that failed its measurement still shows how
+            // it exits on SIGTERM.
+            match stop(one.server).await {
+                Ok(shutdown) => record.shutdown = shutdown,
+                Err(error) => record.skipped = Some(format!("{error:#}")),
+            }
+        }
+        for ((index, record), measured) in records.into_iter().zip(values) {
+            if let Some(reason) = &record.skipped {
+                say(format!("{}: not measured: {reason}", trials[index].label));
+            }
+            outcomes[index] = Some(Outcome { record, measured });
+        }
+    }
+    outcomes
+        .into_iter()
+        .zip(trials)
+        .map(|(outcome, trial)| {
+            outcome.unwrap_or_else(|| {
+                let mut record = new_record(trial);
+                record.skipped = Some("in no group of the run".to_string());
+                Outcome {
+                    record,
+                    measured: None,
+                }
+            })
+        })
+        .collect()
+}
+
+fn new_record(trial: &Trial) -> ServerRecord {
+    let mut record = ServerRecord::new(
+        trial.server.name(),
+        trial.label.clone(),
+        trial.server.kind(),
+    );
+    record.configuration = trial.configuration;
+    record
+}
+
+/// Starts (or reaches) a trial's server and verifies it; `None` when it failed verification
+/// (the record says why). A server that started and then failed is stopped here.
+async fn prepare(
     trial: &Trial,
     session: &Session<'_>,
     verification: Verify,
     record: &mut ServerRecord,
-    measure: &mut impl AsyncFnMut(&Trial, &RunningServer) -> Result<T>,
-) -> Result<Option<T>> {
+) -> Result<Option<RunningServer>> {
     let launch = trial.launch.clone().map_err(anyhow::Error::msg)?;
     let running = match (&trial.server, launch, &trial.configuration) {
         (ServerSpec::Target(target), _, _) => {
@@ -635,55 +772,56 @@ async fn run_trial<T>(
         default_pool_size: pooler.default_pool_size,
         statements_setting: trial.statements_setting.map(str::to_string),
     });
-    let outcome = measure_verified(trial, session, verification, record, measure, &running).await;
-    // Stopped whatever happened: a server that failed verification or measurement still shows
-    // how it exits on SIGTERM.
-    record.shutdown = stop(running).await?;
-    outcome
+    match verify(trial, session, verification, record, &running).await {
+        Ok(true) => Ok(Some(running)),
+        Ok(false) => {
+            record.shutdown = stop(running).await?;
+            Ok(None)
+        }
+        Err(error) => {
+            record.shutdown = stop(running).await?;
+            Err(error)
+        }
+    }
 }
 
-async fn measure_verified<T>(
+/// Checks the server against the contract when the command asks for it; whether it may be
+/// measured (a lenient target is, whatever it deviates in).
+async fn verify(
     trial: &Trial,
     session: &Session<'_>,
     verification: Verify,
     record: &mut ServerRecord,
-    measure: &mut impl AsyncFnMut(&Trial, &RunningServer) -> Result<T>,
     running: &RunningServer,
-) -> Result<Option<T>> {
-    if verification == Verify::Contract {
-        let report = check_contract(trial, running, session).await?;
-        let lenient = matches!(
-            &trial.server,
-            ServerSpec::Target(target) if target.conformance == TargetConformance::Lenient
-        );
-        record.verification = Verification {
-            ran: true,
-            passed: report.passed(),
-            checks: report.checks,
-            failures: report.failures,
-            lenient,
-        };
-        // A lenient target is measured whatever it deviates in: the deviations are its result.
-        if !record.verification.passed && !lenient {
-            record.skipped = Some(format!(
-                "failed verification ({} of {} checks): {}",
-                record.verification.failures.len(),
-                record.verification.checks,
-                record
-                    .verification
-                    .failures
-                    .first()
-                    .cloned()
-                    .unwrap_or_default()
-            ));
-            return Ok(None);
-        }
+) -> Result<bool> {
+    if verification == Verify::Skip {
+        return Ok(true);
     }
-    match measure(trial, running).await {
-        Ok(measured) => Ok(Some(measured)),
-        Err(error) => {
-            record.skipped = Some(format!("run failed: {error:#}"));
-            Ok(None)
-        }
+    let report = check_contract(trial, running, session).await?;
+    let lenient = matches!(
+        &trial.server,
+        ServerSpec::Target(target) if target.conformance == TargetConformance::Lenient
+    );
+    record.verification = Verification {
+        ran: true,
+        passed: report.passed(),
+        checks: report.checks,
+        failures: report.failures,
+        lenient,
+    };
+    if !record.verification.passed && !lenient {
+        record.skipped = Some(format!(
+            "failed verification ({} of {} checks): {}",
+            record.verification.failures.len(),
+            record.verification.checks,
+            record
+                .verification
+                .failures
+                .first()
+                .cloned()
+                .unwrap_or_default()
+        ));
+        return Ok(false);
     }
+    Ok(true)
 }

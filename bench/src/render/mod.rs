@@ -2,6 +2,7 @@
 //! of a run ([`report`], [`charts`], the database-latency section [`db_latency`], the processes and
 //! pooler section [`processes`]), its cells over time ([`timeline`]) and its fault cells
 //! ([`fault_report`]), and of the concurrency study ([`study_report`], [`study_charts`]).
+//! [`verdicts`] decides who is ahead of whom, only where the rounds' paired ratios carry it.
 
 pub mod charts;
 pub mod db_latency;
@@ -11,3 +12,4 @@ pub mod report;
 pub mod study_charts;
 pub mod study_report;
 pub mod timeline;
+pub mod verdicts;

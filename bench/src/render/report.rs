@@ -7,16 +7,9 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::format::{Style, Table, group_thousands};
+use crate::render::verdicts::{self, Better};
 use crate::results::run::{Cell, Level, Measurement, Percentiles, RunResults, ServerResult};
 use crate::scenarios::Scenario;
-
-/// Which direction is better for a column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Better {
-    Higher,
-    Lower,
-    Neither,
-}
 
 /// A figure of a cell, or of its median run; `None` where it was not measured.
 type Figure = dyn Fn(&Cell, &Measurement) -> Option<f64>;
@@ -74,11 +67,14 @@ fn mebibytes(bytes: f64) -> String {
 
 fn columns() -> Vec<Column> {
     let mut columns = vec![
-        Column::new("req/s", Better::Higher, whole, |cell, _| {
-            Some(cell.summary.ok_per_second)
+        Column::new("req/s", Better::Higher, whole, |_, run| {
+            Some(run.ok_per_second)
         }),
+        // Half the width of the interval of the median over the rounds, in percent of it.
         Column::new("±%", Better::Neither, one_decimal, |cell, _| {
-            (cell.runs.len() > 1).then_some(cell.summary.spread_percent)
+            let interval = cell.summary.interval?;
+            let median = cell.summary.ok_per_second;
+            (median > 0.0).then(|| (interval.high - interval.low) / 2.0 / median * 100.0)
         }),
     ];
     columns.extend(Percentiles::SHOWN.iter().enumerate().map(|(index, name)| {
@@ -163,20 +159,33 @@ pub fn scenario_table(
                 .collect()
         })
         .collect();
+    // A column's best value is marked only where its row is ahead of every other row by the
+    // rule of `verdicts` (the interval of the per-round ratio excludes 1).
+    let cells: Vec<&Cell> = rows.iter().map(|(_, cell)| *cell).collect();
+    let leaders: Vec<Option<usize>> = columns
+        .iter()
+        .map(|column| leader_of(&cells, column))
+        .collect();
     for (row_index, (server, _)) in rows.iter().enumerate() {
         let mut row = vec![row_name(server)];
         for (column_index, column) in columns.iter().enumerate() {
             let value = values[row_index][column_index];
             let text = value.map_or_else(|| "–".to_string(), |v| (column.format)(v));
-            let best = best_value(&values, column_index, column.better);
-            let is_best = rows.len() > 1
-                && value.is_some()
-                && best.is_some_and(|best| value.is_some_and(|v| v == best));
+            let is_best = leaders[column_index] == Some(row_index);
             row.push(if is_best { style.best(text) } else { text });
         }
         table.rows.push(row);
     }
     table
+}
+
+/// The row whose figure in `column` is better than every other row's, round by round. Only the
+/// columns of a run's own figures are ranked (the ±% column is a cell's, and ranks nothing), so
+/// the figure of a round is the column's value of that round's run.
+fn leader_of(cells: &[&Cell], column: &Column) -> Option<usize> {
+    let any_cell = cells.first()?;
+    let figure = |run: &Measurement| (column.value)(any_cell, run);
+    verdicts::leader(cells, &figure, column.better)
 }
 
 /// A server's name in the measurement tables, marked when it was measured without passing
@@ -196,21 +205,6 @@ fn deviating_bodies(server: &ServerResult) -> u64 {
         .sum()
 }
 
-/// The best value of a column; none when every row has the same value (nothing stands out).
-fn best_value(values: &[Vec<Option<f64>>], column: usize, better: Better) -> Option<f64> {
-    let present = values.iter().filter_map(|row| row[column]);
-    let mut distinct = present.clone();
-    let first = distinct.next()?;
-    if distinct.all(|value| value == first) {
-        return None;
-    }
-    match better {
-        Better::Higher => present.max_by(f64::total_cmp),
-        Better::Lower => present.min_by(f64::total_cmp),
-        Better::Neither => None,
-    }
-}
-
 /// Throughput of every server in every scenario at one level.
 pub fn summary_table(results: &RunResults, level: &Level, style: Style) -> Table {
     let scenarios = results.scenarios();
@@ -222,13 +216,14 @@ pub fn summary_table(results: &RunResults, level: &Level, style: Style) -> Table
         .iter()
         .filter(|server| !server.cells.is_empty())
         .collect();
-    let best: Vec<Option<f64>> = scenarios
+    // The best of a scenario is marked only where it is ahead of every other server.
+    let leaders: Vec<Option<&ServerResult>> = scenarios
         .iter()
         .map(|scenario| {
-            rows_of(results, level, *scenario)
-                .iter()
-                .map(|(_, cell)| cell.summary.ok_per_second)
-                .max_by(f64::total_cmp)
+            let rows = rows_of(results, level, *scenario);
+            let cells: Vec<&Cell> = rows.iter().map(|(_, cell)| *cell).collect();
+            verdicts::leader(&cells, &verdicts::throughput, Better::Higher)
+                .map(|index| rows[index].0)
         })
         .collect();
     for server in measured {
@@ -242,8 +237,7 @@ pub fn summary_table(results: &RunResults, level: &Level, style: Style) -> Table
                 None => "–".into(),
                 Some(cell) => {
                     let text = whole(cell.summary.ok_per_second);
-                    if results.servers.len() > 1 && best[index] == Some(cell.summary.ok_per_second)
-                    {
+                    if leaders[index].is_some_and(|leader| std::ptr::eq(leader, server)) {
                         style.best(text)
                     } else {
                         text
@@ -331,57 +325,28 @@ pub fn servers_table(results: &RunResults) -> Table {
 /// Above this share of its time busy, the engine may be what limits a cell.
 pub const ENGINE_BOUND_PERCENT: f64 = 90.0;
 
-/// One sentence about a scenario table: who leads, by how much, and what went wrong.
+/// One sentence about a scenario table: who leads and by how much where the rounds carry it,
+/// who is tied within the run's noise where they do not, and what went wrong.
 pub fn reading(results: &RunResults, level: &Level, scenario: Scenario) -> String {
     let rows = rows_of(results, level, scenario);
-    let mut ranked: Vec<(&ServerResult, &Cell)> = rows.clone();
-    ranked.sort_by(|a, b| {
-        b.1.summary
-            .ok_per_second
-            .total_cmp(&a.1.summary.ok_per_second)
-    });
-    let Some((first, first_cell)) = ranked.first() else {
+    if rows.is_empty() {
         return "No server was measured.".into();
+    }
+    let cells: Vec<&Cell> = rows.iter().map(|(_, cell)| *cell).collect();
+    let mut sentence = if verdicts::engine_bound(&cells, ENGINE_BOUND_PERCENT) {
+        format!(
+            "The load engine was at least {ENGINE_BOUND_PERCENT:.0}% busy in this table, so its \
+             throughput is partly the engine's: ranked by CPU per request instead, {}",
+            ranking(
+                &rows,
+                &verdicts::cpu_per_request,
+                Better::Lower,
+                "ms of CPU per 1,000"
+            )
+        )
+    } else {
+        ranking(&rows, &verdicts::throughput, Better::Higher, "req/s")
     };
-    let mut sentence = format!(
-        "{} leads with {} req/s",
-        first.record.shown_name(),
-        whole(first_cell.summary.ok_per_second)
-    );
-    if let Some((last, last_cell)) = ranked.last().filter(|_| ranked.len() > 1) {
-        let slowest = last_cell.summary.ok_per_second;
-        if slowest > 0.0 {
-            let _ = write!(
-                sentence,
-                ", {:.1}× {} (the slowest)",
-                first_cell.summary.ok_per_second / slowest,
-                last.record.shown_name()
-            );
-        } else {
-            let _ = write!(
-                sentence,
-                "; {} answered nothing successfully",
-                last.record.shown_name()
-            );
-        }
-    }
-    let p99s: Vec<(&str, u64)> = rows
-        .iter()
-        .filter_map(|(server, cell)| {
-            Some((server.record.shown_name(), cell.median()?.latency_us.p99))
-        })
-        .collect();
-    if let Some((name, p99)) = p99s
-        .iter()
-        .min_by_key(|(_, p99)| *p99)
-        .filter(|_| p99s.len() > 1)
-    {
-        let _ = write!(
-            sentence,
-            "; lowest p99: {name} ({} ms)",
-            milliseconds(*p99 as f64)
-        );
-    }
     let troubled: Vec<String> = rows
         .iter()
         .filter_map(|(server, cell)| {
@@ -403,23 +368,97 @@ pub fn reading(results: &RunResults, level: &Level, scenario: Scenario) -> Strin
     if !troubled.is_empty() {
         let _ = write!(sentence, "; {}", troubled.join("; "));
     }
-    let engine_bound: Vec<&str> = rows
+    sentence.push('.');
+    sentence
+}
+
+/// Who is ahead by `figure`: the best by median, against the next and against the last, each
+/// with the median of the per-round ratio and its interval, and a winner named only where the
+/// interval excludes 1.
+fn ranking(
+    rows: &[(&ServerResult, &Cell)],
+    figure: &dyn Fn(&Measurement) -> Option<f64>,
+    better: Better,
+    unit: &str,
+) -> String {
+    let median = |cell: &Cell| {
+        let values: Vec<f64> = cell.runs.iter().filter_map(figure).collect();
+        (!values.is_empty()).then(|| crate::stats::median_of_all(&values))
+    };
+    let mut ranked: Vec<(&ServerResult, &Cell, f64)> = rows
         .iter()
-        .filter(|(_, cell)| {
-            cell.median()
-                .and_then(|run| run.engine_busy_percent)
-                .is_some_and(|busy| busy >= ENGINE_BOUND_PERCENT)
-        })
-        .map(|(server, _)| server.record.shown_name())
+        .filter_map(|(server, cell)| Some((*server, *cell, median(cell)?)))
         .collect();
-    if !engine_bound.is_empty() {
-        let _ = write!(
-            sentence,
-            "; the load engine was at least {ENGINE_BOUND_PERCENT:.0}% busy against {}, so that figure is the engine's limit, not the server's",
-            engine_bound.join(", ")
+    ranked.sort_by(|a, b| match better {
+        Better::Lower => a.2.total_cmp(&b.2),
+        _ => b.2.total_cmp(&a.2),
+    });
+    let Some(&(first, first_cell, first_value)) = ranked.first() else {
+        return "no figures".to_string();
+    };
+    let value_text = |value: f64| {
+        if value >= 100.0 {
+            whole(value)
+        } else {
+            one_decimal(value)
+        }
+    };
+    if ranked.len() == 1 {
+        return format!(
+            "{}: {} {unit}",
+            first.record.shown_name(),
+            value_text(first_value)
         );
     }
-    sentence.push('.');
+    let (second, second_cell, _) = ranked[1];
+    let against = |other: &Cell| verdicts::paired(first_cell, other, figure);
+    let ahead = |other: &Cell| verdicts::is_better(first_cell, other, figure, better);
+    let mut sentence = if ahead(second_cell) {
+        format!(
+            "{} leads with {} {unit}, {} {} (the next)",
+            first.record.shown_name(),
+            value_text(first_value),
+            against(second_cell).map_or_else(String::new, |ratio| ratio.describe()),
+            second.record.shown_name()
+        )
+    } else {
+        let tied: Vec<&ServerResult> = ranked
+            .iter()
+            .skip(1)
+            .filter(|(_, cell, _)| !ahead(cell))
+            .map(|(server, _, _)| *server)
+            .collect();
+        format!(
+            "{} ({} {unit}) and {} are tied within this run's noise ({} against {})",
+            first.record.shown_name(),
+            value_text(first_value),
+            verdicts::names(&tied),
+            against(second_cell).map_or_else(|| "no paired rounds".to_string(), |r| r.describe()),
+            second.record.shown_name()
+        )
+    };
+    if ranked.len() > 2 {
+        let (last, last_cell, _) = ranked[ranked.len() - 1];
+        match against(last_cell) {
+            Some(ratio) if ahead(last_cell) => {
+                let _ = write!(
+                    sentence,
+                    "; {} {} (the last)",
+                    ratio.describe(),
+                    last.record.shown_name()
+                );
+            }
+            Some(ratio) => {
+                let _ = write!(
+                    sentence,
+                    "; even against {} (the last) the ratio {} does not exclude 1",
+                    last.record.shown_name(),
+                    ratio.describe()
+                );
+            }
+            None => {}
+        }
+    }
     sentence
 }
 
@@ -439,20 +478,10 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
             )
         },
     );
-    let _ = writeln!(
-        text,
-        "- **Load:** {} s per cell after a {} s warm-up per server, {} run(s) per cell, {}; connections: {}",
-        settings.duration_seconds,
-        settings.warmup_seconds,
-        settings.repeat,
-        rate,
-        settings
-            .connections
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let _ = writeln!(text, "- **Load:** {}, {rate}", load_line(settings));
+    for line in rounds_lines(results) {
+        let _ = writeln!(text, "- {line}");
+    }
     let _ = writeln!(
         text,
         "- **Servers:** {}; {} build",
@@ -493,8 +522,12 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
          all read from /proc and summed over its process tree; \
          `DB conns` is the peak of its connections in pg_stat_activity and `stmts/req` its \
          statements (pg_stat_statements) per answer. `engine %` is how busy the load engine was: \
-         near 100 the engine, not the server, limits that row. The best value of a column is in bold. `±%` \
-         is the spread of throughput over repeats.\n\n",
+         near 100 the engine, not the server, limits that row. Every cell is the median of its \
+         rounds; `±%` is half the width of the interval of that median (order statistics over the \
+         rounds; its coverage is in the rounds line above). A value is in bold only where its server \
+         is ahead of every other server by the rule of this report: the ratio of the two servers' \
+         figures, round by round (the rounds measured them seconds apart), has an interval that \
+         excludes 1; otherwise the servers are tied within this run's noise.\n\n",
     );
 
     text.push_str("## Servers\n\n");
@@ -562,6 +595,7 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
         }
     }
 
+    text.push_str(&efficiency_markdown(results));
     text.push_str(&crate::render::db_latency::markdown(results, charts));
     if crate::render::processes::applies(results) {
         text.push_str(&crate::render::processes::markdown(results, charts));
@@ -593,6 +627,175 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
     text
 }
 
+/// The load line: time per cell, rounds, warm-ups, connections.
+fn load_line(settings: &crate::results::run::Settings) -> String {
+    let connections = settings
+        .connections
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if settings.rounds >= 1 {
+        format!(
+            "{} s per cell in {} interleaved rounds of {:.2} s (each after {:.2} s of unrecorded load), \
+             after a {} s warm-up per server; connections: {connections}",
+            settings.duration_seconds,
+            settings.rounds,
+            settings.duration_seconds / settings.rounds as f64,
+            settings.cell_warmup_seconds,
+            settings.warmup_seconds
+        )
+    } else {
+        format!(
+            "{} s per cell after a {} s warm-up per server, {} run(s) per cell one after another; \
+             connections: {connections}",
+            settings.duration_seconds, settings.warmup_seconds, settings.repeat
+        )
+    }
+}
+
+/// What the rounds say about the run: the coverage of its intervals, the groups, and how much
+/// the machine's speed moved (flagged past `drift::FLAG_PERCENT`).
+pub fn rounds_lines(results: &RunResults) -> Vec<String> {
+    let mut lines = Vec::new();
+    let rounds = results.settings.rounds;
+    if rounds == 0 {
+        lines.push(
+            "**Rounds:** none (a file from before rounds): no intervals, and no server is ranked \
+             ahead of another"
+                .to_string(),
+        );
+        return lines;
+    }
+    let coverage = crate::stats::Interval::of_median(&vec![0.0; rounds])
+        .map(|interval| format!("{:.1} %", interval.coverage * 100.0));
+    lines.push(match coverage {
+        Some(coverage) => format!(
+            "**Rounds:** {rounds}; intervals are order statistics of the rounds with {coverage} \
+             coverage of the median (exact, whatever the distribution)"
+        ),
+        None => "**Rounds:** 1: no intervals, so no server is ranked ahead of another".to_string(),
+    });
+    if results.groups.len() > 1 {
+        let groups: Vec<String> = results
+            .groups
+            .iter()
+            .map(|labels| format!("({})", labels.join(", ")))
+            .collect();
+        lines.push(format!(
+            "**Groups:** {} groups, measured one after another, servers interleaved within each: \
+             {}. Servers of different groups are compared by their medians only, never ranked",
+            results.groups.len(),
+            groups.join(" ")
+        ));
+    }
+    let readings: Vec<f64> = results
+        .rounds
+        .iter()
+        .filter_map(|round| round.reference_ms)
+        .collect();
+    if let Some(moved) = crate::measure::drift::moved_percent(&readings) {
+        let smallest = readings.iter().copied().fold(f64::INFINITY, f64::min);
+        let largest = readings.iter().copied().fold(0.0, f64::max);
+        let flag = if moved > crate::measure::drift::FLAG_PERCENT {
+            format!(
+                " **More than {:.0} %: the machine's speed changed during the run; read its \
+                 figures with care, and its ratios rather than its absolute figures.**",
+                crate::measure::drift::FLAG_PERCENT
+            )
+        } else {
+            String::new()
+        };
+        lines.push(format!(
+            "**Machine drift:** a fixed piece of CPU work on the servers' CPUs took {smallest:.1} \
+             to {largest:.1} ms over {} rounds: the machine's speed moved {moved:.1} %.{flag}",
+            readings.len()
+        ));
+    }
+    lines
+}
+
+/// The efficiency cells: every server at the same open-loop rate, its CPU per request and
+/// latency at that rate, the cheapest named only where the rounds carry it.
+fn efficiency_markdown(results: &RunResults) -> String {
+    let scenarios = results.scenarios();
+    let mut text = String::new();
+    for scenario in scenarios {
+        let rows: Vec<(&ServerResult, &Cell)> = results
+            .servers
+            .iter()
+            .flat_map(|server| {
+                server
+                    .efficiency_cells
+                    .iter()
+                    .filter(move |cell| cell.scenario == scenario)
+                    .map(move |cell| (server, cell))
+            })
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        if text.is_empty() {
+            text.push_str(
+                "## Cost at equal load
+
+Every server at the same open-loop rate (half of the \
+                 slowest server's closed-loop median unless `--rate` set it): what a capacity \
+                 planner reads. The rate is below every server's limit, so the engine cannot \
+                 limit these figures; latency counts from the intended send time.\n\n",
+            );
+        }
+        let _ = writeln!(text, "### {scenario}\n");
+        let mut table = Table::new(&[
+            "server",
+            "rate req/s",
+            "achieved",
+            "CPU ms/1k",
+            "CPU interval",
+            "p50 ms",
+            "p99 ms",
+            "errors",
+        ]);
+        let cells: Vec<&Cell> = rows.iter().map(|(_, cell)| *cell).collect();
+        let leader = verdicts::leader(&cells, &verdicts::cpu_per_request, Better::Lower);
+        for (index, (server, cell)) in rows.iter().enumerate() {
+            let run = cell.median();
+            let cpu = cell
+                .summary
+                .cpu_ms_per_1k
+                .map_or_else(|| "–".into(), one_decimal);
+            table.rows.push(vec![
+                row_name(server),
+                cell.rate.map_or_else(|| "–".into(), whole),
+                whole(cell.summary.ok_per_second),
+                if leader == Some(index) {
+                    Style::Markdown.best(cpu)
+                } else {
+                    cpu
+                },
+                cell.summary
+                    .cpu_interval
+                    .map_or_else(|| "–".into(), |interval| interval.describe(1)),
+                run.map_or_else(|| "–".into(), |run| milliseconds(run.latency_us.p50 as f64)),
+                run.map_or_else(|| "–".into(), |run| milliseconds(run.latency_us.p99 as f64)),
+                run.map_or_else(|| "–".into(), |run| whole(run.error_count() as f64)),
+            ]);
+        }
+        text.push_str(&table.markdown());
+        let _ = writeln!(
+            text,
+            "\n{}.\n",
+            ranking(
+                &rows,
+                &verdicts::cpu_per_request,
+                Better::Lower,
+                "ms of CPU per 1,000"
+            )
+        );
+    }
+    text
+}
+
 fn uncorrected_note(results: &RunResults, level: &Level, scenario: Scenario) -> String {
     let mut text =
         String::from("Uncorrected latency (from the actual send time), for comparison:\n\n");
@@ -617,12 +820,16 @@ fn uncorrected_note(results: &RunResults, level: &Level, scenario: Scenario) -> 
 pub fn terminal(results: &RunResults) -> String {
     let mut text = String::new();
     let _ = writeln!(text, "\n{}", results.machine.line());
-    let _ = writeln!(text, "{}\n", results.settings.placement.note);
+    let _ = writeln!(text, "{}", results.settings.placement.note);
+    for line in rounds_lines(results) {
+        let _ = writeln!(text, "{}", line.replace("**", ""));
+    }
+    text.push('\n');
     text.push_str(&servers_table(results).terminal());
     for level in results.levels() {
         let _ = writeln!(
             text,
-            "\nThroughput (req/s) at {}; * marks the best\n",
+            "\nThroughput (req/s, median of the rounds) at {}; * marks a server ahead of every other\n",
             level.label()
         );
         text.push_str(&summary_table(results, &level, Style::Terminal).terminal());
@@ -648,28 +855,4 @@ pub fn write(results: &RunResults, directory: &Path) -> Result<Vec<String>> {
     }
     crate::results::write_file(directory, "report.md", markdown(results, &charts))?;
     Ok(charts)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_best_value_of_a_column_is_marked_only_where_one_stands_out() {
-        let values = vec![
-            vec![Some(3.0)],
-            vec![None],
-            vec![Some(7.0)],
-            vec![Some(5.0)],
-        ];
-        assert_eq!(best_value(&values, 0, Better::Higher), Some(7.0));
-        assert_eq!(best_value(&values, 0, Better::Lower), Some(3.0));
-        assert_eq!(best_value(&values, 0, Better::Neither), None);
-        let level = vec![vec![Some(4.0)], vec![Some(4.0)], vec![None]];
-        assert_eq!(best_value(&level, 0, Better::Higher), None);
-        assert_eq!(
-            best_value(&[vec![None], vec![None]], 0, Better::Lower),
-            None
-        );
-    }
 }

@@ -16,11 +16,15 @@ use crate::machine::Machine;
 use crate::placement::Placement;
 use crate::results::ResultsFile;
 use crate::scenarios::Scenario;
+use crate::stats::{Interval, median_of_all};
 
 /// Bumped when the file's shape changes: 2 names scenarios, server kinds and the database as
 /// enums and records each server's configuration; 3 adds each run's series and the fault cells,
-/// and `status-503` counts only 503s with `Retry-After` (version 1 and 2 files are still read).
-pub const FORMAT_VERSION: u32 = 3;
+/// and `status-503` counts only 503s with `Retry-After`; 4 measures in interleaved rounds: a
+/// cell's runs are its rounds (each with its round and place in the order), the rounds and the
+/// machine's speed reference are recorded, summaries carry intervals, and efficiency cells are
+/// kept apart (version 1 to 3 files are still read).
+pub const FORMAT_VERSION: u32 = 4;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunResults {
@@ -31,6 +35,45 @@ pub struct RunResults {
     pub machine: Machine,
     pub settings: Settings,
     pub servers: Vec<ServerResult>,
+    /// Every round as it ran, group by group (absent before version 4).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rounds: Vec<RoundRecord>,
+    /// The servers (labels) measured together, interleaved, group by group; servers of
+    /// different groups were measured at different times (absent before version 4).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<Vec<String>>,
+}
+
+/// Which stage of a group's measurement a round belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stage {
+    /// Closed loop: as fast as each server answers.
+    ClosedLoop,
+    /// Every server at the same open-loop rate.
+    Efficiency,
+}
+
+/// One round of one group: the machine's speed before it, and the cells in the order they ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundRecord {
+    pub group: usize,
+    pub stage: Stage,
+    /// From 0.
+    pub round: usize,
+    /// Milliseconds for the speed reference on the servers' CPUs before the round
+    /// (`measure::drift`); more is a slower machine.
+    pub reference_ms: Option<f64>,
+    pub order: Vec<CellRef>,
+}
+
+/// A cell named by its server's label, scenario and level.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CellRef {
+    pub server: String,
+    pub scenario: Scenario,
+    pub connections: usize,
+    pub rate: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,7 +87,18 @@ pub struct Settings {
     pub duration_seconds: f64,
     /// Warm-up per server, before its first measured cell.
     pub warmup_seconds: f64,
+    /// Version 3 and before: runs per cell, one after another.
+    #[serde(default)]
     pub repeat: usize,
+    /// Rounds per cell (version 4); 0 in older files.
+    #[serde(default)]
+    pub rounds: usize,
+    /// Load before each cell's window in a round, not recorded (version 4).
+    #[serde(default)]
+    pub cell_warmup_seconds: f64,
+    /// Each efficiency cell's window per round; `None`: no efficiency cells (version 4).
+    #[serde(default)]
+    pub efficiency_seconds: Option<f64>,
     pub quick: bool,
     pub timeout_seconds: f64,
     /// Every how-many-th answer per connection has its body checked.
@@ -78,9 +132,17 @@ pub struct ServerResult {
     /// never mix with the normal cells'. Absent before version 3.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fault_cells: Vec<Cell>,
+    /// Every server of its group at one open-loop rate per scenario: the cost of the same load
+    /// (version 4).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub efficiency_cells: Vec<Cell>,
+    /// Its group in `RunResults::groups` (version 4).
+    #[serde(default)]
+    pub group: Option<usize>,
 }
 
-/// One scenario at one connection level on one server: every repeat, and their summary.
+/// One scenario at one connection level on one server: every round (every repeat before version
+/// 4), and their summary.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Cell {
     pub scenario: Scenario,
@@ -93,7 +155,7 @@ pub struct Cell {
     pub fault: Option<FaultRecord>,
 }
 
-/// The median run and the spread of throughput over the repeats.
+/// The median run and the spread of throughput over the rounds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
     /// Index into `runs` of the run with the median throughput: the one the report shows.
@@ -103,6 +165,15 @@ pub struct Summary {
     pub max_ok_per_second: f64,
     /// (max - min) / median, in percent; 0 with one run.
     pub spread_percent: f64,
+    /// The interval of the median throughput (order statistics; `None` with one run).
+    #[serde(default)]
+    pub interval: Option<Interval>,
+    /// The server's CPU milliseconds per 1,000 answers: the median over the runs and its
+    /// interval, where measured.
+    #[serde(default)]
+    pub cpu_ms_per_1k: Option<f64>,
+    #[serde(default)]
+    pub cpu_interval: Option<Interval>,
 }
 
 impl Cell {
@@ -138,7 +209,12 @@ impl Summary {
         let median = value(order.get(order.len() / 2));
         let min = value(order.first());
         let max = value(order.last());
+        let rates: Vec<f64> = runs.iter().map(|run| run.ok_per_second).collect();
+        let cpu: Vec<f64> = runs.iter().filter_map(Measurement::cpu_ms_per_1k).collect();
         Summary {
+            interval: Interval::of_median(&rates),
+            cpu_ms_per_1k: (!cpu.is_empty()).then(|| median_of_all(&cpu)),
+            cpu_interval: Interval::of_median(&cpu),
             median_run,
             ok_per_second: median,
             min_ok_per_second: min,
@@ -188,6 +264,15 @@ pub struct Measurement {
     /// The run over time (absent before version 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub series: Option<Series>,
+    /// The group of servers it was measured with, and the round in that group, from 0 (version
+    /// 4): runs of two servers pair where both agree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round: Option<usize>,
+    /// Its place in its group's order of measurement, from 0 (version 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<usize>,
 }
 
 impl Measurement {
@@ -220,6 +305,9 @@ impl Measurement {
             engine_busy_percent,
             delay_line_cpu_seconds: None,
             series: Some(outcome.series.clone()),
+            group: None,
+            round: None,
+            sequence: None,
         }
     }
 
@@ -249,6 +337,13 @@ impl Measurement {
 
     pub fn error_count(&self) -> u64 {
         self.errors.values().sum()
+    }
+
+    /// The server's CPU milliseconds per 1,000 answers, where measured.
+    pub fn cpu_ms_per_1k(&self) -> Option<f64> {
+        self.server
+            .as_ref()
+            .and_then(|figures| figures.cpu_ms_per_1k)
     }
 }
 
@@ -433,6 +528,9 @@ pub fn test_measurement(ok_per_second: f64, p99_us: u64) -> Measurement {
         engine_busy_percent: None,
         delay_line_cpu_seconds: None,
         series: None,
+        group: None,
+        round: None,
+        sequence: None,
     }
 }
 
