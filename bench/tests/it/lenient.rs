@@ -21,7 +21,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 
-use crate::support::{built_variant, run_bakeoff};
+use crate::support::{built_variant, run_bakeoff, run_bakeoff_on};
 
 /// Starts the deviating proxy in front of `upstream`; it lives as long as the test process.
 fn start_near_contract_proxy(upstream: SocketAddr) -> SocketAddr {
@@ -159,4 +159,50 @@ fn a_lenient_target_is_measured_with_its_deviations_listed() {
     }
     assert!(report.contains("near (unverified)"), "{report}");
     assert!(report.contains("was measured unverified"), "{report}");
+
+    // Its fault cells go through the same cell as its normal ones: with the run on the target's
+    // own database, backend-kill reaches it, and its deviating bodies are counted apart there
+    // too, not as failures.
+    let target = format!("near=http://{proxy}");
+    let (_out, directory) = run_bakeoff_on(
+        &[
+            "run",
+            "--variants",
+            "none",
+            "--target",
+            &target,
+            "--lenient",
+            "--scenarios",
+            "contact",
+            "--duration",
+            "3s",
+            "--rounds",
+            "1",
+            "--warmup",
+            "300ms",
+            "--connections",
+            "4",
+            "--check-every",
+            "1",
+            "--no-efficiency",
+            "--fault",
+            "backend-kill:at=1s,for=0s",
+        ],
+        // As the servers' role: backend-kill terminates that role's connections.
+        Some(&postgres.app_url()),
+    );
+    let results = RunResults::read(&directory).unwrap();
+    let server = &results.servers[0];
+    assert_eq!(server.record.skipped, None);
+    assert_eq!(server.fault_cells.len(), 1);
+    let run = server.fault_cells[0].median().unwrap();
+    assert!(
+        run.deviating_bodies > 0 && run.checked_bodies > 0,
+        "contact under a fault: {} matched, {} deviated",
+        run.checked_bodies,
+        run.deviating_bodies
+    );
+    assert_eq!(run.errors.get("body"), None, "{:?}", run.errors);
+    let fault = server.fault_cells[0].fault.as_ref().unwrap();
+    assert_eq!(fault.figures.failed_by_kind.get("body"), None);
 }

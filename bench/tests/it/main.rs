@@ -17,5 +17,6 @@ mod lenient;
 mod peers;
 mod processes;
 mod quick_run;
+mod rounds;
 mod support;
 mod test_server;

@@ -18,6 +18,12 @@ fn a_quick_run_writes_results_report_and_charts() {
         &variant,
         "--duration",
         "1s",
+        "--rounds",
+        "2",
+        // Half-second rounds of a debug build on a busy machine answer few requests per
+        // connection: every body is checked, so that each cell checks some.
+        "--check-every",
+        "1",
         "--warmup",
         "500ms",
         "--connections",
@@ -69,7 +75,7 @@ fn a_quick_run_writes_results_report_and_charts() {
     }
 
     // The report renders again from results.json alone, to the same text, and a run compared
-    // with itself is all noise.
+    // with itself changed nowhere.
     assert_eq!(render_report_again(directory), report);
     let output = bakeoff()
         .arg("compare")
@@ -80,20 +86,57 @@ fn a_quick_run_writes_results_report_and_charts() {
     assert!(output.status.success());
     let text = String::from_utf8(output.stdout).unwrap();
     assert!(
-        text.contains("0 of 6 cells changed beyond the noise band"),
+        text.contains("0 of 6 cells changed (Mann-Whitney rank test"),
         "{text}"
     );
 
-    // Every run keeps its series: one interval per 100 ms of the 1 s cell.
+    // Every round keeps its series: one interval per 100 ms of its half of the 1 s cell.
     for cell in &server.cells {
-        let series = cell.median().unwrap().series.as_ref().unwrap();
-        assert_eq!((series.interval_ms, series.intervals.len()), (100, 10));
+        assert_eq!(cell.runs.len(), 2, "{}: one run per round", cell.scenario);
+        for run in &cell.runs {
+            let series = run.series.as_ref().unwrap();
+            assert_eq!((series.interval_ms, series.intervals.len()), (100, 5));
+        }
     }
     assert!(report.contains("timeline-types-c8.svg"));
 
     let mut old: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(directory.join("results.json")).unwrap())
             .unwrap();
+    // A version 3 file (one block per cell, before rounds) is still read and rendered, and
+    // ranks no server.
+    old["format_version"] = 3.into();
+    for server in old["servers"].as_array_mut().unwrap() {
+        let server = server.as_object_mut().unwrap();
+        server.remove("efficiency_cells");
+        server.remove("group");
+        for cell in server["cells"].as_array_mut().unwrap() {
+            for run in cell["runs"].as_array_mut().unwrap() {
+                for field in ["group", "round", "sequence"] {
+                    run.as_object_mut().unwrap().remove(field);
+                }
+            }
+        }
+    }
+    old.as_object_mut().unwrap().remove("rounds");
+    old.as_object_mut().unwrap().remove("groups");
+    let settings = old["settings"].as_object_mut().unwrap();
+    for field in ["rounds", "cell_warmup_seconds", "efficiency_seconds"] {
+        settings.remove(field);
+    }
+    let version_3 = tempfile::tempdir().unwrap();
+    std::fs::write(
+        version_3.path().join("results.json"),
+        serde_json::to_string(&old).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(version_3.path().join("report.md"), "").unwrap();
+    let version_3_report = render_report_again(version_3.path());
+    assert!(
+        version_3_report.contains("**Rounds:** none (a file from before rounds)"),
+        "{version_3_report}"
+    );
+
     // A version 2 file (before series and fault cells) is still read and rendered.
     old["format_version"] = 2.into();
     for server in old["servers"].as_array_mut().unwrap() {
@@ -151,7 +194,7 @@ fn a_quick_run_writes_results_report_and_charts() {
     assert!(!refused.status.success());
     let message = String::from_utf8_lossy(&refused.stderr);
     assert!(
-        message.contains("format version 99, this bakeoff reads versions 1 to 3"),
+        message.contains("format version 99, this bakeoff reads versions 1 to 4"),
         "{message}"
     );
 }

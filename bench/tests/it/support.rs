@@ -32,8 +32,17 @@ pub fn built_variant() -> String {
 /// and leave one results directory there. Returns the folder (removed when dropped, so the caller
 /// keeps it) and that directory.
 pub fn run_bakeoff(arguments: &[&str]) -> (TempDir, PathBuf) {
+    run_bakeoff_on(arguments, None)
+}
+
+/// [`run_bakeoff`] against an external database (`DATABASE_URL`) when one is given.
+pub fn run_bakeoff_on(arguments: &[&str], database_url: Option<&str>) -> (TempDir, PathBuf) {
     let out = tempfile::tempdir().unwrap();
-    let status = bakeoff()
+    let mut command = bakeoff();
+    if let Some(url) = database_url {
+        command.env("DATABASE_URL", url);
+    }
+    let status = command
         .args(arguments)
         .arg("--out")
         .arg(out.path())
