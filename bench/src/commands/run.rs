@@ -357,7 +357,7 @@ fn settings(
         rounds: plan.rounds.rounds,
         cell_warmup_seconds: plan.rounds.cell_warmup.as_secs_f64(),
         efficiency_seconds: (plan.rounds.efficiency != EfficiencyRate::Off)
-            .then(|| plan.rounds.efficiency_duration.as_secs_f64()),
+            .then_some(plan.rounds.efficiency_duration.as_secs_f64()),
         quick: args.quick,
         timeout_seconds: plan.timeout.as_secs_f64(),
         check_every: plan.check_every,

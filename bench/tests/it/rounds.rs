@@ -128,8 +128,12 @@ fn a_run_records_every_round_and_the_order_it_ran_in() {
             .iter()
             .map(|server| {
                 let cell = server.cells.iter().find(|cell| cell.scenario == scenario);
-                let mut rates: Vec<f64> =
-                    cell.unwrap().runs.iter().map(|run| run.ok_per_second).collect();
+                let mut rates: Vec<f64> = cell
+                    .unwrap()
+                    .runs
+                    .iter()
+                    .map(|run| run.ok_per_second)
+                    .collect();
                 rates.sort_by(f64::total_cmp);
                 rates[1]
             })
