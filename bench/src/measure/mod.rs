@@ -6,9 +6,11 @@
 //!   round, in an order shuffled per round from the run's seed, so that a slow minute of the
 //!   machine falls on every server alike and per-round ratios pair figures taken close together.
 //! - [`drift`]: the machine's speed, timed on the servers' CPUs between rounds.
+//! - [`study`]: the concurrency study's bursts, in the same interleaved rounds.
 //!
 //! It knows nothing of flags or reports: `bakeoff run` and `bakeoff concurrency` build its plans.
 
 pub mod cell;
 pub mod drift;
 pub mod rounds;
+pub mod study;

@@ -293,11 +293,10 @@ fn key(slot: &Slot) -> (usize, Scenario, usize, Option<u64>) {
 /// The slots in the order of one round: blocks of one scenario at one level shuffled, servers
 /// shuffled within each block. The same seed, stage and round give the same order.
 fn shuffled(slots: &[Slot], seed: u64, stage: Stage, round: usize) -> Vec<Slot> {
-    let stage_salt = match stage {
+    let salt = match stage {
         Stage::ClosedLoop => 0x5eed_0001,
         Stage::Efficiency => 0x5eed_0002,
     };
-    let mut random = SplitMix64::new(seed ^ stage_salt ^ ((round as u64) << 32));
     let mut blocks: Vec<Vec<Slot>> = Vec::new();
     for slot in slots {
         match blocks.iter_mut().find(|block| {
@@ -309,6 +308,14 @@ fn shuffled(slots: &[Slot], seed: u64, stage: Stage, round: usize) -> Vec<Slot> 
             None => blocks.push(vec![*slot]),
         }
     }
+    round_order(blocks, seed, salt, round)
+}
+
+/// The order of one round: the blocks in an order shuffled from `seed`, `salt` (one per kind of
+/// round) and the round's number, and the items of each block (the servers measured at one
+/// point) shuffled within it, so that they follow each other.
+pub fn round_order<T>(mut blocks: Vec<Vec<T>>, seed: u64, salt: u64, round: usize) -> Vec<T> {
+    let mut random = SplitMix64::new(seed ^ salt ^ ((round as u64) << 32));
     shuffle(&mut blocks, &mut random);
     for block in &mut blocks {
         shuffle(block, &mut random);

@@ -16,7 +16,7 @@ use crate::results::ResultsFile;
 
 /// Bumped when the shape of `concurrency.json` changes: 2 names workloads and server kinds as
 /// enums and records each server's configuration (version 1 files are still read).
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// The file with every figure, in the results directory.
 pub const RESULTS_FILE: &str = "concurrency.json";
 /// A burst "keeps up" while it lasts at most this many times T.
@@ -189,6 +189,20 @@ pub struct Point {
     pub median_server_seconds: Option<f64>,
 }
 
+impl Point {
+    /// The point of `concurrency` from its bursts.
+    pub fn of(concurrency: usize, runs: Vec<BurstRun>) -> Point {
+        let seconds: Vec<f64> = runs.iter().map(|run| run.seconds).collect();
+        let server: Vec<f64> = runs.iter().filter_map(|r| r.server_seconds_mean).collect();
+        Point {
+            concurrency,
+            median_seconds: crate::stats::median(&seconds),
+            median_server_seconds: (!server.is_empty()).then(|| crate::stats::median(&server)),
+            runs,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BurstRun {
     /// From the release to the last answer.
@@ -205,6 +219,12 @@ pub struct BurstRun {
     pub server_seconds_mean: Option<f64>,
     #[serde(default)]
     pub server_seconds_max: Option<f64>,
+    /// The round it ran in, and its place in the group's order of bursts (version 3: the
+    /// repeats interleaved across servers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<usize>,
 }
 
 /// The server while the largest burst was in flight.
