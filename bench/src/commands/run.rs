@@ -152,11 +152,12 @@ impl Plan {
     }
 
     /// The warm-up before the first cell at the `index`-th connection level: the whole warm-up
-    /// before the first, a shorter one at each higher level (pools and threads grow to it
-    /// before its figures count; leftovers of a lower level never inflate a higher one's).
-    fn warmup_before_level(&self, index: usize) -> Duration {
+    /// before the first, at least the server's own minimum (the JVM's JIT), a shorter one at
+    /// each higher level (pools and threads grow to it before its figures count; leftovers of a
+    /// lower level never inflate a higher one's).
+    fn warmup_before_level(&self, index: usize, server_minimum: Duration) -> Duration {
         if index == 0 {
-            self.warmup
+            self.warmup.max(server_minimum)
         } else {
             self.warmup.min(Duration::from_secs(1))
         }
@@ -182,11 +183,13 @@ struct Bench<'a> {
     database: &'a Database,
 }
 
-/// What one server's measurement came to: its normal cells and its fault cells.
+/// What one server's measurement came to: its normal cells and its fault cells, and the
+/// warm-up it was given before the first.
 #[derive(Default)]
 struct MeasuredCells {
     cells: Vec<Cell>,
     fault_cells: Vec<Cell>,
+    warmup_seconds: Option<f64>,
 }
 
 /// What measuring one server's cells depends on its kind: a variant's or peer's requests and
@@ -199,6 +202,8 @@ struct ServerLoad<'a> {
     version: &'a Bytes,
     faults: &'a [FaultSpec],
     deviations: BodyDeviations,
+    /// What its runtime needs before its figures count, beyond the run's warm-up.
+    minimum_warmup: Duration,
 }
 
 /// Runs the benchmark; returns the results directory.
@@ -270,8 +275,10 @@ pub async fn run(args: RunArgs, command_line: String) -> Result<PathBuf> {
         .into_iter()
         .map(|outcome| {
             let measured = outcome.measured.unwrap_or_default();
+            let mut record = outcome.record;
+            record.warmup_seconds = measured.warmup_seconds;
             ServerResult {
-                record: outcome.record,
+                record,
                 cells: measured.cells,
                 fault_cells: measured.fault_cells,
             }
@@ -334,6 +341,7 @@ impl Bench<'_> {
                         version: &version,
                         faults: &self.plan.faults,
                         deviations: BodyDeviations::Errors,
+                        minimum_warmup: trial.server.minimum_warmup(),
                     },
                 )
                 .await
@@ -371,6 +379,7 @@ impl Bench<'_> {
                         version: &server.version,
                         faults,
                         deviations,
+                        minimum_warmup: trial.server.minimum_warmup(),
                     },
                 )
                 .await
@@ -392,6 +401,7 @@ impl Bench<'_> {
             version,
             faults,
             deviations,
+            minimum_warmup,
         } = load;
         let plan = self.plan;
         let address: SocketAddr = server.address;
@@ -418,8 +428,9 @@ impl Bench<'_> {
         let mixed = Arc::new(mixed);
 
         let mut cells = Vec::new();
+        let warmup_seconds = Some(plan.warmup_before_level(0, minimum_warmup).as_secs_f64());
         for (level_index, &connections) in plan.connections.iter().enumerate() {
-            let warmup = plan.warmup_before_level(level_index);
+            let warmup = plan.warmup_before_level(level_index, minimum_warmup);
             if !warmup.is_zero() {
                 self.meter
                     .set_phase(format!("{name}: warm-up, {connections} connections"));
@@ -540,7 +551,11 @@ impl Bench<'_> {
                 }
             }
         }
-        Ok(MeasuredCells { cells, fault_cells })
+        Ok(MeasuredCells {
+            cells,
+            fault_cells,
+            warmup_seconds,
+        })
     }
 }
 

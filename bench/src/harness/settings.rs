@@ -162,9 +162,12 @@ impl Dimensions {
         } else {
             self.processes.iter().copied().map(Some).collect()
         };
-        // A peer's processes are its WORKERS: with --processes, the workers dimension is that.
+        // A Python peer's processes are its WORKERS: with --processes, the workers dimension is
+        // that.
         let workers = match server {
-            ServerSpec::Peer(_) if !self.processes.is_empty() => vec![Workers::OwnDefault],
+            ServerSpec::Peer(peer) if peer.workers_are_processes() && !self.processes.is_empty() => {
+                vec![Workers::OwnDefault]
+            }
             _ => self.workers.clone(),
         };
         let poolers = self.poolers_or_none();

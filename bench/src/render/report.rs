@@ -256,7 +256,26 @@ pub fn summary_table(results: &RunResults, level: &Level, style: Style) -> Table
     table
 }
 
-/// Verification, start-up and shutdown of every server.
+/// The servers warmed up for longer than the run's warm-up, as " (NAME: S s, ...: its runtime's
+/// own)", or nothing.
+fn longer_warmups(results: &RunResults) -> String {
+    let longer: Vec<String> = results
+        .servers
+        .iter()
+        .filter_map(|server| {
+            let seconds = server.record.warmup_seconds?;
+            (seconds > results.settings.warmup_seconds)
+                .then(|| format!("{}: {seconds} s", server.record.shown_name()))
+        })
+        .collect();
+    if longer.is_empty() {
+        String::new()
+    } else {
+        format!(" ({}: its runtime's own, the JVM's JIT)", longer.join(", "))
+    }
+}
+
+/// Verification, start-up, warm-up and shutdown of every server.
 pub fn servers_table(results: &RunResults) -> Table {
     let mut table = Table::new(&[
         "server",
@@ -266,6 +285,7 @@ pub fn servers_table(results: &RunResults) -> Table {
         "check",
         "verified",
         "start s",
+        "warm-up s",
         "SIGTERM exit",
         "status",
     ]);
@@ -317,6 +337,10 @@ pub fn servers_table(results: &RunResults) -> Table {
                 .record
                 .startup_seconds
                 .map_or_else(|| "–".into(), |seconds| format!("{seconds:.2}")),
+            server
+                .record
+                .warmup_seconds
+                .map_or_else(|| "–".into(), |seconds| format!("{seconds}")),
             shutdown,
             server
                 .record
@@ -441,9 +465,10 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
     );
     let _ = writeln!(
         text,
-        "- **Load:** {} s per cell after a {} s warm-up per server, {} run(s) per cell, {}; connections: {}",
+        "- **Load:** {} s per cell after a {} s warm-up per server{}, {} run(s) per cell, {}; connections: {}",
         settings.duration_seconds,
         settings.warmup_seconds,
+        longer_warmups(results),
         settings.repeat,
         rate,
         settings
