@@ -15,6 +15,7 @@ import org.springframework.jdbc.core.JdbcTemplate;
 import org.springframework.jdbc.core.RowMapper;
 import org.springframework.jdbc.datasource.DataSourceTransactionManager;
 import org.springframework.jdbc.datasource.DataSourceUtils;
+import org.springframework.jdbc.support.SQLErrorCodeSQLExceptionTranslator;
 import org.springframework.transaction.TransactionDefinition;
 import org.springframework.transaction.support.TransactionTemplate;
 
@@ -65,6 +66,10 @@ final class Database {
                 Long.toString(Math.max(1, (settings.dbWaitTimeout.toMillis() + 999) / 1000)));
         this.dataSource = new HikariDataSource(config);
         this.jdbc = new JdbcTemplate(dataSource);
+        // PostgreSQL's error codes named up front: by default the translator reads the product
+        // name through a connection of its own when it first translates an error, which, with
+        // the database down, waits out a whole connection timeout before the request's 503.
+        jdbc.setExceptionTranslator(new SQLErrorCodeSQLExceptionTranslator("PostgreSQL"));
         this.requestScope = new TransactionTemplate(new DataSourceTransactionManager(dataSource));
         requestScope.setPropagationBehavior(TransactionDefinition.PROPAGATION_SUPPORTS);
     }
@@ -134,7 +139,12 @@ final class Database {
             try {
                 return jdbc.query(sql, mapper, arguments);
             } catch (DataAccessException error) {
-                firstStatementLost = mayRetry && run == 1 && isConnectionLost(error);
+                // Not a connection that could not be had (the database is down): Hikari reports
+                // that with the SQLSTATE of its last failed connect, 08001.
+                firstStatementLost = mayRetry
+                        && run == 1
+                        && !(error instanceof CannotGetJdbcConnectionException)
+                        && isConnectionLost(error);
                 throw error;
             }
         }
