@@ -46,7 +46,11 @@ pub fn peers(args: PeersArgs) -> Result<()> {
                     Runtime::Go | Runtime::Java { .. } => {
                         let missing =
                             peer_builds::missing_packages(&peer_builds::needs_of(&peer.folder()?)?);
-                        let runtime = if peer.runtime() == Runtime::Go { "Go" } else { "Java" };
+                        let runtime = if peer.runtime() == Runtime::Go {
+                            "Go"
+                        } else {
+                            "Java"
+                        };
                         let state = if missing.is_empty() {
                             "Debian packages present".to_string()
                         } else {
@@ -68,7 +72,12 @@ pub fn peers(args: PeersArgs) -> Result<()> {
 
 fn command_line(program: &peers::Program) -> String {
     std::iter::once(program.program.as_os_str())
-        .chain(program.arguments.iter().map(|argument| argument.as_os_str()))
+        .chain(
+            program
+                .arguments
+                .iter()
+                .map(|argument| argument.as_os_str()),
+        )
         .map(|part| part.to_string_lossy().into_owned())
         .collect::<Vec<_>>()
         .join(" ")

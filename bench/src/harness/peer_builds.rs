@@ -63,16 +63,16 @@ pub fn parse_needs(text: &str) -> Result<Vec<DebianNeed>> {
         }
         let fields: Vec<&str> = line.split_whitespace().collect();
         let [kind, what, package] = fields[..] else {
-            bail!("line {}: expected KIND WHAT PACKAGE, got {line:?}", number + 1);
+            bail!(
+                "line {}: expected KIND WHAT PACKAGE, got {line:?}",
+                number + 1
+            );
         };
         let kind = match kind {
             "program" => NeedKind::Program(what.to_string()),
             "path" => NeedKind::Path(PathBuf::from(what)),
             "jar" => NeedKind::Jar(what.to_string()),
-            other => bail!(
-                "line {}: {other:?} is not program, path or jar",
-                number + 1
-            ),
+            other => bail!("line {}: {other:?} is not program, path or jar", number + 1),
         };
         needs.push(DebianNeed {
             kind,
@@ -85,7 +85,8 @@ pub fn parse_needs(text: &str) -> Result<Vec<DebianNeed>> {
 /// The needs of the peer in `folder`.
 pub fn needs_of(folder: &Path) -> Result<Vec<DebianNeed>> {
     let path = folder.join("debian.txt");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     parse_needs(&text).with_context(|| format!("in {}", path.display()))
 }
 
@@ -391,7 +392,9 @@ mod tests {
         .unwrap();
         let missing = missing_packages(&needs);
         assert_eq!(missing, ["pkg-a", "pkg-c"]);
-        let error = require_packages(&missing, "peer-x").unwrap_err().to_string();
+        let error = require_packages(&missing, "peer-x")
+            .unwrap_err()
+            .to_string();
         assert!(
             error.ends_with("apt-get install -y --no-install-recommends pkg-a pkg-c"),
             "{error}"

@@ -164,9 +164,11 @@ impl Peer {
 }
 
 /// The JVM's warm-up before a run measures it: long enough for HotSpot's tiered JIT to compile
-/// the request paths at its top tier under load. Measured on the reference machine: throughput
-/// on `types,contact` reaches its plateau after about this much load (see the peer's README).
-pub const JVM_WARMUP: Duration = Duration::from_secs(20);
+/// the request paths at its top tier under load. Measured (spring-jdbc pinned to one CPU of a busy
+/// 2-CPU machine, 16 connections, no warm-up, 2 s cells): `/types` throughput rose from 700 to
+/// its plateau of about 4,000 req/s over the first 14 to 16 s, and `/contacts/{id}`, measured
+/// next, took 8 to 10 s more for its own paths. A run's warm-up mixes every scenario.
+pub const JVM_WARMUP: Duration = Duration::from_secs(30);
 
 impl fmt::Display for Peer {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -252,7 +254,10 @@ pub fn build_directory() -> Result<PathBuf> {
 pub fn install_all() -> Result<()> {
     install()?;
     let mut missing: Vec<String> = Vec::new();
-    for peer in Peer::all().iter().filter(|peer| peer.runtime() != Runtime::Python) {
+    for peer in Peer::all()
+        .iter()
+        .filter(|peer| peer.runtime() != Runtime::Python)
+    {
         for package in peer_builds::missing_packages(&peer_builds::needs_of(&peer.folder()?)?) {
             if !missing.contains(&package) {
                 missing.push(package);
@@ -260,7 +265,10 @@ pub fn install_all() -> Result<()> {
         }
     }
     peer_builds::require_packages(&missing, "building the Go and Java peers")?;
-    for peer in Peer::all().iter().filter(|peer| peer.runtime() != Runtime::Python) {
+    for peer in Peer::all()
+        .iter()
+        .filter(|peer| peer.runtime() != Runtime::Python)
+    {
         peer.prepare(true)?;
     }
     Ok(())
@@ -392,7 +400,10 @@ mod tests {
             };
             assert!(entry.is_file(), "{peer}: {} is missing", entry.display());
             if peer.runtime() != Runtime::Python {
-                assert!(!peer_builds::needs_of(&folder).unwrap().is_empty(), "{peer}");
+                assert!(
+                    !peer_builds::needs_of(&folder).unwrap().is_empty(),
+                    "{peer}"
+                );
             }
         }
     }

@@ -165,7 +165,9 @@ impl Dimensions {
         // A Python peer's processes are its WORKERS: with --processes, the workers dimension is
         // that.
         let workers = match server {
-            ServerSpec::Peer(peer) if peer.workers_are_processes() && !self.processes.is_empty() => {
+            ServerSpec::Peer(peer)
+                if peer.workers_are_processes() && !self.processes.is_empty() =>
+            {
                 vec![Workers::OwnDefault]
             }
             _ => self.workers.clone(),

@@ -45,6 +45,8 @@ public final class Main {
         // slf4j-simple reads its level once, when the first logger is made.
         System.setProperty("org.slf4j.simpleLogger.defaultLogLevel", settings.logLevel);
         System.setProperty("org.slf4j.simpleLogger.logFile", "System.err");
+        // A 404 is an answer of the contract, not a warning (Spring logs each at WARN).
+        System.setProperty("org.slf4j.simpleLogger.log.org.springframework.web.servlet.PageNotFound", "error");
         Workload.warmUp();
         Database database = new Database(settings);
 
