@@ -724,3 +724,44 @@ async fn measure_verified<T>(
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn launch(processes_as: ProcessesVariable) -> Result<Option<Launch>, String> {
+        Ok(Some(Launch {
+            program: PathBuf::from("/bin/true"),
+            arguments: Vec::new(),
+            processes_as,
+            pooler: None,
+            statements: None,
+        }))
+    }
+
+    #[test]
+    fn a_one_process_peer_is_not_applicable_above_one_process() {
+        let dimensions = Dimensions::new(
+            &crate::harness::settings::DimensionLists {
+                processes: vec![NonZeroUsize::MIN, NonZeroUsize::new(2).unwrap()],
+                ..Default::default()
+            },
+            NonZeroUsize::new(4).unwrap(),
+        );
+        let server = ServerSpec::Variant(crate::harness::servers::Variant::ActixDeadpool);
+        let [one, two] = dimensions.configurations(&server)[..] else {
+            panic!("expected two configurations");
+        };
+        let single = launch(ProcessesVariable::None);
+        assert!(one_process_only(&single, &one).is_ok());
+        let refused = one_process_only(&single, &two).unwrap_err();
+        assert!(
+            refused.starts_with("not applicable: serves from one process"),
+            "{refused}"
+        );
+        for copies in [ProcessesVariable::Processes, ProcessesVariable::Workers] {
+            assert!(one_process_only(&launch(copies), &two).is_ok());
+        }
+    }
+}

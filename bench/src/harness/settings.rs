@@ -291,7 +291,7 @@ impl Dimensions {
         );
         if !self.processes.is_empty() {
             described.push_str(&format!(
-                "; PROCESSES {} (a peer's WORKERS), each with its own pool",
+                "; PROCESSES {} (a Python peer's WORKERS), each with its own pool",
                 list(self.processes.iter().map(ToString::to_string).collect())
             ));
         }
@@ -478,9 +478,12 @@ mod tests {
         let peer = dimensions.configurations(&ServerSpec::Peer(Peer::FlaskGunicorn));
         assert_eq!(peer.len(), 4);
         assert!(peer.iter().all(|c| c.workers == Workers::OwnDefault));
+        // A Go peer's WORKERS are threads: --workers applies, as to a variant.
+        let go = dimensions.configurations(&ServerSpec::Peer(Peer::GoPgx));
+        assert!(go.iter().all(|c| c.workers == Workers::Fixed(count(2))));
         assert!(
             dimensions.describe().ends_with(
-                "; PROCESSES 1, 2 (a peer's WORKERS), each with its own pool; pooler no pooler, pgbouncer session"
+                "; PROCESSES 1, 2 (a Python peer's WORKERS), each with its own pool; pooler no pooler, pgbouncer session"
             ),
             "{}",
             dimensions.describe()

@@ -256,8 +256,8 @@ pub fn summary_table(results: &RunResults, level: &Level, style: Style) -> Table
     table
 }
 
-/// The servers warmed up for longer than the run's warm-up, as " (NAME: S s, ...: its runtime's
-/// own)", or nothing.
+/// The servers warmed up for longer than the run's warm-up, as " (longer where ...: NAME S s,
+/// ...)", or nothing.
 fn longer_warmups(results: &RunResults) -> String {
     let longer: Vec<String> = results
         .servers
@@ -265,13 +265,16 @@ fn longer_warmups(results: &RunResults) -> String {
         .filter_map(|server| {
             let seconds = server.record.warmup_seconds?;
             (seconds > results.settings.warmup_seconds)
-                .then(|| format!("{}: {seconds} s", server.record.shown_name()))
+                .then(|| format!("{} {seconds} s", server.record.shown_name()))
         })
         .collect();
     if longer.is_empty() {
         String::new()
     } else {
-        format!(" ({}: its runtime's own, the JVM's JIT)", longer.join(", "))
+        format!(
+            " (longer where the runtime needs it, the JVM's JIT: {})",
+            longer.join(", ")
+        )
     }
 }
 
