@@ -262,11 +262,12 @@ pub fn build_java(plan: &BuildPlan<'_>, main_class: &str, force: bool) -> Result
     let sources = files_with_extension(&plan.source.join("src/main/java"), "java")?;
     let stamp = plan.stamp(&sources)?;
     let jar = plan.output.join(format!("{}.jar", plan.name));
+    // Checked even when the jar is current: its classpath is Debian's jars, at run time too.
+    let needs = needs_of(plan.source)?;
+    require_packages(&missing_packages(&needs), plan.name)?;
     if !force && plan.is_current(&stamp, &jar) {
         return Ok(jar);
     }
-    let needs = needs_of(plan.source)?;
-    require_packages(&missing_packages(&needs), plan.name)?;
     eprintln!("peers: compiling {} with javac (Debian's jars)", plan.name);
     let classpath: Vec<PathBuf> = needs
         .iter()

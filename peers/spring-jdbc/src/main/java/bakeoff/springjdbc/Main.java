@@ -62,6 +62,12 @@ public final class Main {
         int leased = connector.getAcceptors() + connector.getSelectorManager().getSelectorCount();
         threads.setMaxThreads(settings.workers + leased);
         threads.setMinThreads(Math.min(8, settings.workers + leased));
+        // Jetty keeps some idle request threads reserved for the next task (its default, max(1,
+        // min(CPUs, threads / 10))) and refuses to start unless they are fewer than the request
+        // threads: with a single one there is none to reserve.
+        if (settings.workers == 1) {
+            threads.setReservedThreads(0);
+        }
 
         StatisticsHandler requests = new StatisticsHandler();
         requests.setHandler(servletContext(settings, database));
