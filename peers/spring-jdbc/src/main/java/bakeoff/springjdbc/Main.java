@@ -78,7 +78,14 @@ public final class Main {
 
         Signal.handle(new Signal("TERM"), signal -> drainAndExit(server, requests, database));
         Signal.handle(new Signal("INT"), signal -> drainAndExit(server, requests, database));
-        server.start();
+        try {
+            server.start();
+        } catch (Exception failed) {
+            // Jetty's and Hikari's threads would keep the JVM alive, serving nothing.
+            System.err.println("error: cannot start serving on "
+                    + Settings.addressText(settings.bind.getAddress(), settings.bind.getPort()) + ": " + failed);
+            System.exit(1);
+        }
         database.awaitConnections(settings.dbWaitTimeout);
         System.out.println("listening on http://" + Settings.addressText(
                 settings.bind.getAddress(), connector.getLocalPort()));
