@@ -1,9 +1,11 @@
-//! `bakeoff peers install`: the Python environment of the peers, created under `.bakeoff/peers/`
-//! from PyPI with the pinned versions (the harness also does it on first use).
+//! `bakeoff peers install`: everything the peers run with, under `.bakeoff/peers/`: the Python
+//! environment from PyPI with the pinned versions, the Go and Java peers built from Debian's
+//! packages (the harness also prepares a missing one on first use).
 
 use anyhow::Result;
 
-use crate::harness::peers;
+use crate::harness::peer_builds;
+use crate::harness::peers::{self, Peer, Runtime};
 
 #[derive(Debug, clap::Args)]
 pub struct PeersArgs {
@@ -13,33 +15,70 @@ pub struct PeersArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PeersCommand {
-    /// Create (or complete) the environment and install the pinned packages.
+    /// Create (or complete) the Python environment and (re)build the Go and Java peers; names
+    /// the Debian packages to install when some are missing.
     Install,
-    /// List the peers and whether the environment is installed.
+    /// List the peers, how each runs and whether what it needs is there.
     List,
 }
 
 pub fn peers(args: PeersArgs) -> Result<()> {
     match args.command {
         PeersCommand::Install => {
-            let python = peers::install()?;
-            println!("{}", python.display());
+            peers::install_all()?;
+            for &peer in Peer::all() {
+                let program = peer.program()?;
+                println!("{peer}: {}", command_line(&program));
+            }
         }
         PeersCommand::List => {
-            let installed = peers::installed_python().is_some();
-            for peer in peers::Peer::all() {
-                println!("{peer}");
+            let python_ready = peers::installed_python().is_some();
+            for &peer in Peer::all() {
+                let (runtime, state) = match peer.runtime() {
+                    Runtime::Python => (
+                        "Python",
+                        if python_ready {
+                            "environment installed".to_string()
+                        } else {
+                            "environment not installed".to_string()
+                        },
+                    ),
+                    Runtime::Go | Runtime::Java { .. } => {
+                        let missing =
+                            peer_builds::missing_packages(&peer_builds::needs_of(&peer.folder()?)?);
+                        let runtime = if peer.runtime() == Runtime::Go {
+                            "Go"
+                        } else {
+                            "Java"
+                        };
+                        let state = if missing.is_empty() {
+                            "Debian packages present".to_string()
+                        } else {
+                            format!("missing Debian packages: {}", missing.join(" "))
+                        };
+                        (runtime, state)
+                    }
+                };
+                println!("{:<20} {runtime:<7} {state}", peer.to_string());
             }
             eprintln!(
-                "environment ({}): {}",
-                peers::venv_directory()?.display(),
-                if installed {
-                    "installed"
-                } else {
-                    "not installed (`bakeoff peers install`, or it is created on first use)"
-                }
+                "prepared in {} by `bakeoff peers install`, or on first use",
+                peers::build_directory()?.display()
             );
         }
     }
     Ok(())
+}
+
+fn command_line(program: &peers::Program) -> String {
+    std::iter::once(program.program.as_os_str())
+        .chain(
+            program
+                .arguments
+                .iter()
+                .map(|argument| argument.as_os_str()),
+        )
+        .map(|part| part.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
 }

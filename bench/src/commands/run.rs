@@ -310,8 +310,10 @@ pub async fn run(args: RunArgs, command_line: String) -> Result<PathBuf> {
                 }
                 group_labels[group].push(outcome.record.label.clone());
             }
+            let mut record = outcome.record;
+            record.warmup_seconds = measured.warmup_seconds;
             ServerResult {
-                record: outcome.record,
+                record,
                 cells: measured.cells,
                 fault_cells: measured.fault_cells,
                 efficiency_cells: measured.efficiency_cells,
@@ -398,6 +400,7 @@ async fn load_target<'a>(
                 version,
                 deviations: BodyDeviations::Errors,
                 faults_apply: true,
+                minimum_warmup: ready.trial.server.minimum_warmup(),
             })
         }
         ServerSpec::Target(target) => {
@@ -423,6 +426,7 @@ async fn load_target<'a>(
                 version: server.version.clone(),
                 deviations,
                 faults_apply: target.database_url.is_none(),
+                minimum_warmup: Duration::ZERO,
             })
         }
     }

@@ -20,7 +20,7 @@ pub struct VerifyArgs {
     /// A variant to start and verify (on a throwaway, seeded database unless DATABASE_URL is set).
     #[arg(long, value_enum, conflicts_with = "peer")]
     pub variant: Option<Variant>,
-    /// A Python peer to start and verify, as --variant does.
+    /// A peer to start and verify, as --variant does.
     #[arg(long, value_enum)]
     pub peer: Option<Peer>,
     /// The database the server serves (the expected values are read from it).

@@ -26,8 +26,9 @@ pub struct ServerArgs {
     /// Variants, comma-separated (default: every variant); `none` runs only the --target servers.
     #[arg(long, value_delimiter = ',', value_enum)]
     pub variants: Vec<VariantChoice>,
-    /// Python peers to run beside the variants, comma-separated, or `all` (default: none). Their
-    /// environment is created under .bakeoff/peers/ on first use (`bakeoff peers install`).
+    /// Peers (the studies' own stacks) to run beside the variants, comma-separated, or `all`
+    /// (default: none). Their Python environment and Go and Java builds are made under
+    /// .bakeoff/peers/ on first use (`bakeoff peers install`).
     #[arg(long, value_delimiter = ',', value_enum)]
     pub peers: Vec<PeerChoice>,
     /// Also a running server that implements the contract: NAME=URL, or

@@ -5,6 +5,7 @@
 //! [`drive`] runs the trials one after another and never lets one server's failure stop the
 //! others: whatever goes wrong is the server's result, recorded in its [`ServerRecord`].
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
@@ -19,7 +20,6 @@ use bytes::Bytes;
 
 use crate::harness::database::Database;
 use crate::harness::db_latency::{self, DelayProxy, LatencyCheck};
-use crate::harness::peers;
 use crate::harness::pooler::{self, PgBouncer, Pooler, PoolerWatch};
 use crate::harness::record::{
     EffectiveSettings, PoolerRecord, ServerRecord, Shutdown, Verification,
@@ -87,11 +87,12 @@ impl Trial {
     }
 }
 
-/// A program the harness starts: a variant's binary, or a peer's Python with its `serve.py`.
+/// A program the harness starts: a variant's binary, or a peer's program as its runtime runs it
+/// (the environment's Python with its `serve.py`, a Go program, `java -jar`).
 #[derive(Debug, Clone)]
 struct Launch {
     program: PathBuf,
-    arguments: Vec<PathBuf>,
+    arguments: Vec<OsString>,
     /// How the processes dimension reaches it.
     processes_as: ProcessesVariable,
     /// PgBouncer, when the configuration puts it in front of the database.
@@ -105,8 +106,10 @@ struct Launch {
 enum ProcessesVariable {
     /// A variant: `PROCESSES` copies of the binary (`core::processes`).
     Processes,
-    /// A peer: gunicorn's worker processes are its `WORKERS`.
+    /// A Python peer: gunicorn's worker processes are its `WORKERS`.
     Workers,
+    /// A peer that serves from one process (Go, the JVM): more than one is not applicable.
+    None,
 }
 
 impl Launch {
@@ -123,18 +126,38 @@ impl Launch {
                     }
                 })
             }
-            ServerSpec::Peer(peer) => peers::python().and_then(|python| {
-                Ok(Launch {
-                    program: python,
-                    arguments: vec![peer.script()?],
-                    processes_as: ProcessesVariable::Workers,
-                    pooler: None,
-                    statements: None,
-                })
+            ServerSpec::Peer(peer) => peer.program().map(|program| Launch {
+                program: program.program,
+                arguments: program.arguments,
+                processes_as: if peer.workers_are_processes() {
+                    ProcessesVariable::Workers
+                } else {
+                    ProcessesVariable::None
+                },
+                pooler: None,
+                statements: None,
             }),
             ServerSpec::Target(_) => return Ok(None),
         };
         launch.map(Some).map_err(|error| format!("{error:#}"))
+    }
+}
+
+/// A launch that cannot take the configuration's processes (a Go or Java peer serves from one
+/// process) becomes "not applicable".
+fn one_process_only(
+    launch: &Result<Option<Launch>, String>,
+    configuration: &Configuration,
+) -> Result<Option<Launch>, String> {
+    match (launch, configuration.processes) {
+        (Ok(Some(launch)), Some(processes))
+            if launch.processes_as == ProcessesVariable::None && processes.get() > 1 =>
+        {
+            Err(format!(
+                "not applicable: serves from one process (its WORKERS are threads), not {processes}"
+            ))
+        }
+        _ => launch.clone(),
     }
 }
 
@@ -171,6 +194,7 @@ pub fn trials(
             });
         }
         for configuration in configurations {
+            let launch = one_process_only(&launch, &configuration);
             let statements_setting = match configuration.pooler {
                 Pooler::PgBouncer(pooler::PoolMode::Transaction) => {
                     pooler::transaction_mode(server).ok().flatten()
@@ -216,6 +240,14 @@ pub fn trials(
             && reason.starts_with("not applicable")
         {
             bail!("no server to run: every configuration is {reason}");
+        }
+        // A peer that cannot be prepared says why (a missing Debian package, PyPI unreachable).
+        if let Some(trial) = trials
+            .iter()
+            .find(|trial| matches!(trial.server, ServerSpec::Peer(_)))
+            && let Some(reason) = trial.unrunnable_reason()
+        {
+            bail!("no server to run: {}: {reason}", trial.label);
         }
         bail!(
             "no server to run: none of the selected variants is built; build them with `cargo build --release --workspace`"
@@ -401,10 +433,15 @@ async fn start_server(
     let mut command = session.placement.server_command(&launch.program);
     command.args(&launch.arguments);
     let mut environment = environment(&path.url, configuration);
-    if launch.processes_as == ProcessesVariable::Workers
-        && let Some(processes) = environment.processes.take()
-    {
-        environment.workers = Some(processes);
+    match launch.processes_as {
+        ProcessesVariable::Processes => {}
+        ProcessesVariable::Workers => {
+            if let Some(processes) = environment.processes.take() {
+                environment.workers = Some(processes);
+            }
+        }
+        // One process, as `--processes 1` asks; it reads no PROCESSES.
+        ProcessesVariable::None => environment.processes = None,
     }
     environment.db_statements = launch.statements;
     environment.apply_to(&mut command);
@@ -444,7 +481,7 @@ async fn start_pooler(
     // without --processes runs its own default of workers, at most gunicorn's 2 x CPUs + 1.
     let processes = match (configuration.processes, processes_as, configuration.workers) {
         (Some(processes), _, _) => processes.get(),
-        (None, ProcessesVariable::Processes, _) => 1,
+        (None, ProcessesVariable::Processes | ProcessesVariable::None, _) => 1,
         (None, ProcessesVariable::Workers, Workers::Fixed(workers)) => workers.get(),
         (None, ProcessesVariable::Workers, Workers::OwnDefault) => {
             2 * bakeoff_core::config::available_cpus().get() + 1
@@ -824,4 +861,45 @@ async fn verify(
         return Ok(false);
     }
     Ok(true)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn launch(processes_as: ProcessesVariable) -> Result<Option<Launch>, String> {
+        Ok(Some(Launch {
+            program: PathBuf::from("/bin/true"),
+            arguments: Vec::new(),
+            processes_as,
+            pooler: None,
+            statements: None,
+        }))
+    }
+
+    #[test]
+    fn a_one_process_peer_is_not_applicable_above_one_process() {
+        let dimensions = Dimensions::new(
+            &crate::harness::settings::DimensionLists {
+                processes: vec![NonZeroUsize::MIN, NonZeroUsize::new(2).unwrap()],
+                ..Default::default()
+            },
+            NonZeroUsize::new(4).unwrap(),
+        );
+        let server = ServerSpec::Variant(crate::harness::servers::Variant::ActixDeadpool);
+        let [one, two] = dimensions.configurations(&server)[..] else {
+            panic!("expected two configurations");
+        };
+        let single = launch(ProcessesVariable::None);
+        assert!(one_process_only(&single, &one).is_ok());
+        let refused = one_process_only(&single, &two).unwrap_err();
+        assert!(
+            refused.starts_with("not applicable: serves from one process"),
+            "{refused}"
+        );
+        for copies in [ProcessesVariable::Processes, ProcessesVariable::Workers] {
+            assert!(one_process_only(&launch(copies), &two).is_ok());
+        }
+    }
 }

@@ -14,6 +14,7 @@ pub mod db_latency;
 pub mod faults;
 pub mod flags;
 pub mod lifecycle;
+pub mod peer_builds;
 pub mod peers;
 pub mod pooler;
 pub mod record;

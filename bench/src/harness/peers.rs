@@ -1,21 +1,30 @@
-//! The Python peers (`peers/`): the studies' own stacks on the same contract, started and measured
-//! like the variants. Their one virtual environment lives in `.bakeoff/peers/venv` beside the
-//! `peers/` folder, created from PyPI with the pinned `peers/requirements.txt` by
-//! `bakeoff peers install`, or on first use. Nothing is installed system-wide.
+//! The peers (`peers/`): the studies' own stacks on the same contract, started and measured like
+//! the variants. How each one runs is its [`Runtime`]: the Python peers share one virtual
+//! environment in `.bakeoff/peers/venv` beside the `peers/` folder, created from PyPI with the
+//! pinned `peers/requirements.txt`; the Go and Java peers are built from Debian's packages into
+//! `.bakeoff/peers/<peer>/` ([`peer_builds`]). `bakeoff peers install` prepares them all, and the
+//! harness prepares a missing one on first use. Nothing is installed system-wide.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
 use clap::builder::PossibleValue;
 use serde::{Deserialize, Serialize};
 
+use crate::harness::peer_builds::{self, BuildPlan, which};
+
 /// Where the environment is created, relative to the folder that holds `peers/`.
 pub const VENV_DIRECTORY: &str = ".bakeoff/peers/venv";
+/// Where the compiled peers are built, each in its own folder, relative to the folder that holds
+/// `peers/`.
+pub const BUILD_DIRECTORY: &str = ".bakeoff/peers";
 
-/// A Python peer: a folder of `peers/` with a `serve.py`.
+/// A peer: a folder of `peers/` with its own program, run as its [`Runtime`] says.
 #[derive(
     Debug,
     Clone,
@@ -38,6 +47,31 @@ pub enum Peer {
     FastapiSqlalchemy,
     /// Flask under gunicorn sync workers, psycopg 3 with psycopg_pool.
     FlaskGunicorn,
+    /// Go's net/http, a goroutine per request, pgxpool.
+    GoPgx,
+    /// Spring MVC 4.3 in embedded Jetty 9.4, thread-per-request, JdbcTemplate over HikariCP.
+    SpringJdbc,
+}
+
+/// How a peer runs: what `bakeoff peers install` prepares for it, what the harness starts, and
+/// what its `WORKERS` count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    /// `serve.py` under the peers' Python environment; gunicorn's master and `WORKERS` worker
+    /// processes.
+    Python,
+    /// A Go program built from the peer's folder; one process, `WORKERS` is GOMAXPROCS.
+    Go,
+    /// A Java program compiled from the peer's `src/main/java` into a jar; one JVM, `WORKERS`
+    /// request threads.
+    Java { main_class: &'static str },
+}
+
+/// A peer's command line: the program and its arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Program {
+    pub program: PathBuf,
+    pub arguments: Vec<OsString>,
 }
 
 impl Peer {
@@ -50,13 +84,91 @@ impl Peer {
         crate::names::name_of(&self)
     }
 
-    /// Its `serve.py`, the whole command line of the peer (run by the environment's Python).
+    /// How it runs.
+    pub fn runtime(self) -> Runtime {
+        match self {
+            Peer::FastapiAsyncpg | Peer::FastapiSqlalchemy | Peer::FlaskGunicorn => Runtime::Python,
+            Peer::GoPgx => Runtime::Go,
+            Peer::SpringJdbc => Runtime::Java {
+                main_class: "bakeoff.springjdbc.Main",
+            },
+        }
+    }
+
+    /// Whether its `WORKERS` are processes (gunicorn's workers), each with its own pool, rather
+    /// than threads of one process: the processes dimension of a run is then its `WORKERS`.
+    pub fn workers_are_processes(self) -> bool {
+        self.runtime() == Runtime::Python
+    }
+
+    /// How long it must serve load before its figures count, when that is longer than a run's
+    /// usual warm-up: the JVM interprets bytecode until its JIT has compiled the hot paths.
+    pub fn minimum_warmup(self) -> Duration {
+        match self.runtime() {
+            Runtime::Java { .. } => JVM_WARMUP,
+            Runtime::Python | Runtime::Go => Duration::ZERO,
+        }
+    }
+
+    /// Its `serve.py`, the whole command line of a Python peer (run by the environment's
+    /// Python).
     pub fn script(self) -> Result<PathBuf> {
-        let script = peers_directory()?.join(self.name()).join("serve.py");
+        let script = self.folder()?.join("serve.py");
         anyhow::ensure!(script.is_file(), "{} is missing", script.display());
         Ok(script)
     }
+
+    /// Its folder under `peers/`.
+    pub fn folder(self) -> Result<PathBuf> {
+        Ok(peers_directory()?.join(self.name()))
+    }
+
+    /// The command that starts it, preparing what it runs first when that is missing or
+    /// stale: the Python environment, or the Go or Java build.
+    pub fn program(self) -> Result<Program> {
+        self.prepare(false)
+    }
+
+    /// Prepares what it runs (`force`: rebuilds a compiled peer even when it is current) and
+    /// returns its command.
+    pub fn prepare(self, force: bool) -> Result<Program> {
+        let (name, folder) = (self.name(), self.folder()?);
+        let (output, openapi) = (
+            build_directory()?.join(&name),
+            peers_directory()?.join("common/openapi.json"),
+        );
+        let plan = BuildPlan {
+            name: &name,
+            source: &folder,
+            openapi: &openapi,
+            output: &output,
+        };
+        match self.runtime() {
+            Runtime::Python => Ok(Program {
+                program: python()?,
+                arguments: vec![self.script()?.into_os_string()],
+            }),
+            Runtime::Go => Ok(Program {
+                program: peer_builds::build_go(&plan, force)?,
+                arguments: Vec::new(),
+            }),
+            Runtime::Java { main_class } => {
+                let jar = peer_builds::build_java(&plan, main_class, force)?;
+                Ok(Program {
+                    program: which("java").context("no java on PATH")?,
+                    arguments: peer_builds::java_arguments(&jar),
+                })
+            }
+        }
+    }
 }
+
+/// The JVM's warm-up before a run measures it: long enough for HotSpot's tiered JIT to compile
+/// the request paths at its top tier under load. Measured (spring-jdbc pinned to one CPU of a busy
+/// 2-CPU machine, 16 connections, no warm-up, 2 s cells): `/types` throughput rose from 700 to
+/// its plateau of about 4,000 req/s over the first 14 to 16 s, and `/contacts/{id}`, measured
+/// next, took 8 to 10 s more for its own paths. A run's warm-up mixes every scenario.
+pub const JVM_WARMUP: Duration = Duration::from_secs(30);
 
 impl fmt::Display for Peer {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -78,6 +190,8 @@ impl ValueEnum for PeerChoice {
             PeerChoice::Peer(Peer::FastapiAsyncpg),
             PeerChoice::Peer(Peer::FastapiSqlalchemy),
             PeerChoice::Peer(Peer::FlaskGunicorn),
+            PeerChoice::Peer(Peer::GoPgx),
+            PeerChoice::Peer(Peer::SpringJdbc),
         ]
     }
 
@@ -125,6 +239,39 @@ pub fn venv_directory() -> Result<PathBuf> {
     let peers = peers_directory()?;
     let project = peers.parent().unwrap_or(Path::new("."));
     Ok(project.join(VENV_DIRECTORY))
+}
+
+/// The compiled peers' folder: `.bakeoff/peers` beside `peers/`.
+pub fn build_directory() -> Result<PathBuf> {
+    let peers = peers_directory()?;
+    let project = peers.parent().unwrap_or(Path::new("."));
+    Ok(project.join(BUILD_DIRECTORY))
+}
+
+/// Prepares every peer: the Python environment, then every compiled peer (rebuilt). When Debian
+/// packages are missing, nothing is compiled and the error names them all in one `apt-get`
+/// line.
+pub fn install_all() -> Result<()> {
+    install()?;
+    let mut missing: Vec<String> = Vec::new();
+    for peer in Peer::all()
+        .iter()
+        .filter(|peer| peer.runtime() != Runtime::Python)
+    {
+        for package in peer_builds::missing_packages(&peer_builds::needs_of(&peer.folder()?)?) {
+            if !missing.contains(&package) {
+                missing.push(package);
+            }
+        }
+    }
+    peer_builds::require_packages(&missing, "building the Go and Java peers")?;
+    for peer in Peer::all()
+        .iter()
+        .filter(|peer| peer.runtime() != Runtime::Python)
+    {
+        peer.prepare(true)?;
+    }
+    Ok(())
 }
 
 /// The environment's Python, when the environment is complete.
@@ -209,14 +356,6 @@ pub fn install() -> Result<PathBuf> {
     installed_python().context("the environment is incomplete after installing")
 }
 
-fn which(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|directory| Path::new(directory).join(program))
-        .find(|candidate| candidate.is_file())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,7 +363,7 @@ mod tests {
     #[test]
     fn peer_choices_resolve() {
         assert!(chosen_peers(&[]).is_empty());
-        assert_eq!(chosen_peers(&[PeerChoice::All]).len(), 3);
+        assert_eq!(chosen_peers(&[PeerChoice::All]), Peer::all());
         assert_eq!(
             chosen_peers(&[
                 PeerChoice::Peer(Peer::FlaskGunicorn),
@@ -234,5 +373,38 @@ mod tests {
             [Peer::FastapiAsyncpg, Peer::FlaskGunicorn]
         );
         assert_eq!(Peer::FastapiSqlalchemy.to_string(), "fastapi-sqlalchemy");
+        assert_eq!(Peer::GoPgx.to_string(), "go-pgx");
+        assert_eq!(Peer::SpringJdbc.to_string(), "spring-jdbc");
+    }
+
+    #[test]
+    fn only_python_peers_count_processes_and_only_the_jvm_needs_a_long_warmup() {
+        assert!(Peer::FlaskGunicorn.workers_are_processes());
+        assert!(!Peer::GoPgx.workers_are_processes());
+        assert!(!Peer::SpringJdbc.workers_are_processes());
+        assert_eq!(Peer::GoPgx.minimum_warmup(), Duration::ZERO);
+        assert!(Peer::SpringJdbc.minimum_warmup() >= Duration::from_secs(5));
+    }
+
+    #[test]
+    fn every_peer_has_its_folder_and_what_its_runtime_starts() {
+        for &peer in Peer::all() {
+            let folder = peer.folder().unwrap();
+            let entry = match peer.runtime() {
+                Runtime::Python => folder.join("serve.py"),
+                Runtime::Go => folder.join("main.go"),
+                Runtime::Java { main_class } => folder
+                    .join("src/main/java")
+                    .join(main_class.replace('.', "/"))
+                    .with_extension("java"),
+            };
+            assert!(entry.is_file(), "{peer}: {} is missing", entry.display());
+            if peer.runtime() != Runtime::Python {
+                assert!(
+                    !peer_builds::needs_of(&folder).unwrap().is_empty(),
+                    "{peer}"
+                );
+            }
+        }
     }
 }

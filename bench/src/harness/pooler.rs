@@ -112,6 +112,12 @@ pub fn transaction_mode(server: &ServerSpec) -> Result<Option<&'static str>, &'s
         ServerSpec::Peer(Peer::FlaskGunicorn) => Err(
             "psycopg 3 prepares a statement after 5 executions (prepare_threshold); its documented prepare_threshold=None would run them unprepared, but the peer has no setting for it yet",
         ),
+        ServerSpec::Peer(Peer::GoPgx) => Err(
+            "pgx prepares every statement on a connection's first use of it (its statement cache); its documented PreferSimpleProtocol would run them unprepared, but the peer has no setting for it yet",
+        ),
+        ServerSpec::Peer(Peer::SpringJdbc) => Err(
+            "pgjdbc prepares a statement from its fifth execution on a connection (prepareThreshold=5); its documented prepareThreshold=0 would run them unprepared, but the peer has no setting for it yet",
+        ),
         ServerSpec::Target(_) => Err("a target runs as it was started, behind no pooler of ours"),
     }
 }

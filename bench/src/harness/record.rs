@@ -32,6 +32,11 @@ pub struct ServerRecord {
     /// From spawn to the first `/version` answer.
     #[serde(default)]
     pub startup_seconds: Option<f64>,
+    /// The load it served before its first measured cell: the run's warm-up, or longer where
+    /// its runtime needs it (the JVM's JIT). `None` where the command warms up otherwise, and in
+    /// files written before the field existed.
+    #[serde(default)]
+    pub warmup_seconds: Option<f64>,
     #[serde(default)]
     pub shutdown: Option<Shutdown>,
     /// The pooler the harness put in front of its database, when the configuration has one.
@@ -61,6 +66,7 @@ impl ServerRecord {
             verification: Verification::default(),
             skipped: None,
             startup_seconds: None,
+            warmup_seconds: None,
             shutdown: None,
             pooler: None,
             notes: Vec::new(),

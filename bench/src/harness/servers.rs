@@ -246,6 +246,15 @@ impl ServerSpec {
             ServerSpec::Target(_) => ServerKind::Target,
         }
     }
+
+    /// The load it must serve before its figures count, when its runtime needs more than a run's
+    /// warm-up gives (the JVM's JIT); zero otherwise.
+    pub fn minimum_warmup(&self) -> std::time::Duration {
+        match self {
+            ServerSpec::Peer(peer) => peer.minimum_warmup(),
+            ServerSpec::Variant(_) | ServerSpec::Target(_) => std::time::Duration::ZERO,
+        }
+    }
 }
 
 /// The variants, then the peers, then the targets, as one list.

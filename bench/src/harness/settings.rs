@@ -162,9 +162,14 @@ impl Dimensions {
         } else {
             self.processes.iter().copied().map(Some).collect()
         };
-        // A peer's processes are its WORKERS: with --processes, the workers dimension is that.
+        // A Python peer's processes are its WORKERS: with --processes, the workers dimension is
+        // that.
         let workers = match server {
-            ServerSpec::Peer(_) if !self.processes.is_empty() => vec![Workers::OwnDefault],
+            ServerSpec::Peer(peer)
+                if peer.workers_are_processes() && !self.processes.is_empty() =>
+            {
+                vec![Workers::OwnDefault]
+            }
             _ => self.workers.clone(),
         };
         let poolers = self.poolers_or_none();
@@ -286,7 +291,7 @@ impl Dimensions {
         );
         if !self.processes.is_empty() {
             described.push_str(&format!(
-                "; PROCESSES {} (a peer's WORKERS), each with its own pool",
+                "; PROCESSES {} (a Python peer's WORKERS), each with its own pool",
                 list(self.processes.iter().map(ToString::to_string).collect())
             ));
         }
@@ -473,9 +478,12 @@ mod tests {
         let peer = dimensions.configurations(&ServerSpec::Peer(Peer::FlaskGunicorn));
         assert_eq!(peer.len(), 4);
         assert!(peer.iter().all(|c| c.workers == Workers::OwnDefault));
+        // A Go peer's WORKERS are threads: --workers applies, as to a variant.
+        let go = dimensions.configurations(&ServerSpec::Peer(Peer::GoPgx));
+        assert!(go.iter().all(|c| c.workers == Workers::Fixed(count(2))));
         assert!(
             dimensions.describe().ends_with(
-                "; PROCESSES 1, 2 (a peer's WORKERS), each with its own pool; pooler no pooler, pgbouncer session"
+                "; PROCESSES 1, 2 (a Python peer's WORKERS), each with its own pool; pooler no pooler, pgbouncer session"
             ),
             "{}",
             dimensions.describe()

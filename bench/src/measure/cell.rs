@@ -42,6 +42,9 @@ pub struct LoadTarget<'a> {
     pub deviations: BodyDeviations,
     /// Whether the run's faults reach its database (not a target that serves its own).
     pub faults_apply: bool,
+    /// What its runtime needs before its figures count, beyond the run's warm-up (the JVM's
+    /// JIT).
+    pub minimum_warmup: Duration,
 }
 
 impl LoadTarget<'_> {

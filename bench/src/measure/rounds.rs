@@ -65,9 +65,9 @@ pub struct RoundsPlan {
 impl RoundsPlan {
     /// The warm-up at the `index`-th connection level: the whole warm-up before the first, a
     /// shorter one at each higher level (pools and threads grow to it before its figures count).
-    fn warmup_at_level(&self, index: usize) -> Duration {
+    fn warmup_at_level(&self, index: usize, server_minimum: Duration) -> Duration {
         if index == 0 {
-            self.warmup
+            self.warmup.max(server_minimum)
         } else {
             self.warmup.min(Duration::from_secs(1))
         }
@@ -98,6 +98,8 @@ pub struct ServerCells {
     pub cells: Vec<Cell>,
     pub efficiency_cells: Vec<Cell>,
     pub fault_cells: Vec<Cell>,
+    /// The warm-up it was given before its first cell.
+    pub warmup_seconds: Option<f64>,
 }
 
 /// What a group's measurement came to: each server's cells (in the order of the targets, an
@@ -196,7 +198,14 @@ pub async fn measure_group(
         .enumerate()
         .map(|(index, (failure, fault_cells))| match failure {
             Some(error) => Err(error),
-            None => Ok(collect_cells(index, plan, &mut runs, fault_cells)),
+            None => {
+                let mut cells = collect_cells(index, plan, &mut runs, fault_cells);
+                cells.warmup_seconds = Some(
+                    plan.warmup_at_level(0, targets[index].minimum_warmup)
+                        .as_secs_f64(),
+                );
+                Ok(cells)
+            }
         })
         .collect();
     GroupMeasurement { servers, rounds }
@@ -344,7 +353,7 @@ async fn warm_up(
     }
     let mixed = Arc::new(mixed);
     for (index, &connections) in plan.connections.iter().enumerate() {
-        let warmup = plan.warmup_at_level(index);
+        let warmup = plan.warmup_at_level(index, target.minimum_warmup);
         if warmup.is_zero() {
             continue;
         }
@@ -493,6 +502,7 @@ fn collect_cells(
         cells,
         efficiency_cells,
         fault_cells,
+        warmup_seconds: None,
     }
 }
 

@@ -250,7 +250,29 @@ pub fn summary_table(results: &RunResults, level: &Level, style: Style) -> Table
     table
 }
 
-/// Verification, start-up and shutdown of every server.
+/// The servers warmed up for longer than the run's warm-up, as " (longer where ...: NAME S s,
+/// ...)", or nothing.
+fn longer_warmups(results: &RunResults) -> String {
+    let longer: Vec<String> = results
+        .servers
+        .iter()
+        .filter_map(|server| {
+            let seconds = server.record.warmup_seconds?;
+            (seconds > results.settings.warmup_seconds)
+                .then(|| format!("{} {seconds} s", server.record.shown_name()))
+        })
+        .collect();
+    if longer.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (longer where the runtime needs it, the JVM's JIT: {})",
+            longer.join(", ")
+        )
+    }
+}
+
+/// Verification, start-up, warm-up and shutdown of every server.
 pub fn servers_table(results: &RunResults) -> Table {
     let mut table = Table::new(&[
         "server",
@@ -260,6 +282,7 @@ pub fn servers_table(results: &RunResults) -> Table {
         "check",
         "verified",
         "start s",
+        "warm-up s",
         "SIGTERM exit",
         "status",
     ]);
@@ -311,6 +334,10 @@ pub fn servers_table(results: &RunResults) -> Table {
                 .record
                 .startup_seconds
                 .map_or_else(|| "–".into(), |seconds| format!("{seconds:.2}")),
+            server
+                .record
+                .warmup_seconds
+                .map_or_else(|| "–".into(), |seconds| format!("{seconds}")),
             shutdown,
             server
                 .record
@@ -478,7 +505,12 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
             )
         },
     );
-    let _ = writeln!(text, "- **Load:** {}, {rate}", load_line(settings));
+    let _ = writeln!(
+        text,
+        "- **Load:** {}{}, {rate}",
+        load_line(settings),
+        longer_warmups(results)
+    );
     for line in rounds_lines(results) {
         let _ = writeln!(text, "- {line}");
     }

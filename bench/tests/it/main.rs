@@ -1,7 +1,7 @@
 //! The benchmark's tests: the load engine (its totals and its series) and its HTTP/1.1 client
 //! against small servers whose behaviour is known, the delay line to the database, the
 //! concurrency study, the Docker files, a short `bakeoff run --quick` over one real variant, each
-//! fault against a real variant, one over processes and PgBouncer, the Python peers, and a near-contract target run with
+//! fault against a real variant, one over processes and PgBouncer, the peers (Python, Go, Java), and a near-contract target run with
 //! `--lenient`.
 
 #![allow(clippy::unwrap_used)]

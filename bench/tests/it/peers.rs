@@ -1,22 +1,20 @@
-//! The Python peers against the contract, as CI runs them: each started by the harness on a
+//! The peers against the contract, as CI runs them: each started by the harness on a
 //! throwaway, seeded database and checked by the same conformance suite as the variants, byte for
 //! byte and with statements counted, under both `DB_RECYCLE` policies; and each through the
 //! Rust servers' own recovery tests (`bakeoff-suite`): a PostgreSQL restart and terminated
 //! backends under both policies, with no failed request after them. A peer that drifts from the
 //! contract fails here.
 
-use bakeoff::harness::peers::{self, Peer};
+use bakeoff::harness::peers::Peer;
 use bakeoff_suite::{DbRecycle, ServerProgram};
 
 use crate::support::bakeoff;
 
-/// The peer as the suite starts it: the environment's Python with its `serve.py`.
+/// The peer as the suite starts it: its program as its runtime runs it (the environment's
+/// Python with its `serve.py`, the Go program, `java -jar`), prepared first when missing.
 fn peer_program(peer: Peer) -> ServerProgram {
-    ServerProgram::script(
-        peers::python().unwrap(),
-        peer.script().unwrap(),
-        &peer.name(),
-    )
+    let program = peer.program().unwrap();
+    ServerProgram::new(program.program, program.arguments, &peer.name())
 }
 
 fn verify_peer(peer: &str) {
@@ -53,6 +51,16 @@ fn flask_gunicorn_conforms_to_the_contract() {
 }
 
 #[test]
+fn go_pgx_conforms_to_the_contract() {
+    verify_peer("go-pgx");
+}
+
+#[test]
+fn spring_jdbc_conforms_to_the_contract() {
+    verify_peer("spring-jdbc");
+}
+
+#[test]
 fn fastapi_asyncpg_conforms_with_verified_connections() {
     verify_peer_recycling("fastapi-asyncpg", DbRecycle::Verified);
 }
@@ -65,6 +73,16 @@ fn fastapi_sqlalchemy_conforms_with_verified_connections() {
 #[test]
 fn flask_gunicorn_conforms_with_verified_connections() {
     verify_peer_recycling("flask-gunicorn", DbRecycle::Verified);
+}
+
+#[test]
+fn go_pgx_conforms_with_verified_connections() {
+    verify_peer_recycling("go-pgx", DbRecycle::Verified);
+}
+
+#[test]
+fn spring_jdbc_conforms_with_verified_connections() {
+    verify_peer_recycling("spring-jdbc", DbRecycle::Verified);
 }
 
 /// The suite's two recovery tests for one peer under one policy.
@@ -101,6 +119,10 @@ recovery_tests! {
     fastapi_sqlalchemy_verified: Peer::FastapiSqlalchemy, DbRecycle::Verified;
     flask_gunicorn_fast: Peer::FlaskGunicorn, DbRecycle::Fast;
     flask_gunicorn_verified: Peer::FlaskGunicorn, DbRecycle::Verified;
+    go_pgx_fast: Peer::GoPgx, DbRecycle::Fast;
+    go_pgx_verified: Peer::GoPgx, DbRecycle::Verified;
+    spring_jdbc_fast: Peer::SpringJdbc, DbRecycle::Fast;
+    spring_jdbc_verified: Peer::SpringJdbc, DbRecycle::Verified;
 }
 
 #[test]

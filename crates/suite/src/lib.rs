@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -54,12 +55,12 @@ pub fn server_command(binary: &str, database_url: &str) -> Command {
     test_environment(database_url).command(Path::new(binary))
 }
 
-/// What a test starts: a server binary, or an interpreter with its script (a Python peer, whose
-/// `serve.py` reads the same environment).
+/// What a test starts: a server binary, or a program with its arguments (a peer: an interpreter
+/// with its script, `java -jar`, a Go program), which reads the same environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerProgram {
     program: PathBuf,
-    arguments: Vec<PathBuf>,
+    arguments: Vec<OsString>,
     /// What its `/version` and `/test/resmon` answer as the variant.
     name: String,
 }
@@ -76,9 +77,14 @@ impl ServerProgram {
 
     /// `interpreter script`, answering as `name`.
     pub fn script(interpreter: PathBuf, script: PathBuf, name: &str) -> ServerProgram {
+        ServerProgram::new(interpreter, vec![script.into_os_string()], name)
+    }
+
+    /// `program arguments...`, answering as `name`.
+    pub fn new(program: PathBuf, arguments: Vec<OsString>, name: &str) -> ServerProgram {
         ServerProgram {
-            program: interpreter,
-            arguments: vec![script],
+            program,
+            arguments,
             name: name.to_string(),
         }
     }
