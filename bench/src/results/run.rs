@@ -15,6 +15,7 @@ use crate::harness::settings::Dimensions;
 use crate::machine::Machine;
 use crate::placement::Placement;
 use crate::results::ResultsFile;
+use crate::results::shard::ShardLoad;
 use crate::scenarios::Scenario;
 
 /// Bumped when the file's shape changes: 2 names scenarios, server kinds and the database as
@@ -188,6 +189,10 @@ pub struct Measurement {
     /// The run over time (absent before version 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub series: Option<Series>,
+    /// The load shards whose answers this run merges (`bakeoff merge`), each with its own
+    /// engine's load; empty for a run of one engine.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardLoad>,
 }
 
 impl Measurement {
@@ -220,6 +225,7 @@ impl Measurement {
             engine_busy_percent,
             delay_line_cpu_seconds: None,
             series: Some(outcome.series.clone()),
+            shards: Vec::new(),
         }
     }
 
@@ -433,6 +439,7 @@ pub fn test_measurement(ok_per_second: f64, p99_us: u64) -> Measurement {
         engine_busy_percent: None,
         delay_line_cpu_seconds: None,
         series: None,
+        shards: Vec::new(),
     }
 }
 
