@@ -1,8 +1,9 @@
 //! The benchmark's tests: the load engine (its totals and its series) and its HTTP/1.1 client
 //! against small servers whose behaviour is known, the delay line to the database, the
-//! concurrency study, the Docker files, a short `bakeoff run --quick` over one real variant, each
-//! fault against a real variant, one over processes and PgBouncer, the Python peers, and a near-contract target run with
-//! `--lenient`.
+//! concurrency study, the Docker files and the Kubernetes manifests, a short `bakeoff run
+//! --quick` over one real variant, each fault against a real variant, one over processes and
+//! PgBouncer, the Python peers, a near-contract target run with `--lenient`, and load from three
+//! shard processes merged into one run.
 
 #![allow(clippy::unwrap_used)]
 
@@ -13,9 +14,11 @@ mod engine;
 mod engine_series;
 mod faults;
 mod http1;
+mod kubernetes;
 mod lenient;
 mod peers;
 mod processes;
 mod quick_run;
+mod shards;
 mod support;
 mod test_server;
