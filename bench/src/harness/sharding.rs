@@ -141,10 +141,16 @@ pub struct Slot {
 impl ShardPlan {
     /// Checks what can be checked before anything starts.
     pub fn check(&self, now: Timestamp) -> Result<()> {
-        anyhow::ensure!(!self.targets.is_empty(), "give the servers with --target NAME=URL");
+        anyhow::ensure!(
+            !self.targets.is_empty(),
+            "give the servers with --target NAME=URL"
+        );
         anyhow::ensure!(!self.scenarios.is_empty(), "no scenario to run");
         anyhow::ensure!(self.repeat >= 1, "--repeat must be at least 1");
-        anyhow::ensure!(!self.duration.is_zero(), "--duration must be more than zero");
+        anyhow::ensure!(
+            !self.duration.is_zero(),
+            "--duration must be more than zero"
+        );
         for &connections in &self.connections {
             if connections < self.shard.count || connections > engine::MAX_CONNECTIONS {
                 bail!(
@@ -274,7 +280,9 @@ pub async fn prepare(plan: &ShardPlan) -> Result<Vec<ReachedTarget>> {
         let pools = match database_url {
             Some(url) => Pools::build(url, &plan.scenarios, plan.seed)
                 .await
-                .with_context(|| format!("drawing the requests of {} from its database", spec.name))?,
+                .with_context(|| {
+                    format!("drawing the requests of {} from its database", spec.name)
+                })?,
             None => Pools::build_without_database(&plan.scenarios)?,
         };
         let pools = if plan.statuses_only {

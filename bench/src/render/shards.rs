@@ -71,10 +71,8 @@ pub fn reading(results: &RunResults) -> String {
             })
         })
         .collect();
-    let Some((server, cell, busiest, _)) = shards
-        .iter()
-        .max_by(|a, b| a.2.total_cmp(&b.2))
-        .cloned()
+    let Some((server, cell, busiest, _)) =
+        shards.iter().max_by(|a, b| a.2.total_cmp(&b.2)).cloned()
     else {
         return String::new();
     };
@@ -83,9 +81,8 @@ pub fn reading(results: &RunResults) -> String {
         .filter(|shard| shard.2 >= ENGINE_BOUND_PERCENT)
         .count();
     let widest = shards.iter().map(|shard| shard.3).fold(0.0, f64::max);
-    let mut sentence = format!(
-        "The busiest shard engine was {busiest:.0} % busy ({server}, {cell})"
-    );
+    let mut sentence =
+        format!("The busiest shard engine was {busiest:.0} % busy ({server}, {cell})");
     if bound == 0 {
         let _ = write!(
             sentence,

@@ -273,10 +273,16 @@ impl ShardFile {
                     .filter(|file| {
                         file.file_name()
                             .and_then(|name| name.to_str())
-                            .is_some_and(|name| name.starts_with("shard-") && name.ends_with(".json"))
+                            .is_some_and(|name| {
+                                name.starts_with("shard-") && name.ends_with(".json")
+                            })
                     })
                     .collect();
-                anyhow::ensure!(!found.is_empty(), "{} holds no shard-*.json", path.display());
+                anyhow::ensure!(
+                    !found.is_empty(),
+                    "{} holds no shard-*.json",
+                    path.display()
+                );
                 found.sort();
                 files.extend(found);
             } else {
@@ -338,7 +344,8 @@ pub fn merge(mut shards: Vec<ShardFile>, merge_command: &str) -> Result<RunResul
     let first = &shards[0];
     let mut servers = Vec::new();
     for target in &first.targets {
-        let mut record = ServerRecord::new(target.name.clone(), target.name.clone(), ServerKind::Target);
+        let mut record =
+            ServerRecord::new(target.name.clone(), target.name.clone(), ServerKind::Target);
         record.effective = target.effective.clone();
         record.notes.push(format!(
             "loaded at {} by {} shards (bakeoff load), merged",
@@ -352,8 +359,11 @@ pub fn merge(mut shards: Vec<ShardFile>, merge_command: &str) -> Result<RunResul
         });
     }
     let hosts: Vec<&str> = shards.iter().map(|shard| shard.host.as_str()).collect();
-    let effective: Vec<&EffectiveSettings> =
-        first.targets.iter().filter_map(|t| t.effective.as_ref()).collect();
+    let effective: Vec<&EffectiveSettings> = first
+        .targets
+        .iter()
+        .filter_map(|t| t.effective.as_ref())
+        .collect();
     let common = |value: fn(&EffectiveSettings) -> usize| {
         let values: Vec<usize> = effective.iter().map(|settings| value(settings)).collect();
         (values.len() == first.targets.len() && values.windows(2).all(|pair| pair[0] == pair[1]))
@@ -459,7 +469,10 @@ fn merged_measurement(parts: &[(&ShardFile, &ShardCell)]) -> Result<Measurement>
     for (_, cell) in parts {
         add(&mut latency, &cell.latency.decode()?)?;
         if let Some(encoded) = &cell.uncorrected_latency {
-            add(uncorrected.get_or_insert_with(new_histogram), &encoded.decode()?)?;
+            add(
+                uncorrected.get_or_insert_with(new_histogram),
+                &encoded.decode()?,
+            )?;
         }
     }
     let starts: Vec<Timestamp> = parts
@@ -489,7 +502,10 @@ fn merged_measurement(parts: &[(&ShardFile, &ShardCell)]) -> Result<Measurement>
         .collect::<Vec<_>>();
     let sum = |figure: fn(&ShardCell) -> u64| parts.iter().map(|(_, cell)| figure(cell)).sum();
     Ok(Measurement {
-        seconds: parts.iter().map(|(_, cell)| cell.seconds).fold(0.0, f64::max),
+        seconds: parts
+            .iter()
+            .map(|(_, cell)| cell.seconds)
+            .fold(0.0, f64::max),
         ok: sum(|cell| cell.ok),
         responses: sum(|cell| cell.responses),
         // Each shard's rate over its own window: the windows are as long, and nearly the same.
@@ -535,7 +551,9 @@ fn merged_series(
 ) -> Result<Series> {
     let interval_ms = parts.first().map_or(0, |(_, cell)| cell.series.interval_ms);
     anyhow::ensure!(
-        parts.iter().all(|(_, cell)| cell.series.interval_ms == interval_ms),
+        parts
+            .iter()
+            .all(|(_, cell)| cell.series.interval_ms == interval_ms),
         "the shards' series have different intervals"
     );
     let mut tallies: Vec<IntervalFigures> = Vec::new();
@@ -590,7 +608,10 @@ mod tests {
         for value in [1, 2, 3, 250, 1_000, 65_000, 3_000_000] {
             histogram.record_n(value, value % 7 + 1).unwrap();
         }
-        let decoded = EncodedHistogram::encode(&histogram).unwrap().decode().unwrap();
+        let decoded = EncodedHistogram::encode(&histogram)
+            .unwrap()
+            .decode()
+            .unwrap();
         assert_eq!(decoded, histogram);
         assert_eq!(Percentiles::of(&decoded), Percentiles::of(&histogram));
         assert!(EncodedHistogram("not base64!".into()).decode().is_err());

@@ -38,7 +38,12 @@ fn overlays() -> BTreeMap<String, PathBuf> {
         .unwrap_or_else(|error| panic!("{}: {error}", folder.display()))
         .map(|entry| entry.unwrap().path())
         .filter(|path| path.join("kustomization.yaml").is_file())
-        .map(|path| (path.file_name().unwrap().to_string_lossy().into_owned(), path))
+        .map(|path| {
+            (
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                path,
+            )
+        })
         .collect()
 }
 
@@ -76,15 +81,17 @@ impl Resources {
         }
     }
 
-    fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Yaml> + 'a {
+    fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Yaml> {
         self.documents
             .iter()
             .filter(move |document| document["kind"].as_str() == Some(kind))
     }
 
     fn get(&self, kind: &str, name: &str) -> Option<&Yaml> {
-        self.of_kind(kind)
-            .find(|document| document["metadata"]["name"].as_str() == Some(name))
+        self.documents.iter().find(|document| {
+            document["kind"].as_str() == Some(kind)
+                && document["metadata"]["name"].as_str() == Some(name)
+        })
     }
 
     /// Deployments, StatefulSets and Jobs: what has a pod template.
@@ -99,13 +106,19 @@ impl Resources {
 
     fn servers(&self) -> Vec<&Yaml> {
         self.of_kind("Deployment")
-            .filter(|document| document["metadata"]["labels"][ROLE_LABEL].as_str() == Some("server"))
+            .filter(|document| {
+                document["metadata"]["labels"][ROLE_LABEL].as_str() == Some("server")
+            })
             .collect()
     }
 
     /// The decoded value of a Secret's key.
     fn secret(&self, name: &str, key: &str) -> Option<String> {
-        let encoded = self.get("Secret", name)?["data"][key].as_str()?;
+        // kustomize folds long values over several lines.
+        let encoded: String = self.get("Secret", name)?["data"][key]
+            .as_str()?
+            .split_whitespace()
+            .collect();
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(encoded)
             .ok()?;
@@ -166,7 +179,10 @@ fn millicores(quantity: &Yaml) -> Option<u64> {
     };
     match text.strip_suffix('m') {
         Some(millis) => millis.parse().ok(),
-        None => text.parse::<f64>().ok().map(|cores| (cores * 1000.0).round() as u64),
+        None => text
+            .parse::<f64>()
+            .ok()
+            .map(|cores| (cores * 1000.0).round() as u64),
     }
 }
 
@@ -181,7 +197,9 @@ fn check_variants(resources: &Resources) -> Vec<String> {
             None => problems.push(format!("no Deployment for the variant {variant}")),
             Some(deployment) => {
                 if deployment["metadata"]["labels"][ROLE_LABEL].as_str() != Some("server") {
-                    problems.push(format!("Deployment {variant} is not labelled {ROLE_LABEL}=server"));
+                    problems.push(format!(
+                        "Deployment {variant} is not labelled {ROLE_LABEL}=server"
+                    ));
                 }
                 let image = container(deployment, "server")
                     .and_then(|server| server["image"].as_str())
@@ -209,7 +227,9 @@ fn check_server_environment(resources: &Resources) -> Vec<String> {
     for deployment in resources.servers() {
         let deployment_name = name(deployment);
         let Some(server) = container(deployment, "server") else {
-            problems.push(format!("Deployment {deployment_name} has no container `server`"));
+            problems.push(format!(
+                "Deployment {deployment_name} has no container `server`"
+            ));
             continue;
         };
         let mut variables: BTreeMap<String, usize> = BTreeMap::new();
@@ -235,7 +255,9 @@ fn check_server_environment(resources: &Resources) -> Vec<String> {
         }
         let set: BTreeSet<String> = variables.keys().cloned().collect();
         for missing in expected.difference(&set) {
-            problems.push(format!("Deployment {deployment_name} does not set {missing}"));
+            problems.push(format!(
+                "Deployment {deployment_name} does not set {missing}"
+            ));
         }
         for unknown in set.difference(&expected) {
             problems.push(format!(
@@ -243,7 +265,9 @@ fn check_server_environment(resources: &Resources) -> Vec<String> {
             ));
         }
         for (variable, _) in variables.iter().filter(|(_, count)| **count > 1) {
-            problems.push(format!("Deployment {deployment_name} sets {variable} twice"));
+            problems.push(format!(
+                "Deployment {deployment_name} sets {variable} twice"
+            ));
         }
         problems.extend(check_database_url(resources, deployment_name, server));
         // Everything but the name and the image is the same for every server.
@@ -303,7 +327,10 @@ fn check_guaranteed(resources: &Resources) -> Vec<String> {
                 container["name"].as_str().unwrap_or("?")
             );
             for resource in ["cpu", "memory"] {
-                let (request, limit) = (&resources["requests"][resource], &resources["limits"][resource]);
+                let (request, limit) = (
+                    &resources["requests"][resource],
+                    &resources["limits"][resource],
+                );
                 if request.is_badvalue() || limit.is_badvalue() {
                     problems.push(format!("{label} has no {resource} request and limit"));
                 } else if request != limit {
@@ -334,7 +361,9 @@ fn check_bench(resources: &Resources) -> Vec<String> {
     if arguments.first().map(String::as_str) != Some("load") {
         problems.push(format!("Job {BENCH_JOB} does not run `bakeoff load`"));
     }
-    let shards: Option<i64> = flag(&arguments, "--shards").first().and_then(|n| n.parse().ok());
+    let shards: Option<i64> = flag(&arguments, "--shards")
+        .first()
+        .and_then(|n| n.parse().ok());
     for field in ["completions", "parallelism"] {
         if spec[field].as_i64() != shards || shards.is_none() {
             problems.push(format!(
@@ -342,14 +371,19 @@ fn check_bench(resources: &Resources) -> Vec<String> {
             ));
         }
     }
-    let threads = flag(&arguments, "--threads").first().and_then(|n| n.parse::<u64>().ok());
+    let threads = flag(&arguments, "--threads")
+        .first()
+        .and_then(|n| n.parse::<u64>().ok());
     let cpus = millicores(&load["resources"]["limits"]["cpu"]);
     if threads.map(|threads| threads * 1000) != cpus {
         problems.push(format!(
             "Job {BENCH_JOB}'s --threads ({threads:?}) is not its CPU limit ({cpus:?} millicores)"
         ));
     }
-    if !arguments.iter().any(|argument| argument.starts_with("--start-at=")) {
+    if !arguments
+        .iter()
+        .any(|argument| argument.starts_with("--start-at="))
+    {
         problems.push(format!("Job {BENCH_JOB} gives no --start-at"));
     }
     let targets: BTreeMap<String, String> = flag(&arguments, "--target")
@@ -382,7 +416,9 @@ fn check_placement(resources: &Resources) -> Vec<String> {
     }
     let mut problems = Vec::new();
     for workload in resources.workloads() {
-        let role = workload["metadata"]["labels"][ROLE_LABEL].as_str().unwrap_or("");
+        let role = workload["metadata"]["labels"][ROLE_LABEL]
+            .as_str()
+            .unwrap_or("");
         let spec = pod_spec(workload);
         if spec["nodeSelector"][ROLE_LABEL].as_str() != Some(role) {
             problems.push(format!(
@@ -395,14 +431,16 @@ fn check_placement(resources: &Resources) -> Vec<String> {
             "load" => "server",
             _ => continue,
         };
-        let avoids = spec["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
-            .as_vec()
-            .into_iter()
-            .flatten()
-            .any(|term| {
-                term["topologyKey"].as_str() == Some("kubernetes.io/hostname")
-                    && term["labelSelector"]["matchLabels"][ROLE_LABEL].as_str() == Some(avoided)
-            });
+        let avoids =
+            spec["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+                .as_vec()
+                .into_iter()
+                .flatten()
+                .any(|term| {
+                    term["topologyKey"].as_str() == Some("kubernetes.io/hostname")
+                        && term["labelSelector"]["matchLabels"][ROLE_LABEL].as_str()
+                            == Some(avoided)
+                });
         if !avoids {
             problems.push(format!(
                 "{} may share a node with a {avoided} pod (no required anti-affinity)",
@@ -433,7 +471,11 @@ fn every_overlay_runs_every_variant_alike_with_guaranteed_resources() {
     for (overlay, path) in &overlays {
         let text = build(path);
         let problems = check_all(&text);
-        assert!(problems.is_empty(), "overlay {overlay}:\n{}", problems.join("\n"));
+        assert!(
+            problems.is_empty(),
+            "overlay {overlay}:\n{}",
+            problems.join("\n")
+        );
         let resources = Resources::parse(&text);
         let peers: Vec<String> = Peer::all()
             .iter()
@@ -465,7 +507,9 @@ fn the_database_is_initialised_as_in_docker() {
         ("initdb/10-schema.sql", "schema/schema.sql"),
         ("initdb/20-bakeoff.sh", "docker/initdb/20-bakeoff.sh"),
     ] {
-        let copy_path = kubernetes().join("components/in-cluster-postgres").join(copy);
+        let copy_path = kubernetes()
+            .join("components/in-cluster-postgres")
+            .join(copy);
         assert_eq!(
             std::fs::read_to_string(&copy_path).unwrap(),
             std::fs::read_to_string(root.join(original)).unwrap(),
@@ -478,9 +522,12 @@ fn the_database_is_initialised_as_in_docker() {
 #[test]
 fn checks_catch_drift() {
     let text = build(&overlays()["in-cluster"]);
-    assert!(check_all(&text).is_empty());
+    assert_eq!(check_all(&text), Vec::<String>::new());
     let broken = |from: &str, to: &str| {
-        assert!(text.contains(from), "the build changed: update this test ({from:?})");
+        assert!(
+            text.contains(from),
+            "the build changed: update this test ({from:?})"
+        );
         text.replacen(from, to, 1)
     };
     let mentions = |problems: Vec<String>, words: &str| {
@@ -489,8 +536,14 @@ fn checks_catch_drift() {
             "expected a problem mentioning {words:?}, got {problems:?}"
         );
     };
-    mentions(check_all(&broken("  RUST_LOG: warn\n", "  LOG_LEVEL: warn\n")), "does not set RUST_LOG");
-    mentions(check_all(&broken("  RUST_LOG: warn\n", "  LOG_LEVEL: warn\n")), "sets LOG_LEVEL");
+    mentions(
+        check_all(&broken("  RUST_LOG: warn\n", "  LOG_LEVEL: warn\n")),
+        "does not set RUST_LOG",
+    );
+    mentions(
+        check_all(&broken("  RUST_LOG: warn\n", "  LOG_LEVEL: warn\n")),
+        "sets LOG_LEVEL",
+    );
     mentions(
         check_all(&broken(
             "  name: threaded-blocking\n  namespace: bakeoff\nspec:\n  replicas: 1",
@@ -517,18 +570,24 @@ fn checks_catch_drift() {
         "completions is not its --shards",
     );
     mentions(
-        check_all(&broken("              key: server-url\n", "              key: admin-url\n")),
+        check_all(&broken(
+            "              key: server-url\n",
+            "              key: admin-url\n",
+        )),
         "not the read-only role bakeoff_app",
     );
     // Placement: a load pod without its anti-affinity to the servers.
     let placed = build(&overlays()["three-roles"]);
-    assert!(check_all(&placed).is_empty());
-    let anti_affinity = "                matchLabels:\n                  bakeoff/role: server\n";
-    assert!(placed.contains(anti_affinity), "the build changed: update this test");
+    assert_eq!(check_all(&placed), Vec::<String>::new());
+    let anti_affinity = "              matchLabels:\n                bakeoff/role: server\n";
+    assert!(
+        placed.contains(anti_affinity),
+        "the build changed: update this test"
+    );
     mentions(
         check_all(&placed.replacen(
             anti_affinity,
-            "                matchLabels:\n                  bakeoff/role: database\n",
+            "              matchLabels:\n                bakeoff/role: database\n",
             1,
         )),
         "may share a node with a server pod",

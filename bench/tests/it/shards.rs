@@ -22,7 +22,9 @@ fn decode(encoded: &serde_json::Value) -> Histogram<u64> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(encoded.as_str().unwrap())
         .unwrap();
-    Deserializer::new().deserialize(&mut bytes.as_slice()).unwrap()
+    Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .unwrap()
 }
 
 fn read_json(path: &Path) -> serde_json::Value {
@@ -60,7 +62,14 @@ fn three_shards_merge_into_the_run_of_all_their_requests() {
         .map(|index| {
             bakeoff()
                 .args(["load", "--target", &target, "--scenarios", "version"])
-                .args(["--connections", "6", "--duration", "2s", "--warmup", "500ms"])
+                .args([
+                    "--connections",
+                    "6",
+                    "--duration",
+                    "2s",
+                    "--warmup",
+                    "500ms",
+                ])
                 .args(["--gap", "500ms", "--threads", "1", "--start-at", &start_at])
                 .arg(format!("--shard={index}/3"))
                 .arg("--out")
@@ -72,7 +81,10 @@ fn three_shards_merge_into_the_run_of_all_their_requests() {
         })
         .collect();
     for (index, child) in children.into_iter().enumerate() {
-        succeeded(child.wait_with_output().unwrap(), &format!("shard {}", index + 1));
+        succeeded(
+            child.wait_with_output().unwrap(),
+            &format!("shard {}", index + 1),
+        );
     }
     server.terminate(Duration::from_secs(5)).unwrap();
 
@@ -113,7 +125,12 @@ fn three_shards_merge_into_the_run_of_all_their_requests() {
 
     // Totals: the shards' sums.
     let cells: Vec<&serde_json::Value> = files.iter().map(|file| &file["cells"][0]).collect();
-    let sum = |field: &str| cells.iter().map(|cell| cell[field].as_u64().unwrap()).sum::<u64>();
+    let sum = |field: &str| {
+        cells
+            .iter()
+            .map(|cell| cell[field].as_u64().unwrap())
+            .sum::<u64>()
+    };
     assert!(run.ok > 0);
     assert_eq!(run.ok, sum("ok"));
     assert_eq!(run.responses, sum("responses"));
