@@ -616,4 +616,84 @@ mod tests {
         assert_eq!(Percentiles::of(&decoded), Percentiles::of(&histogram));
         assert!(EncodedHistogram("not base64!".into()).decode().is_err());
     }
+
+    fn interval(ok: u64, latencies: &[u64]) -> (IntervalFigures, Option<EncodedHistogram>) {
+        let mut histogram = new_histogram();
+        for &latency in latencies {
+            histogram.record(latency).unwrap();
+        }
+        let figures = IntervalFigures {
+            ok,
+            max_us: latencies.iter().copied().max().unwrap_or(0),
+            ..IntervalFigures::default()
+        };
+        let encoded = (!latencies.is_empty()).then(|| EncodedHistogram::encode(&histogram).unwrap());
+        (figures, encoded)
+    }
+
+    fn cell(intervals: Vec<(IntervalFigures, Option<EncodedHistogram>)>) -> ShardCell {
+        let (figures, histograms): (Vec<_>, Vec<_>) = intervals.into_iter().unzip();
+        ShardCell {
+            target: "a".into(),
+            scenario: Scenario::Version,
+            connections: 2,
+            rate: None,
+            repeat: 0,
+            shard_connections: 1,
+            shard_rate: None,
+            scheduled_start: String::new(),
+            window_start: String::new(),
+            seconds: 0.3,
+            ok: figures.iter().map(|f| f.ok).sum(),
+            responses: figures.iter().map(|f| f.ok).sum(),
+            body_bytes: 0,
+            checked_bodies: 0,
+            errors: BTreeMap::new(),
+            engine_cpu_seconds: 0.0,
+            latency: EncodedHistogram::encode(&new_histogram()).unwrap(),
+            uncorrected_latency: None,
+            series: Series {
+                interval_ms: 100,
+                intervals: figures,
+            },
+            interval_latency: histograms,
+        }
+    }
+
+    #[test]
+    fn series_are_laid_on_one_clock_and_their_intervals_merged_exactly() {
+        let file: ShardFile = serde_json::from_value(serde_json::json!({
+            "format_version": 1,
+            "shard": {"index": 1, "count": 2},
+            "host": "h", "command": "", "started_at": "", "finished_at": "",
+            "machine": Machine::default(),
+            "plan": {
+                "start_at": "", "scenarios": [], "connections": [], "rate": null,
+                "duration_seconds": 0.3, "warmup_seconds": 0.0, "gap_seconds": 0.0, "repeat": 1,
+                "timeout_seconds": 5.0, "check_every": 16, "seed": 1, "statuses_only": false,
+                "database": false
+            },
+            "engine_threads": 1, "targets": [], "cells": []
+        }))
+        .unwrap();
+        let early = cell(vec![
+            interval(2, &[100, 300]),
+            interval(1, &[200]),
+            interval(0, &[]),
+        ]);
+        // Began 120 ms later: one interval further on.
+        let late = cell(vec![interval(3, &[1_000, 1_500, 2_000]), interval(1, &[50])]);
+        let starts: Vec<Timestamp> = ["2030-01-01T00:00:00Z", "2030-01-01T00:00:00.120Z"]
+            .iter()
+            .map(|start| start.parse().unwrap())
+            .collect();
+        let series =
+            merged_series(&[(&file, &early), (&file, &late)], &starts, starts[0]).unwrap();
+        let oks: Vec<u64> = series.intervals.iter().map(|i| i.ok).collect();
+        assert_eq!(oks, [2, 4, 1]);
+        // The second interval holds 200 (early) and 1,000, 1,500, 2,000 (late).
+        let second = &series.intervals[1];
+        assert_eq!((second.p50_us, second.max_us), (1_000, 2_000));
+        assert_eq!(series.intervals[2].max_us, 50);
+    }
 }
