@@ -153,6 +153,9 @@ pub async fn load(args: LoadArgs, command_line: String) -> Result<PathBuf> {
             target.name
         );
     }
+    // Where the file goes is known to be writable before the load starts.
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
     let (started_at, _) = utc_now();
     let reached = sharding::prepare(&plan).await?;
     eprintln!(

@@ -627,7 +627,8 @@ mod tests {
             max_us: latencies.iter().copied().max().unwrap_or(0),
             ..IntervalFigures::default()
         };
-        let encoded = (!latencies.is_empty()).then(|| EncodedHistogram::encode(&histogram).unwrap());
+        let encoded =
+            (!latencies.is_empty()).then(|| EncodedHistogram::encode(&histogram).unwrap());
         (figures, encoded)
     }
 
@@ -682,13 +683,15 @@ mod tests {
             interval(0, &[]),
         ]);
         // Began 120 ms later: one interval further on.
-        let late = cell(vec![interval(3, &[1_000, 1_500, 2_000]), interval(1, &[50])]);
+        let late = cell(vec![
+            interval(3, &[1_000, 1_500, 2_000]),
+            interval(1, &[50]),
+        ]);
         let starts: Vec<Timestamp> = ["2030-01-01T00:00:00Z", "2030-01-01T00:00:00.120Z"]
             .iter()
             .map(|start| start.parse().unwrap())
             .collect();
-        let series =
-            merged_series(&[(&file, &early), (&file, &late)], &starts, starts[0]).unwrap();
+        let series = merged_series(&[(&file, &early), (&file, &late)], &starts, starts[0]).unwrap();
         let oks: Vec<u64> = series.intervals.iter().map(|i| i.ok).collect();
         assert_eq!(oks, [2, 4, 1]);
         // The second interval holds 200 (early) and 1,000, 1,500, 2,000 (late).
