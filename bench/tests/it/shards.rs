@@ -41,18 +41,17 @@ fn succeeded(output: Output, what: &str) -> Output {
     output
 }
 
-#[test]
-fn three_shards_merge_into_the_run_of_all_their_requests() {
+/// Starts a variant whose `/version` the shards load (no database needed: an address where
+/// none listens will do), runs three `bakeoff load` processes against it, one wall-clock start
+/// for all, each writing its shard file into `out`.
+fn load_three_shards(out: &Path) {
     let variant = built_variant();
     let mut command = Command::new(workspace_binary(&variant, false).unwrap());
-    // /version needs no database: an address where none listens will do.
     let mut environment = ServerEnvironment::new("postgres://bakeoff@127.0.0.1:1/none");
     environment.log_filter = "off".to_string();
     environment.apply_to(&mut command);
     let server = ServerProcess::spawn(command).unwrap();
     let target = format!("{variant}={}", server.base_url());
-
-    let shards = tempfile::tempdir().unwrap();
     // Late enough for three processes to start on a busy machine.
     let start_at = jiff::Timestamp::now()
         .checked_add(Duration::from_secs(3))
@@ -73,7 +72,7 @@ fn three_shards_merge_into_the_run_of_all_their_requests() {
                 .args(["--gap", "500ms", "--threads", "1", "--start-at", &start_at])
                 .arg(format!("--shard={index}/3"))
                 .arg("--out")
-                .arg(shards.path())
+                .arg(out)
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -87,7 +86,12 @@ fn three_shards_merge_into_the_run_of_all_their_requests() {
         );
     }
     server.terminate(Duration::from_secs(5)).unwrap();
+}
 
+#[test]
+fn three_shards_merge_into_the_run_of_all_their_requests() {
+    let shards = tempfile::tempdir().unwrap();
+    load_three_shards(shards.path());
     let files: Vec<serde_json::Value> = (1..=3)
         .map(|index| read_json(&shards.path().join(format!("shard-{index}-of-3.json"))))
         .collect();
