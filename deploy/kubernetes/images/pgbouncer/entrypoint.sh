@@ -9,6 +9,8 @@
 #   POOL_MODE          session (default) or transaction
 #   DEFAULT_POOL_SIZE  server connections per database and role (default 64)
 #   MAX_CLIENT_CONN    client connections (default 2000)
+#   SERVER_TLS_SSLMODE TLS to the database (default prefer: used where the database offers it,
+#                      as a managed one does)
 set -euo pipefail
 
 pattern='^postgres(ql)?://([^:@/]+)(:([^@/]*))?@([^:/]+)(:([0-9]+))?/([^?]+)'
@@ -36,6 +38,7 @@ auth_file = $directory/userlist.txt
 pool_mode = ${POOL_MODE:-session}
 default_pool_size = ${DEFAULT_POOL_SIZE:-64}
 max_client_conn = ${MAX_CLIENT_CONN:-2000}
+server_tls_sslmode = ${SERVER_TLS_SSLMODE:-prefer}
 ; drivers send these at startup; PgBouncer would refuse the connection
 ignore_startup_parameters = extra_float_digits,options
 log_connections = 0
