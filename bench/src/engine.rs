@@ -135,6 +135,10 @@ pub struct LoadOutcome {
     pub engine_cpu: Duration,
     /// The window over time, merged across the engine threads.
     pub series: Series,
+    /// Each interval's latency histogram (two significant digits), `None` where it had no
+    /// answer: what merging the series of several engines exactly takes
+    /// (`results::shard`).
+    pub interval_latency: Vec<Option<Histogram<u64>>>,
     /// When the measured window began: the origin of the series, against which a caller places
     /// what it did during the run (a fault).
     pub window_start: Instant,
@@ -804,7 +808,11 @@ impl SeriesTally {
 
     /// The threads' intervals merged into one series of `measured` (the window, or less when the
     /// run was stopped early).
-    fn into_series(mut self, others: Vec<ClosedInterval>, measured: Duration) -> Series {
+    fn into_series(
+        mut self,
+        others: Vec<ClosedInterval>,
+        measured: Duration,
+    ) -> (Series, Vec<Option<Histogram<u64>>>) {
         self.close_current();
         let mut closed = self.closed;
         closed.extend(others);
@@ -826,7 +834,7 @@ impl SeriesTally {
         }
         let intervals = tallies
             .into_iter()
-            .zip(histograms)
+            .zip(&histograms)
             .map(|(tally, histogram)| {
                 let quantile = |q: f64| histogram.as_ref().map_or(0, |h| h.value_at_quantile(q));
                 IntervalFigures {
@@ -844,10 +852,11 @@ impl SeriesTally {
                 }
             })
             .collect();
-        Series {
+        let series = Series {
             interval_ms: u64::try_from(self.interval.as_millis()).unwrap_or(u64::MAX),
             intervals,
-        }
+        };
+        (series, histograms)
     }
 }
 
@@ -923,8 +932,10 @@ impl Tally {
         open_loop: bool,
         window_start: Instant,
     ) -> LoadOutcome {
+        let (series, interval_latency) = self.series.into_series(self.merged_intervals, measured);
         LoadOutcome {
-            series: self.series.into_series(self.merged_intervals, measured),
+            series,
+            interval_latency,
             window_start,
             measured,
             ok: self.ok,

@@ -8,7 +8,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use bakeoff::commands::{
-    compare, concurrency, db, delay_proxy, peers, report, run, selftest, verify,
+    compare, concurrency, db, delay_proxy, load, merge, peers, report, run, selftest, verify,
 };
 
 #[derive(Debug, Parser)]
@@ -38,8 +38,11 @@ enum Command {
     Openapi,
     /// Check one server against the contract.
     Verify(verify::VerifyArgs),
-    /// Load one URL with the engine and print its figures.
-    Load(selftest::LoadArgs),
+    /// One shard of a load plan against running servers (--shard K/N, --start-at): the engine's
+    /// share of the load, written to a shard file for `bakeoff merge`.
+    Load(load::LoadArgs),
+    /// Merge the shard files of one run into one results folder and its report.
+    Merge(merge::MergeArgs),
     /// Measure the engine beside wrk and oha on the fastest endpoint.
     Selftest(selftest::SelftestArgs),
     /// Render report.md and the charts of a results directory again.
@@ -112,7 +115,12 @@ async fn execute(command: Command) -> Result<ExitCode> {
         Command::Peers(args) => peers::peers(args)?,
         Command::Openapi => print!("{}", bakeoff_core::openapi::OPENAPI_JSON.as_str()),
         Command::DelayProxy(args) => delay_proxy::delay_proxy(args).await?,
-        Command::Load(args) => selftest::load(args).await?,
+        Command::Load(args) => {
+            load::load(args, command_line).await?;
+        }
+        Command::Merge(args) => {
+            merge::merge(args, &command_line)?;
+        }
         Command::Selftest(args) => {
             let results = selftest::selftest(args).await?;
             print!("{}", selftest::render(&results));

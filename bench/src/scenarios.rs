@@ -156,17 +156,7 @@ impl Pools {
         for &scenario in scenarios {
             let requests = match scenario {
                 Scenario::Version => continue,
-                Scenario::Fibonacci => {
-                    let n = FibonacciN::parse(FIBONACCI_N)
-                        .map_err(|error| anyhow::anyhow!("the fibonacci scenario's n: {error}"))?;
-                    let body = to_json(&FibonacciBody {
-                        result: workload::fibonacci(n),
-                    });
-                    vec![PlannedRequest::new(
-                        &format!("/fibonacci/{FIBONACCI_N}"),
-                        Some(Bytes::from(body)),
-                    )?]
-                }
+                Scenario::Fibonacci => fibonacci_requests()?,
                 Scenario::Types => {
                     let page = pg::list_types(&connection)
                         .await
@@ -186,6 +176,28 @@ impl Pools {
                 scenario
             );
             by_scenario.insert(scenario, Arc::new(requests));
+        }
+        Ok(Pools {
+            by_scenario,
+            check_bodies: true,
+            path_style: PathStyle::Bare,
+        })
+    }
+
+    /// The requests of the scenarios that need no database (`version`, `fibonacci`), for a
+    /// server whose database is not at hand; a database scenario among them is an error.
+    pub fn build_without_database(scenarios: &[Scenario]) -> Result<Pools> {
+        let mut by_scenario = HashMap::new();
+        for &scenario in scenarios {
+            match scenario {
+                Scenario::Version => {}
+                Scenario::Fibonacci => {
+                    by_scenario.insert(scenario, Arc::new(fibonacci_requests()?));
+                }
+                _ => anyhow::bail!(
+                    "the {scenario} scenario draws its requests from the database, and none was given"
+                ),
+            }
         }
         Ok(Pools {
             by_scenario,
@@ -253,6 +265,19 @@ impl Pools {
             .cloned()
             .with_context(|| format!("no requests were drawn for {}", scenario))
     }
+}
+
+/// The fibonacci scenario's one request, with the body core computes for it.
+fn fibonacci_requests() -> Result<Vec<PlannedRequest>> {
+    let n = FibonacciN::parse(FIBONACCI_N)
+        .map_err(|error| anyhow::anyhow!("the fibonacci scenario's n: {error}"))?;
+    let body = to_json(&FibonacciBody {
+        result: workload::fibonacci(n),
+    });
+    Ok(vec![PlannedRequest::new(
+        &format!("/fibonacci/{FIBONACCI_N}"),
+        Some(Bytes::from(body)),
+    )?])
 }
 
 /// The `/version` body of a bakeoff variant.

@@ -5,6 +5,8 @@ pub mod compare;
 pub mod concurrency;
 pub mod db;
 pub mod delay_proxy;
+pub mod load;
+pub mod merge;
 pub mod peers;
 pub mod report;
 pub mod run;

@@ -1,6 +1,5 @@
-//! `bakeoff load` (the engine alone against one URL) and `bakeoff selftest`: the engine beside wrk
-//! and oha on the fastest endpoint, same machine, same placement, so the report can show that the
-//! engine is not what limits the figures.
+//! `bakeoff selftest`: the engine beside wrk and oha on the fastest endpoint, same machine, same
+//! placement, so the report can show that the engine is not what limits the figures.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -15,56 +14,9 @@ use crate::engine::{self, LiveCounters, LoadSpec, PlannedRequest};
 use crate::format::{Table, group_thousands};
 use crate::harness::flags::parse_duration;
 use crate::harness::servers::{Variant, url_address};
-use crate::placement::{CpuList, Placement, PlacementArgs};
-use crate::results::run::{Measurement, Percentiles};
+use crate::placement::{Placement, PlacementArgs};
+use crate::results::run::Percentiles;
 use crate::stats::median;
-
-/// The options of `bakeoff load`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct LoadArgs {
-    /// The URL to load, http://127.0.0.1:PORT/PATH.
-    pub url: String,
-    #[arg(long, default_value_t = 64)]
-    pub connections: usize,
-    #[arg(long, value_parser = parse_duration, default_value = "10s")]
-    pub duration: Duration,
-    /// Open loop at this many requests per second.
-    #[arg(long)]
-    pub rate: Option<f64>,
-    #[arg(long)]
-    pub engine_cpus: Option<CpuList>,
-    #[arg(long, default_value_t = 1)]
-    pub threads: usize,
-    #[arg(long, value_parser = parse_duration, default_value = "5s")]
-    pub timeout: Duration,
-    /// Allow a non-loopback URL.
-    #[arg(long)]
-    pub allow_remote: bool,
-}
-
-/// `bakeoff load URL`: prints the engine's figures for one URL.
-pub async fn load(args: LoadArgs) -> Result<()> {
-    let (address, path) = split_url(&args.url)?;
-    let spec = LoadSpec {
-        address,
-        requests: Arc::new(vec![PlannedRequest::new(&path, None)?]),
-        connections: args.connections,
-        threads: args.threads,
-        warmup: Duration::ZERO,
-        duration: args.duration,
-        rate: args.rate,
-        timeout: args.timeout,
-        check_every: u64::MAX,
-        cpus: args.engine_cpus,
-        seed: 1,
-        allow_remote: args.allow_remote,
-    };
-    let live = Arc::new(LiveCounters::default());
-    let outcome = tokio::task::spawn_blocking(move || engine::run(&spec, &live)).await??;
-    let measurement = Measurement::from_outcome(&outcome, None, args.threads);
-    println!("{}", serde_json::to_string_pretty(&measurement)?);
-    Ok(())
-}
 
 /// Splits `http://host:port/path?query` into an address and the path with its query.
 fn split_url(url: &str) -> Result<(SocketAddr, String)> {

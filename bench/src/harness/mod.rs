@@ -4,7 +4,8 @@
 //! latency level ([`db_latency`]), the flags that choose them ([`flags`]), and one
 //! lifecycle: start -> ready -> verify -> the command's measurement -> stop ([`lifecycle`]), with
 //! what it records of each server ([`record`]), and the faults a command may inject into the
-//! database during a cell ([`faults`]).
+//! database during a cell ([`faults`]). Load split over several processes or hosts runs one
+//! shard of a plan at a time, at wall-clock times all shards share ([`sharding`]).
 //!
 //! Commands are thin drivers over it: parse their flags into a plan, [`lifecycle::drive`] the
 //! trials, hand the outcomes to their report. The harness imports no command.
@@ -20,3 +21,4 @@ pub mod pooler;
 pub mod record;
 pub mod servers;
 pub mod settings;
+pub mod sharding;

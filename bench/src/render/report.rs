@@ -633,6 +633,7 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
         text.push_str(&crate::render::processes::markdown(results, charts));
     }
     text.push_str(&crate::render::fault_report::markdown(results));
+    text.push_str(&crate::render::shards::markdown(results));
 
     // The latency and processes sections show their own charts.
     let general: Vec<&String> = charts
@@ -646,7 +647,14 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
         }
     }
 
-    text.push_str(
+    text.push_str(if crate::render::shards::applies(results) {
+        "## Caveats\n\n\
+         - The load came from several engines over the network to servers placed by their hosts \
+         (not pinned by bakeoff): the figures include real network round trips, and the machine \
+         line is the first shard's host.\n\
+         - Figures from different machines, or different placements, are not comparable; use \
+         `bakeoff compare` between runs on the same machines.\n"
+    } else {
         "## Caveats\n\n\
          - The server and the load engine run on disjoint CPUs, but PostgreSQL is not pinned: in the \
          database scenarios it competes with both for the same CPUs, and on a 2-CPU machine that \
@@ -654,8 +662,8 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
          - Everything runs on one machine over loopback: no network latency but what a delay line \
          adds, and no other clients.\n\
          - Figures from different machines, or different placements, are not comparable; use \
-         `bakeoff compare` between runs on the same machine.\n",
-    );
+         `bakeoff compare` between runs on the same machine.\n"
+    });
     text
 }
 
@@ -693,8 +701,8 @@ pub fn rounds_lines(results: &RunResults) -> Vec<String> {
     let rounds = results.settings.rounds;
     if rounds == 0 {
         lines.push(
-            "**Rounds:** none (a file from before rounds): no intervals, and no server is ranked \
-             ahead of another"
+            "**Rounds:** none (a file from before rounds, or merged shards): cells measured one \
+             after another, no intervals, and no server is ranked ahead of another"
                 .to_string(),
         );
         return lines;
@@ -875,6 +883,7 @@ pub fn terminal(results: &RunResults) -> String {
     if crate::render::processes::applies(results) {
         text.push_str(&crate::render::processes::terminal(results));
     }
+    text.push_str(&crate::render::shards::terminal(results));
     text
 }
 

@@ -15,6 +15,7 @@ use crate::harness::settings::Dimensions;
 use crate::machine::Machine;
 use crate::placement::Placement;
 use crate::results::ResultsFile;
+use crate::results::shard::ShardLoad;
 use crate::scenarios::Scenario;
 use crate::stats::{Interval, median_of_all};
 
@@ -273,6 +274,10 @@ pub struct Measurement {
     /// Its place in its group's order of measurement, from 0 (version 4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sequence: Option<usize>,
+    /// The load shards whose answers this run merges (`bakeoff merge`), each with its own
+    /// engine's load; empty for a run of one engine.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardLoad>,
 }
 
 impl Measurement {
@@ -308,6 +313,7 @@ impl Measurement {
             group: None,
             round: None,
             sequence: None,
+            shards: Vec::new(),
         }
     }
 
@@ -531,6 +537,7 @@ pub fn test_measurement(ok_per_second: f64, p99_us: u64) -> Measurement {
         group: None,
         round: None,
         sequence: None,
+        shards: Vec::new(),
     }
 }
 

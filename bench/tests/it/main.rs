@@ -3,6 +3,10 @@
 //! concurrency study, the Docker files, a short `bakeoff run --quick` over one real variant, each
 //! fault against a real variant, one over processes and PgBouncer, the peers (Python, Go, Java), and a near-contract target run with
 //! `--lenient`.
+//! concurrency study, the Docker files and the Kubernetes manifests, a short `bakeoff run
+//! --quick` over one real variant, each fault against a real variant, one over processes and
+//! PgBouncer, the Python peers, a near-contract target run with `--lenient`, and load from three
+//! shard processes merged into one run.
 
 #![allow(clippy::unwrap_used)]
 
@@ -13,10 +17,12 @@ mod engine;
 mod engine_series;
 mod faults;
 mod http1;
+mod kubernetes;
 mod lenient;
 mod peers;
 mod processes;
 mod quick_run;
 mod rounds;
+mod shards;
 mod support;
 mod test_server;
