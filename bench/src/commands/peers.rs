@@ -1,5 +1,6 @@
-//! `bakeoff peers install`: the Python environment of the peers, created under `.bakeoff/peers/`
-//! from PyPI with the pinned versions (the harness also does it on first use).
+//! `bakeoff peers install`: the Python environments of the peers (CPython's and PyPy's), created
+//! under `.bakeoff/peers/` from PyPI with the pinned versions (the harness also creates a peer's
+//! on first use).
 
 use anyhow::Result;
 
@@ -13,32 +14,34 @@ pub struct PeersArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PeersCommand {
-    /// Create (or complete) the environment and install the pinned packages.
+    /// Create (or complete) both environments and install the pinned packages.
     Install,
-    /// List the peers and whether the environment is installed.
+    /// List the peers, the Python each runs on, and whether its environment is installed.
     List,
 }
 
 pub fn peers(args: PeersArgs) -> Result<()> {
     match args.command {
         PeersCommand::Install => {
-            let python = peers::install()?;
-            println!("{}", python.display());
+            for python in peers::install()? {
+                println!("{}", python.display());
+            }
         }
         PeersCommand::List => {
-            let installed = peers::installed_python().is_some();
             for peer in peers::Peer::all() {
-                println!("{peer}");
+                println!("{peer}\t{}", peer.runtime());
             }
-            eprintln!(
-                "environment ({}): {}",
-                peers::venv_directory()?.display(),
-                if installed {
-                    "installed"
-                } else {
-                    "not installed (`bakeoff peers install`, or it is created on first use)"
-                }
-            );
+            for runtime in peers::Runtime::ALL {
+                eprintln!(
+                    "{runtime} environment ({}): {}",
+                    runtime.environment()?.display(),
+                    if runtime.installed_python().is_some() {
+                        "installed"
+                    } else {
+                        "not installed (`bakeoff peers install`, or it is created on first use)"
+                    }
+                );
+            }
         }
     }
     Ok(())

@@ -19,7 +19,6 @@ use bytes::Bytes;
 
 use crate::harness::database::Database;
 use crate::harness::db_latency::{self, DelayProxy, LatencyCheck};
-use crate::harness::peers;
 use crate::harness::pooler::{self, PgBouncer, Pooler, PoolerWatch};
 use crate::harness::record::{
     EffectiveSettings, PoolerRecord, ServerRecord, Shutdown, Verification,
@@ -123,7 +122,7 @@ impl Launch {
                     }
                 })
             }
-            ServerSpec::Peer(peer) => peers::python().and_then(|python| {
+            ServerSpec::Peer(peer) => peer.python().and_then(|python| {
                 Ok(Launch {
                     program: python,
                     arguments: vec![peer.script()?],

@@ -1,7 +1,9 @@
 //! The Python peers (`peers/`): the studies' own stacks on the same contract, started and measured
-//! like the variants. Their one virtual environment lives in `.bakeoff/peers/venv` beside the
-//! `peers/` folder, created from PyPI with the pinned `peers/requirements.txt` by
-//! `bakeoff peers install`, or on first use. Nothing is installed system-wide.
+//! like the variants. Each runs on one of two Pythons ([`Runtime`]): CPython, in the environment
+//! `.bakeoff/peers/venv` from the pinned `peers/requirements.txt`, or PyPy, in
+//! `.bakeoff/peers/pypy-venv` from `peers/requirements-pypy.txt`. `bakeoff peers install` creates
+//! both (or a peer's on first use); nothing is installed system-wide, and a Debian package that
+//! is missing is named with the `apt-get install` line that adds it.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -12,8 +14,8 @@ use clap::ValueEnum;
 use clap::builder::PossibleValue;
 use serde::{Deserialize, Serialize};
 
-/// Where the environment is created, relative to the folder that holds `peers/`.
-pub const VENV_DIRECTORY: &str = ".bakeoff/peers/venv";
+/// Where the environments are created, relative to the folder that holds `peers/`.
+pub const ENVIRONMENTS_DIRECTORY: &str = ".bakeoff/peers";
 
 /// A Python peer: a folder of `peers/` with a `serve.py`.
 #[derive(
@@ -38,6 +40,12 @@ pub enum Peer {
     FastapiSqlalchemy,
     /// Flask under gunicorn sync workers, psycopg 3 with psycopg_pool.
     FlaskGunicorn,
+    /// Django REST framework on uvicorn workers under gunicorn, Django's psycopg 3 pool.
+    DjangoDrf,
+    /// FastAPI on uvicorn workers under gunicorn, an aiopg pool (psycopg2) per process.
+    FastapiAiopg,
+    /// fastapi-aiopg's app under PyPy (psycopg2cffi standing in for psycopg2).
+    FastapiAiopgPypy,
 }
 
 impl Peer {
@@ -50,11 +58,28 @@ impl Peer {
         crate::names::name_of(&self)
     }
 
-    /// Its `serve.py`, the whole command line of the peer (run by the environment's Python).
+    /// Its `serve.py`, the whole command line of the peer (run by its environment's Python).
     pub fn script(self) -> Result<PathBuf> {
         let script = peers_directory()?.join(self.name()).join("serve.py");
         anyhow::ensure!(script.is_file(), "{} is missing", script.display());
         Ok(script)
+    }
+
+    /// The Python it runs on.
+    pub fn runtime(self) -> Runtime {
+        match self {
+            Peer::FastapiAiopgPypy => Runtime::PyPy,
+            Peer::FastapiAsyncpg
+            | Peer::FastapiSqlalchemy
+            | Peer::FlaskGunicorn
+            | Peer::DjangoDrf
+            | Peer::FastapiAiopg => Runtime::CPython,
+        }
+    }
+
+    /// Its environment's Python, the environment created first when it is missing.
+    pub fn python(self) -> Result<PathBuf> {
+        self.runtime().python()
     }
 }
 
@@ -78,6 +103,9 @@ impl ValueEnum for PeerChoice {
             PeerChoice::Peer(Peer::FastapiAsyncpg),
             PeerChoice::Peer(Peer::FastapiSqlalchemy),
             PeerChoice::Peer(Peer::FlaskGunicorn),
+            PeerChoice::Peer(Peer::DjangoDrf),
+            PeerChoice::Peer(Peer::FastapiAiopg),
+            PeerChoice::Peer(Peer::FastapiAiopgPypy),
         ]
     }
 
@@ -120,93 +148,230 @@ pub fn peers_directory() -> Result<PathBuf> {
         .context("no peers/ folder with a requirements.txt here or in bakeoff's source tree")
 }
 
-/// The environment's folder: `.bakeoff/peers/venv` beside `peers/`.
-pub fn venv_directory() -> Result<PathBuf> {
-    let peers = peers_directory()?;
-    let project = peers.parent().unwrap_or(Path::new("."));
-    Ok(project.join(VENV_DIRECTORY))
+/// A Python interpreter the peers run on, each with its own environment of pinned packages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Runtime {
+    /// The machine's `python3` (3.11 on Debian 12).
+    CPython,
+    /// Debian's `pypy3` (PyPy 7.3, Python 3.9), its JIT compiling the same Python code.
+    PyPy,
 }
 
-/// The environment's Python, when the environment is complete.
-pub fn installed_python() -> Option<PathBuf> {
-    let venv = venv_directory().ok()?;
-    let python = venv.join("bin/python");
-    let complete = venv.join(".bakeoff-installed");
-    // Made absolute without resolving links: the environment's python is a link to the base
-    // interpreter, which outside the environment would not see its packages.
-    (python.is_file() && complete.is_file()).then(|| std::path::absolute(&python).unwrap_or(python))
-}
+impl Runtime {
+    pub const ALL: [Runtime; 2] = [Runtime::CPython, Runtime::PyPy];
 
-/// The environment's Python, creating the environment first when it is missing.
-pub fn python() -> Result<PathBuf> {
-    match installed_python() {
-        Some(python) => Ok(python),
-        None => install(),
-    }
-}
-
-/// Creates (or completes) the environment from PyPI with the pinned versions; returns its
-/// Python. Says what it does on stderr, and what to install when Python or venv is missing.
-pub fn install() -> Result<PathBuf> {
-    let requirements = peers_directory()?.join("requirements.txt");
-    let system_python = which("python3").context(
-        "the peers need Python 3 (3.11 or later): install it, e.g. `apt-get install python3 python3-venv`",
-    )?;
-    let venv = venv_directory()?;
-    let venv = venv.as_path();
-    std::fs::create_dir_all(venv).with_context(|| format!("creating {}", venv.display()))?;
-    // One installer at a time (tests start peers in parallel); the next finds it done.
-    let lock = std::fs::File::create(venv.with_extension("lock"))
-        .with_context(|| format!("creating the lock beside {}", venv.display()))?;
-    let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, error)| anyhow::anyhow!("locking the peers' environment: {error}"))?;
-    if let Some(python) = installed_python() {
-        return Ok(python);
-    }
-    if !venv.join("bin/python").is_file() {
-        eprintln!("peers: creating a Python environment in {}", venv.display());
-        let output = Command::new(&system_python)
-            .args(["-m", "venv"])
-            .arg(venv)
-            .stdin(Stdio::null())
-            .output()
-            .context("running python3 -m venv")?;
-        if !output.status.success() {
-            bail!(
-                "python3 -m venv failed (on Debian: `apt-get install python3-venv`): {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
+    /// The interpreter that creates the environment, looked up on `PATH`.
+    fn interpreter(self) -> &'static str {
+        match self {
+            Runtime::CPython => "python3",
+            Runtime::PyPy => "pypy3",
         }
     }
-    eprintln!(
-        "peers: installing the pinned packages of {} from PyPI (a minute or two the first time)",
-        requirements.display()
-    );
-    let status = Command::new(venv.join("bin/python"))
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--quiet",
-            "--progress-bar",
-            "off",
-            "-r",
-        ])
-        .arg(&requirements)
-        .stdin(Stdio::null())
-        .status()
-        .context("running pip")?;
-    if !status.success() {
-        bail!(
-            "pip could not install {} ({status}); is PyPI reachable?",
+
+    /// Its environment's folder name under `.bakeoff/peers/`.
+    fn directory_name(self) -> &'static str {
+        match self {
+            Runtime::CPython => "venv",
+            Runtime::PyPy => "pypy-venv",
+        }
+    }
+
+    /// Its requirements file in `peers/`.
+    fn requirements_name(self) -> &'static str {
+        match self {
+            Runtime::CPython => "requirements.txt",
+            Runtime::PyPy => "requirements-pypy.txt",
+        }
+    }
+
+    /// pip's options beyond the requirements file. PyPy's file pins every package, transitive
+    /// ones included, and installs them without resolving: aiopg declares psycopg2-binary,
+    /// which PyPy cannot load (psycopg2cffi stands in for it).
+    fn pip_options(self) -> &'static [&'static str] {
+        match self {
+            Runtime::CPython => &[],
+            Runtime::PyPy => &["--no-deps"],
+        }
+    }
+
+    /// The environment's folder: `.bakeoff/peers/<name>` beside `peers/`.
+    pub fn environment(self) -> Result<PathBuf> {
+        let peers = peers_directory()?;
+        let project = peers.parent().unwrap_or(Path::new("."));
+        Ok(project
+            .join(ENVIRONMENTS_DIRECTORY)
+            .join(self.directory_name()))
+    }
+
+    fn requirements(self) -> Result<PathBuf> {
+        Ok(peers_directory()?.join(self.requirements_name()))
+    }
+
+    /// The environment's Python, when the environment holds exactly the pinned packages of the
+    /// current requirements file (its marker keeps a copy of the file it was installed from).
+    pub fn installed_python(self) -> Option<PathBuf> {
+        let environment = self.environment().ok()?;
+        let python = environment.join("bin/python");
+        let installed_from = std::fs::read(environment.join(INSTALLED_MARKER)).ok()?;
+        let requirements = std::fs::read(self.requirements().ok()?).ok()?;
+        // Made absolute without resolving links: the environment's python is a link to the base
+        // interpreter, which outside the environment would not see its packages.
+        (python.is_file() && installed_from == requirements)
+            .then(|| std::path::absolute(&python).unwrap_or(python))
+    }
+
+    /// The environment's Python, creating the environment first when it is missing.
+    pub fn python(self) -> Result<PathBuf> {
+        match self.installed_python() {
+            Some(python) => Ok(python),
+            None => self.install(),
+        }
+    }
+
+    /// The Debian packages that installing needs and the machine lacks, by what they provide:
+    /// the interpreter, its `venv`, and for PyPy the headers and `pg_config` that building
+    /// psycopg2cffi from source needs.
+    pub fn missing_debian_packages(self) -> Vec<&'static str> {
+        let interpreter = self.interpreter();
+        let Some(program) = which(interpreter) else {
+            return match self {
+                Runtime::CPython => vec!["python3", "python3-venv"],
+                Runtime::PyPy => vec!["pypy3", "pypy3-venv", "pypy3-dev", "libpq-dev"],
+            };
+        };
+        let mut missing = Vec::new();
+        if python_says(&program, "import ensurepip, venv").is_none() {
+            missing.push(match self {
+                Runtime::CPython => "python3-venv",
+                Runtime::PyPy => "pypy3-venv",
+            });
+        }
+        if self == Runtime::PyPy {
+            let headers = python_says(
+                &program,
+                "import sysconfig; print(sysconfig.get_paths()['include'])",
+            );
+            if !headers.is_some_and(|folder| Path::new(folder.trim()).join("Python.h").is_file()) {
+                missing.push("pypy3-dev");
+            }
+            if which("pg_config").is_none() {
+                missing.push("libpq-dev");
+            }
+        }
+        missing
+    }
+
+    /// Creates (or completes) the environment from PyPI with the pinned versions; returns its
+    /// Python. Says what it does on stderr; a missing Debian package stops it with the line
+    /// that installs it.
+    pub fn install(self) -> Result<PathBuf> {
+        let missing = self.missing_debian_packages();
+        if !missing.is_empty() {
+            bail!(
+                "the {self} peers need Debian packages this machine lacks: `apt-get install {}`",
+                missing.join(" ")
+            );
+        }
+        let system_python = which(self.interpreter())
+            .with_context(|| format!("{} is not on PATH", self.interpreter()))?;
+        let requirements = self.requirements()?;
+        let environment = self.environment()?;
+        let environment = environment.as_path();
+        std::fs::create_dir_all(environment)
+            .with_context(|| format!("creating {}", environment.display()))?;
+        // One installer at a time (tests start peers in parallel); the next finds it done.
+        let lock = std::fs::File::create(environment.with_extension("lock"))
+            .with_context(|| format!("creating the lock beside {}", environment.display()))?;
+        let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, error)| anyhow::anyhow!("locking the peers' environment: {error}"))?;
+        if let Some(python) = self.installed_python() {
+            return Ok(python);
+        }
+        if !environment.join("bin/python").is_file() {
+            eprintln!(
+                "peers: creating a {self} environment in {}",
+                environment.display()
+            );
+            let output = Command::new(&system_python)
+                .args(["-m", "venv"])
+                .arg(environment)
+                .stdin(Stdio::null())
+                .output()
+                .with_context(|| format!("running {} -m venv", self.interpreter()))?;
+            if !output.status.success() {
+                bail!(
+                    "{} -m venv failed: {}",
+                    self.interpreter(),
+                    String::from_utf8_lossy(&output.stderr).trim()
+                );
+            }
+        }
+        eprintln!(
+            "peers: installing the pinned packages of {} from PyPI (a minute or two the first time)",
             requirements.display()
         );
+        let status = Command::new(environment.join("bin/python"))
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--quiet",
+                "--progress-bar",
+                "off",
+            ])
+            .args(self.pip_options())
+            .arg("-r")
+            .arg(&requirements)
+            .stdin(Stdio::null())
+            .status()
+            .context("running pip")?;
+        if !status.success() {
+            bail!(
+                "pip could not install {} ({status}); is PyPI reachable?",
+                requirements.display()
+            );
+        }
+        let marker = environment.join(INSTALLED_MARKER);
+        std::fs::copy(&requirements, &marker)
+            .with_context(|| format!("writing {}", marker.display()))?;
+        eprintln!("peers: ready in {}", environment.display());
+        self.installed_python()
+            .context("the environment is incomplete after installing")
     }
-    std::fs::write(venv.join(".bakeoff-installed"), "")
-        .with_context(|| format!("writing {}/.bakeoff-installed", venv.display()))?;
-    eprintln!("peers: ready in {}", venv.display());
-    installed_python().context("the environment is incomplete after installing")
+}
+
+impl fmt::Display for Runtime {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(match self {
+            Runtime::CPython => "CPython",
+            Runtime::PyPy => "PyPy",
+        })
+    }
+}
+
+/// The file in an environment that says it is complete: a copy of the requirements it was
+/// installed from.
+const INSTALLED_MARKER: &str = ".bakeoff-installed";
+
+/// Creates (or completes) every runtime's environment; returns their Pythons.
+pub fn install() -> Result<Vec<PathBuf>> {
+    Runtime::ALL.into_iter().map(Runtime::install).collect()
+}
+
+/// What `program -c code` prints, when it succeeds.
+fn python_says(program: &Path, code: &str) -> Option<String> {
+    let output = Command::new(program)
+        .args(["-c", code])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 fn which(program: &str) -> Option<PathBuf> {
@@ -224,7 +389,7 @@ mod tests {
     #[test]
     fn peer_choices_resolve() {
         assert!(chosen_peers(&[]).is_empty());
-        assert_eq!(chosen_peers(&[PeerChoice::All]).len(), 3);
+        assert_eq!(chosen_peers(&[PeerChoice::All]).len(), 6);
         assert_eq!(
             chosen_peers(&[
                 PeerChoice::Peer(Peer::FlaskGunicorn),
@@ -234,5 +399,19 @@ mod tests {
             [Peer::FastapiAsyncpg, Peer::FlaskGunicorn]
         );
         assert_eq!(Peer::FastapiSqlalchemy.to_string(), "fastapi-sqlalchemy");
+        assert_eq!(Peer::FastapiAiopgPypy.to_string(), "fastapi-aiopg-pypy");
+    }
+
+    #[test]
+    fn each_runtime_has_its_own_environment_and_requirements() {
+        assert_eq!(Peer::FastapiAiopgPypy.runtime(), Runtime::PyPy);
+        assert_eq!(Peer::FastapiAiopg.runtime(), Runtime::CPython);
+        let cpython = Runtime::CPython.environment().unwrap();
+        let pypy = Runtime::PyPy.environment().unwrap();
+        assert!(cpython.ends_with(".bakeoff/peers/venv"), "{}", cpython.display());
+        assert!(pypy.ends_with(".bakeoff/peers/pypy-venv"), "{}", pypy.display());
+        for runtime in Runtime::ALL {
+            assert!(runtime.requirements().unwrap().is_file(), "{runtime}");
+        }
     }
 }

@@ -5,7 +5,7 @@
 //! backends under both policies, with no failed request after them. A peer that drifts from the
 //! contract fails here.
 
-use bakeoff::harness::peers::{self, Peer};
+use bakeoff::harness::peers::Peer;
 use bakeoff_suite::{DbRecycle, ServerProgram};
 
 use crate::support::bakeoff;
@@ -13,7 +13,7 @@ use crate::support::bakeoff;
 /// The peer as the suite starts it: the environment's Python with its `serve.py`.
 fn peer_program(peer: Peer) -> ServerProgram {
     ServerProgram::script(
-        peers::python().unwrap(),
+        peer.python().unwrap(),
         peer.script().unwrap(),
         &peer.name(),
     )

@@ -95,6 +95,10 @@ class ContractArbiter(Arbiter):
             raise
 
 
+#: Settings of recent gunicorn releases that older ones, which have nothing to set, lack.
+_NEWER_SETTINGS = frozenset({"control_socket_disable"})
+
+
 class PeerApplication(BaseApplication):
     """A peer's app under gunicorn, configured from Settings instead of gunicorn's CLI."""
 
@@ -105,6 +109,10 @@ class PeerApplication(BaseApplication):
 
     def load_config(self) -> None:
         for name, value in self._options.items():
+            # gunicorn 23, the last for Python 3.9 (the PyPy peer's), has no control socket to
+            # turn off.
+            if name in _NEWER_SETTINGS and name not in self.cfg.settings:
+                continue
             self.cfg.set(name, value)
 
     def load(self) -> object:
