@@ -40,13 +40,13 @@ def main() -> None:
     from psycopg2cffi import compat
 
     compat.register()
-    from app import create_app
+    from app import AsyncioUvicornWorker, create_app
 
     serving.run(
         VARIANT,
         settings,
         load_app=lambda: create_app(VARIANT, settings),
-        worker_class="uvicorn_worker.UvicornWorker",
+        worker_class=AsyncioUvicornWorker,
         # uvicorn's own default; gunicorn's (2 s) is meant for its sync workers.
         keepalive=5,
     )

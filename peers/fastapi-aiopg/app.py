@@ -32,6 +32,7 @@ from typing import Annotated
 import aiopg
 import psycopg2
 from fastapi import Depends, FastAPI, Request
+from uvicorn_worker import UvicornWorker
 
 from bakeoff_contract import model, sql
 from bakeoff_contract.config import DbRecycle, Settings, Variant
@@ -53,6 +54,16 @@ STATEMENT_TIMEOUT_SECONDS = 60.0
 
 #: SQLSTATEs of a connection closed under a statement (core's `is_connection_lost`).
 _LOST_SQLSTATES = ("57P01", "57P02", "08")
+
+
+class AsyncioUvicornWorker(UvicornWorker):
+    """uvicorn's worker on asyncio's own event loop, never uvloop: aiopg leaves a dead
+    connection's socket registered with the loop (a failed connect while PostgreSQL is down, a
+    backend gone), and uvloop then refuses the next socket that reuses its file descriptor
+    (`RuntimeError: ... the handler is closed`), a 500 until the worker restarts. The HTTP parser
+    is still uvicorn's choice (httptools where it is installed, h11 otherwise)."""
+
+    CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "loop": "asyncio"}
 
 
 def pyformat(statement: str) -> str:

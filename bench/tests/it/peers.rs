@@ -53,6 +53,21 @@ fn flask_gunicorn_conforms_to_the_contract() {
 }
 
 #[test]
+fn django_drf_conforms_to_the_contract() {
+    verify_peer("django-drf");
+}
+
+#[test]
+fn fastapi_aiopg_conforms_to_the_contract() {
+    verify_peer("fastapi-aiopg");
+}
+
+#[test]
+fn fastapi_aiopg_pypy_conforms_to_the_contract() {
+    verify_peer("fastapi-aiopg-pypy");
+}
+
+#[test]
 fn fastapi_asyncpg_conforms_with_verified_connections() {
     verify_peer_recycling("fastapi-asyncpg", DbRecycle::Verified);
 }
@@ -65,6 +80,21 @@ fn fastapi_sqlalchemy_conforms_with_verified_connections() {
 #[test]
 fn flask_gunicorn_conforms_with_verified_connections() {
     verify_peer_recycling("flask-gunicorn", DbRecycle::Verified);
+}
+
+#[test]
+fn django_drf_conforms_with_verified_connections() {
+    verify_peer_recycling("django-drf", DbRecycle::Verified);
+}
+
+#[test]
+fn fastapi_aiopg_conforms_with_verified_connections() {
+    verify_peer_recycling("fastapi-aiopg", DbRecycle::Verified);
+}
+
+#[test]
+fn fastapi_aiopg_pypy_conforms_with_verified_connections() {
+    verify_peer_recycling("fastapi-aiopg-pypy", DbRecycle::Verified);
 }
 
 /// The suite's two recovery tests for one peer under one policy.
@@ -101,6 +131,12 @@ recovery_tests! {
     fastapi_sqlalchemy_verified: Peer::FastapiSqlalchemy, DbRecycle::Verified;
     flask_gunicorn_fast: Peer::FlaskGunicorn, DbRecycle::Fast;
     flask_gunicorn_verified: Peer::FlaskGunicorn, DbRecycle::Verified;
+    django_drf_fast: Peer::DjangoDrf, DbRecycle::Fast;
+    django_drf_verified: Peer::DjangoDrf, DbRecycle::Verified;
+    fastapi_aiopg_fast: Peer::FastapiAiopg, DbRecycle::Fast;
+    fastapi_aiopg_verified: Peer::FastapiAiopg, DbRecycle::Verified;
+    fastapi_aiopg_pypy_fast: Peer::FastapiAiopgPypy, DbRecycle::Fast;
+    fastapi_aiopg_pypy_verified: Peer::FastapiAiopgPypy, DbRecycle::Verified;
 }
 
 #[test]

@@ -126,7 +126,7 @@ def run(
     variant: Variant,
     settings: Settings,
     load_app: Callable[[], object],
-    worker_class: str,
+    worker_class: str | type,
     **options: object,
 ) -> None:
     """Serves `load_app()` with `settings.workers` processes of `worker_class` until SIGTERM or
