@@ -2,8 +2,8 @@
 configured by the environment only.
 
 fastapi-aiopg's application (`../fastapi-aiopg/app.py`, the same module) under PyPy: gunicorn's
-master with WORKERS uvicorn workers, each one asyncio event loop with h11 (uvloop and httptools
-have no PyPy build) and its own aiopg pool of DB_POOL_SIZE connections. psycopg2 is a C
+master with WORKERS uvicorn workers, each one asyncio event loop (as under CPython) with h11
+(httptools has no PyPy build) and its own aiopg pool of DB_POOL_SIZE connections. psycopg2 is a C
 extension PyPy cannot load well; psycopg2cffi, its cffi port, is registered under psycopg2's name
 before anything imports it.
 """

@@ -57,11 +57,12 @@ _LOST_SQLSTATES = ("57P01", "57P02", "08")
 
 
 class AsyncioUvicornWorker(UvicornWorker):
-    """uvicorn's worker on asyncio's own event loop, never uvloop: aiopg leaves a dead
-    connection's socket registered with the loop (a failed connect while PostgreSQL is down, a
-    backend gone), and uvloop then refuses the next socket that reuses its file descriptor
-    (`RuntimeError: ... the handler is closed`), a 500 until the worker restarts. The HTTP parser
-    is still uvicorn's choice (httptools where it is installed, h11 otherwise)."""
+    """uvicorn's worker on asyncio's own event loop, never uvloop: under uvloop, a connect that
+    fails (PostgreSQL down) leaves its socket's poll handle closed but registered, and every
+    later connection whose socket reuses that file descriptor fails with `RuntimeError: unable
+    to perform operation on <UVPoll closed=True ...>` (aio-libs/aiopg#909, open), a 500 until
+    the worker restarts. The HTTP parser is still uvicorn's choice (httptools where it is
+    installed, h11 otherwise)."""
 
     CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "loop": "asyncio"}
 

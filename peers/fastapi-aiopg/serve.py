@@ -1,7 +1,8 @@
 """Starts the fastapi-aiopg peer: `python serve.py`, configured by the environment only.
 
-gunicorn's master with WORKERS uvicorn workers (`uvicorn_worker.UvicornWorker`), each one event
-loop (uvloop, httptools) with its own aiopg pool of DB_POOL_SIZE connections (psycopg2).
+gunicorn's master with WORKERS uvicorn workers, each one asyncio event loop (not uvloop: see
+`app.AsyncioUvicornWorker`) with httptools and its own aiopg pool of DB_POOL_SIZE connections
+(psycopg2).
 """
 
 import os

@@ -182,11 +182,13 @@ struct Bench<'a> {
     database: &'a Database,
 }
 
-/// What one server's measurement came to: its normal cells and its fault cells.
+/// What one server's measurement came to: its normal cells and its fault cells, and what its
+/// record should say about how it was measured.
 #[derive(Default)]
 struct MeasuredCells {
     cells: Vec<Cell>,
     fault_cells: Vec<Cell>,
+    notes: Vec<String>,
 }
 
 /// What measuring one server's cells depends on its kind: a variant's or peer's requests and
@@ -199,6 +201,9 @@ struct ServerLoad<'a> {
     version: &'a Bytes,
     faults: &'a [FaultSpec],
     deviations: BodyDeviations,
+    /// The least warm-up its runtime needs before the first level (a JIT's), whatever the
+    /// plan's is.
+    minimum_warmup: Duration,
 }
 
 /// Runs the benchmark; returns the results directory.
@@ -270,8 +275,10 @@ pub async fn run(args: RunArgs, command_line: String) -> Result<PathBuf> {
         .into_iter()
         .map(|outcome| {
             let measured = outcome.measured.unwrap_or_default();
+            let mut record = outcome.record;
+            record.notes.extend(measured.notes);
             ServerResult {
-                record: outcome.record,
+                record,
                 cells: measured.cells,
                 fault_cells: measured.fault_cells,
             }
@@ -334,6 +341,10 @@ impl Bench<'_> {
                         version: &version,
                         faults: &self.plan.faults,
                         deviations: BodyDeviations::Errors,
+                        minimum_warmup: match &trial.server {
+                            ServerSpec::Peer(peer) => peer.runtime().minimum_warmup(),
+                            _ => Duration::ZERO,
+                        },
                     },
                 )
                 .await
@@ -371,6 +382,7 @@ impl Bench<'_> {
                         version: &server.version,
                         faults,
                         deviations,
+                        minimum_warmup: Duration::ZERO,
                     },
                 )
                 .await
@@ -392,6 +404,7 @@ impl Bench<'_> {
             version,
             faults,
             deviations,
+            minimum_warmup,
         } = load;
         let plan = self.plan;
         let address: SocketAddr = server.address;
@@ -418,8 +431,17 @@ impl Bench<'_> {
         let mixed = Arc::new(mixed);
 
         let mut cells = Vec::new();
+        let mut notes = Vec::new();
         for (level_index, &connections) in plan.connections.iter().enumerate() {
-            let warmup = plan.warmup_before_level(level_index);
+            let mut warmup = plan.warmup_before_level(level_index);
+            if level_index == 0 && warmup < minimum_warmup {
+                warmup = minimum_warmup;
+                notes.push(format!(
+                    "warm-up {} s, not {} s: the least its runtime's JIT needs",
+                    minimum_warmup.as_secs_f64(),
+                    plan.warmup.as_secs_f64()
+                ));
+            }
             if !warmup.is_zero() {
                 self.meter
                     .set_phase(format!("{name}: warm-up, {connections} connections"));
@@ -540,7 +562,11 @@ impl Bench<'_> {
                 }
             }
         }
-        Ok(MeasuredCells { cells, fault_cells })
+        Ok(MeasuredCells {
+            cells,
+            fault_cells,
+            notes,
+        })
     }
 }
 
