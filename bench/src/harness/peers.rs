@@ -197,14 +197,16 @@ impl Runtime {
     }
 
     /// The load a server on this runtime needs before its figures are its steady state, at
-    /// least, whatever `--warmup` says. PyPy's JIT compiles a request's hot paths after some
-    /// thousands of requests per worker: fastapi-aiopg-pypy's CPU per `types` answer at 64
-    /// connections fell from 3.6 to 1.8 ms over its first 40 s (about 10 s of its CPU time) on a
-    /// busy machine and stayed there. CPython needs nothing beyond the run's own warm-up.
+    /// least, whatever `--warmup` says. PyPy's JIT compiles a request's hot paths only after
+    /// thousands of requests per worker: fastapi-aiopg-pypy's CPU per sequential `/types`
+    /// answer fell from 5 to 2.2 ms over its first 3,500 (and for `types` at 64 connections
+    /// from 3.6 to 1.8 ms over its first 40 s, on a busy machine where it had a quarter of a
+    /// CPU). A minute of the mixed warm-up is some 10,000 cold answers on a whole CPU, enough
+    /// for every scenario's path. CPython needs nothing beyond the run's own warm-up.
     pub fn minimum_warmup(self) -> Duration {
         match self {
             Runtime::CPython => Duration::ZERO,
-            Runtime::PyPy => Duration::from_secs(30),
+            Runtime::PyPy => Duration::from_secs(60),
         }
     }
 
@@ -421,8 +423,16 @@ mod tests {
         assert_eq!(Peer::FastapiAiopg.runtime(), Runtime::CPython);
         let cpython = Runtime::CPython.environment().unwrap();
         let pypy = Runtime::PyPy.environment().unwrap();
-        assert!(cpython.ends_with(".bakeoff/peers/venv"), "{}", cpython.display());
-        assert!(pypy.ends_with(".bakeoff/peers/pypy-venv"), "{}", pypy.display());
+        assert!(
+            cpython.ends_with(".bakeoff/peers/venv"),
+            "{}",
+            cpython.display()
+        );
+        assert!(
+            pypy.ends_with(".bakeoff/peers/pypy-venv"),
+            "{}",
+            pypy.display()
+        );
         for runtime in Runtime::ALL {
             assert!(runtime.requirements().unwrap().is_file(), "{runtime}");
         }

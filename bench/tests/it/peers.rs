@@ -12,11 +12,7 @@ use crate::support::bakeoff;
 
 /// The peer as the suite starts it: the environment's Python with its `serve.py`.
 fn peer_program(peer: Peer) -> ServerProgram {
-    ServerProgram::script(
-        peer.python().unwrap(),
-        peer.script().unwrap(),
-        &peer.name(),
-    )
+    ServerProgram::script(peer.python().unwrap(), peer.script().unwrap(), &peer.name())
 }
 
 fn verify_peer(peer: &str) {
