@@ -248,31 +248,30 @@ impl Runtime {
     /// the interpreter, its `venv`, and for PyPy the headers and `pg_config` that building
     /// psycopg2cffi from source needs.
     pub fn missing_debian_packages(self) -> Vec<&'static str> {
-        let interpreter = self.interpreter();
-        let Some(program) = which(interpreter) else {
-            return match self {
-                Runtime::CPython => vec!["python3", "python3-venv"],
-                Runtime::PyPy => vec!["pypy3", "pypy3-venv", "pypy3-dev", "libpq-dev"],
-            };
-        };
         let mut missing = Vec::new();
-        if python_says(&program, "import ensurepip, venv").is_none() {
-            missing.push(match self {
-                Runtime::CPython => "python3-venv",
-                Runtime::PyPy => "pypy3-venv",
-            });
+        match which(self.interpreter()) {
+            None => missing.extend(match self {
+                Runtime::CPython => ["python3", "python3-venv"].as_slice(),
+                Runtime::PyPy => ["pypy3", "pypy3-venv", "pypy3-dev"].as_slice(),
+            }),
+            Some(program) => {
+                if python_says(&program, "import ensurepip, venv").is_none() {
+                    missing.push(match self {
+                        Runtime::CPython => "python3-venv",
+                        Runtime::PyPy => "pypy3-venv",
+                    });
+                }
+                let include = "import sysconfig; print(sysconfig.get_paths()['include'])";
+                if self == Runtime::PyPy
+                    && !python_says(&program, include)
+                        .is_some_and(|folder| Path::new(folder.trim()).join("Python.h").is_file())
+                {
+                    missing.push("pypy3-dev");
+                }
+            }
         }
-        if self == Runtime::PyPy {
-            let headers = python_says(
-                &program,
-                "import sysconfig; print(sysconfig.get_paths()['include'])",
-            );
-            if !headers.is_some_and(|folder| Path::new(folder.trim()).join("Python.h").is_file()) {
-                missing.push("pypy3-dev");
-            }
-            if which("pg_config").is_none() {
-                missing.push("libpq-dev");
-            }
+        if self == Runtime::PyPy && which("pg_config").is_none() {
+            missing.push("libpq-dev");
         }
         missing
     }
