@@ -1,8 +1,8 @@
-"""Running a peer under gunicorn, the process manager of all three Python peers (what
+"""Running a peer under gunicorn, the process manager of every Python peer (what
 `core::serving` and `core::shutdown` are to the Rust servers).
 
 gunicorn's master binds the socket, forks WORKERS worker processes that share it and restarts any
-that die; the peers differ only in the worker class: uvicorn's event loop for the FastAPI peers,
+that die; the peers differ only in the worker class: uvicorn's event loop for the ASGI peers,
 gunicorn's own sync workers for Flask. It is embedded through gunicorn's documented custom
 application API (`BaseApplication`), so that serve.py reads the environment exactly as the Rust
 servers do before anything starts, and so that two contract rules hold that gunicorn's CLI does
@@ -57,8 +57,8 @@ def _die_with_master(arbiter: Arbiter, worker: object) -> None:
 
 def worker_ready() -> None:
     """Called by each worker when it is ready to serve: the FastAPI peers at the end of their
-    lifespan's startup (pool open, connections warmed), Flask after opening its pool. The last
-    of the first WORKERS workers prints `listening on http://ADDR`, so that the line means
+    lifespan's startup (pool open, connections warmed), Flask and Django after opening their
+    pools. The last of the first WORKERS workers prints `listening on http://ADDR`, so that the line means
     every worker serves: a request sent after it meets no worker still starting (whose startup
     statements would count against that request, or which a SIGTERM would cut)."""
     if _workers_ready is None or _listening_address is None:
