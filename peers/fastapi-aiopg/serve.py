@@ -19,7 +19,7 @@ from bakeoff_contract import config, serving  # noqa: E402
 
 VARIANT = config.Variant(
     name="fastapi-aiopg",
-    summary="FastAPI on uvicorn workers under gunicorn, an aiopg pool (psycopg2) per worker process",
+    summary="FastAPI on uvicorn workers under gunicorn, an aiopg pool (psycopg2) per worker",
     workers_default="CPUs available to the process",
     pool_default="4 (4 x WORKERS in all, like actix-deadpool)",
     recycle_meaning="verified runs SELECT 1 on every checkout (aiopg has no checkout hook)",

@@ -58,9 +58,9 @@ def _die_with_master(arbiter: Arbiter, worker: object) -> None:
 def worker_ready() -> None:
     """Called by each worker when it is ready to serve: the FastAPI peers at the end of their
     lifespan's startup (pool open, connections warmed), Flask and Django after opening their
-    pools. The last of the first WORKERS workers prints `listening on http://ADDR`, so that the line means
-    every worker serves: a request sent after it meets no worker still starting (whose startup
-    statements would count against that request, or which a SIGTERM would cut)."""
+    pools. The last of the first WORKERS workers prints `listening on http://ADDR`, so that the
+    line means every worker serves: a request sent after it meets no worker still starting (whose
+    startup statements would count against that request, or which a SIGTERM would cut)."""
     if _workers_ready is None or _listening_address is None:
         return
     with _workers_ready.get_lock():
