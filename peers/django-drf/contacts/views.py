@@ -24,8 +24,15 @@ from rest_framework import generics
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from bakeoff_contract import JSON_CONTENT_TYPE, OPENAPI_BYTES, VERSION, model, params, resmon
-from bakeoff_contract import workload
+from bakeoff_contract import (
+    JSON_CONTENT_TYPE,
+    OPENAPI_BYTES,
+    VERSION,
+    model,
+    params,
+    resmon,
+    workload,
+)
 from bakeoff_contract.errors import ApiError, ContactNotFound, MethodNotAllowed
 from contacts import database
 from contacts.api import plain_error_response
