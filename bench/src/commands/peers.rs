@@ -1,11 +1,11 @@
 //! `bakeoff peers install`: everything the peers run with, under `.bakeoff/peers/`: the Python
-//! environment from PyPI with the pinned versions, the Go and Java peers built from Debian's
-//! packages (the harness also prepares a missing one on first use).
+//! environments (CPython's and PyPy's) from PyPI with the pinned versions, the Go and Java peers
+//! built from Debian's packages (the harness also prepares a missing one on first use).
 
 use anyhow::Result;
 
 use crate::harness::peer_builds;
-use crate::harness::peers::{self, Peer, Runtime};
+use crate::harness::peers::{self, Interpreter, Peer, Runtime};
 
 #[derive(Debug, clap::Args)]
 pub struct PeersArgs {
@@ -15,7 +15,7 @@ pub struct PeersArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PeersCommand {
-    /// Create (or complete) the Python environment and (re)build the Go and Java peers; names
+    /// Create (or complete) the Python environments and (re)build the Go and Java peers; names
     /// the Debian packages to install when some are missing.
     Install,
     /// List the peers, how each runs and whether what it needs is there.
@@ -32,12 +32,14 @@ pub fn peers(args: PeersArgs) -> Result<()> {
             }
         }
         PeersCommand::List => {
-            let python_ready = peers::installed_python().is_some();
             for &peer in Peer::all() {
                 let (runtime, state) = match peer.runtime() {
-                    Runtime::Python => (
-                        "Python",
-                        if python_ready {
+                    Runtime::Python(interpreter) => (
+                        match interpreter {
+                            Interpreter::CPython => "CPython",
+                            Interpreter::PyPy => "PyPy",
+                        },
+                        if interpreter.installed_python().is_some() {
                             "environment installed".to_string()
                         } else {
                             "environment not installed".to_string()
@@ -59,7 +61,7 @@ pub fn peers(args: PeersArgs) -> Result<()> {
                         (runtime, state)
                     }
                 };
-                println!("{:<20} {runtime:<7} {state}", peer.to_string());
+                println!("{:<20} {runtime:<8} {state}", peer.to_string());
             }
             eprintln!(
                 "prepared in {} by `bakeoff peers install`, or on first use",

@@ -1,9 +1,11 @@
 //! The peers (`peers/`): the studies' own stacks on the same contract, started and measured like
-//! the variants. How each one runs is its [`Runtime`]: the Python peers share one virtual
-//! environment in `.bakeoff/peers/venv` beside the `peers/` folder, created from PyPI with the
-//! pinned `peers/requirements.txt`; the Go and Java peers are built from Debian's packages into
-//! `.bakeoff/peers/<peer>/` ([`peer_builds`]). `bakeoff peers install` prepares them all, and the
-//! harness prepares a missing one on first use. Nothing is installed system-wide.
+//! the variants. How each one runs is its [`Runtime`]: a Python peer runs on one of two
+//! [`Interpreter`]s, CPython in `.bakeoff/peers/venv` from the pinned `peers/requirements.txt` or
+//! PyPy in `.bakeoff/peers/pypy-venv` from `peers/requirements-pypy.txt`; the Go and Java peers
+//! are built from Debian's packages into `.bakeoff/peers/<peer>/` ([`peer_builds`]). `bakeoff
+//! peers install` prepares them all, and the harness prepares a missing one on first use.
+//! Nothing is installed system-wide; a missing Debian package is named with the `apt-get
+//! install` line that adds it.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -18,11 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::harness::peer_builds::{self, BuildPlan, which};
 
-/// Where the environment is created, relative to the folder that holds `peers/`.
-pub const VENV_DIRECTORY: &str = ".bakeoff/peers/venv";
-/// Where the compiled peers are built, each in its own folder, relative to the folder that holds
-/// `peers/`.
-pub const BUILD_DIRECTORY: &str = ".bakeoff/peers";
+/// Where the Python environments and the compiled peers go, each in its own folder, relative to
+/// the folder that holds `peers/`.
+pub const ENVIRONMENTS_DIRECTORY: &str = ".bakeoff/peers";
 
 /// A peer: a folder of `peers/` with its own program, run as its [`Runtime`] says.
 #[derive(
@@ -51,15 +51,21 @@ pub enum Peer {
     GoPgx,
     /// Spring MVC 4.3 in embedded Jetty 9.4, thread-per-request, JdbcTemplate over HikariCP.
     SpringJdbc,
+    /// Django REST framework on uvicorn workers under gunicorn, Django's psycopg 3 pool.
+    DjangoDrf,
+    /// FastAPI on uvicorn workers under gunicorn, an aiopg pool (psycopg2) per process.
+    FastapiAiopg,
+    /// fastapi-aiopg's app under PyPy (psycopg2cffi standing in for psycopg2).
+    FastapiAiopgPypy,
 }
 
 /// How a peer runs: what `bakeoff peers install` prepares for it, what the harness starts, and
 /// what its `WORKERS` count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Runtime {
-    /// `serve.py` under the peers' Python environment; gunicorn's master and `WORKERS` worker
+    /// `serve.py` under the interpreter's environment; gunicorn's master and `WORKERS` worker
     /// processes.
-    Python,
+    Python(Interpreter),
     /// A Go program built from the peer's folder; one process, `WORKERS` is GOMAXPROCS.
     Go,
     /// A Java program compiled from the peer's `src/main/java` into a jar; one JVM, `WORKERS`
@@ -87,7 +93,12 @@ impl Peer {
     /// How it runs.
     pub fn runtime(self) -> Runtime {
         match self {
-            Peer::FastapiAsyncpg | Peer::FastapiSqlalchemy | Peer::FlaskGunicorn => Runtime::Python,
+            Peer::FastapiAsyncpg
+            | Peer::FastapiSqlalchemy
+            | Peer::FlaskGunicorn
+            | Peer::DjangoDrf
+            | Peer::FastapiAiopg => Runtime::Python(Interpreter::CPython),
+            Peer::FastapiAiopgPypy => Runtime::Python(Interpreter::PyPy),
             Peer::GoPgx => Runtime::Go,
             Peer::SpringJdbc => Runtime::Java {
                 main_class: "bakeoff.springjdbc.Main",
@@ -98,15 +109,24 @@ impl Peer {
     /// Whether its `WORKERS` are processes (gunicorn's workers), each with its own pool, rather
     /// than threads of one process: the processes dimension of a run is then its `WORKERS`.
     pub fn workers_are_processes(self) -> bool {
-        self.runtime() == Runtime::Python
+        matches!(self.runtime(), Runtime::Python(_))
     }
 
     /// How long it must serve load before its figures count, when that is longer than a run's
-    /// usual warm-up: the JVM interprets bytecode until its JIT has compiled the hot paths.
+    /// usual warm-up: the JVM and PyPy interpret until their JITs have compiled the hot paths.
     pub fn minimum_warmup(self) -> Duration {
         match self.runtime() {
             Runtime::Java { .. } => JVM_WARMUP,
-            Runtime::Python | Runtime::Go => Duration::ZERO,
+            Runtime::Python(interpreter) => interpreter.minimum_warmup(),
+            Runtime::Go => Duration::ZERO,
+        }
+    }
+
+    /// A Python peer's environment's Python, the environment created first when it is missing.
+    pub fn python(self) -> Result<PathBuf> {
+        match self.runtime() {
+            Runtime::Python(interpreter) => interpreter.python(),
+            _ => bail!("{self} is not a Python peer"),
         }
     }
 
@@ -144,8 +164,8 @@ impl Peer {
             output: &output,
         };
         match self.runtime() {
-            Runtime::Python => Ok(Program {
-                program: python()?,
+            Runtime::Python(interpreter) => Ok(Program {
+                program: interpreter.python()?,
                 arguments: vec![self.script()?.into_os_string()],
             }),
             Runtime::Go => Ok(Program {
@@ -192,6 +212,9 @@ impl ValueEnum for PeerChoice {
             PeerChoice::Peer(Peer::FlaskGunicorn),
             PeerChoice::Peer(Peer::GoPgx),
             PeerChoice::Peer(Peer::SpringJdbc),
+            PeerChoice::Peer(Peer::DjangoDrf),
+            PeerChoice::Peer(Peer::FastapiAiopg),
+            PeerChoice::Peer(Peer::FastapiAiopgPypy),
         ]
     }
 
@@ -234,30 +257,25 @@ pub fn peers_directory() -> Result<PathBuf> {
         .context("no peers/ folder with a requirements.txt here or in bakeoff's source tree")
 }
 
-/// The environment's folder: `.bakeoff/peers/venv` beside `peers/`.
-pub fn venv_directory() -> Result<PathBuf> {
-    let peers = peers_directory()?;
-    let project = peers.parent().unwrap_or(Path::new("."));
-    Ok(project.join(VENV_DIRECTORY))
-}
-
 /// The compiled peers' folder: `.bakeoff/peers` beside `peers/`.
 pub fn build_directory() -> Result<PathBuf> {
     let peers = peers_directory()?;
     let project = peers.parent().unwrap_or(Path::new("."));
-    Ok(project.join(BUILD_DIRECTORY))
+    Ok(project.join(ENVIRONMENTS_DIRECTORY))
 }
 
-/// Prepares every peer: the Python environment, then every compiled peer (rebuilt). When Debian
-/// packages are missing, nothing is compiled and the error names them all in one `apt-get`
-/// line.
+/// Prepares every peer: the Python environments, then every compiled peer (rebuilt). When
+/// Debian packages are missing, nothing is compiled and the error names them all in one
+/// `apt-get` line.
 pub fn install_all() -> Result<()> {
     install()?;
-    let mut missing: Vec<String> = Vec::new();
-    for peer in Peer::all()
+    let compiled: Vec<Peer> = Peer::all()
         .iter()
-        .filter(|peer| peer.runtime() != Runtime::Python)
-    {
+        .copied()
+        .filter(|peer| !matches!(peer.runtime(), Runtime::Python(_)))
+        .collect();
+    let mut missing: Vec<String> = Vec::new();
+    for peer in &compiled {
         for package in peer_builds::missing_packages(&peer_builds::needs_of(&peer.folder()?)?) {
             if !missing.contains(&package) {
                 missing.push(package);
@@ -265,95 +283,252 @@ pub fn install_all() -> Result<()> {
         }
     }
     peer_builds::require_packages(&missing, "building the Go and Java peers")?;
-    for peer in Peer::all()
-        .iter()
-        .filter(|peer| peer.runtime() != Runtime::Python)
-    {
+    for peer in compiled {
         peer.prepare(true)?;
     }
     Ok(())
 }
 
-/// The environment's Python, when the environment is complete.
-pub fn installed_python() -> Option<PathBuf> {
-    let venv = venv_directory().ok()?;
-    let python = venv.join("bin/python");
-    let complete = venv.join(".bakeoff-installed");
-    // Made absolute without resolving links: the environment's python is a link to the base
-    // interpreter, which outside the environment would not see its packages.
-    (python.is_file() && complete.is_file()).then(|| std::path::absolute(&python).unwrap_or(python))
+/// A Python interpreter the peers run on, each with its own environment of pinned packages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Interpreter {
+    /// The machine's `python3` (3.11 on Debian 12).
+    CPython,
+    /// Debian's `pypy3` (PyPy 7.3, Python 3.9), its JIT compiling the same Python code.
+    PyPy,
 }
 
-/// The environment's Python, creating the environment first when it is missing.
-pub fn python() -> Result<PathBuf> {
-    match installed_python() {
-        Some(python) => Ok(python),
-        None => install(),
-    }
-}
+impl Interpreter {
+    pub const ALL: [Interpreter; 2] = [Interpreter::CPython, Interpreter::PyPy];
 
-/// Creates (or completes) the environment from PyPI with the pinned versions; returns its
-/// Python. Says what it does on stderr, and what to install when Python or venv is missing.
-pub fn install() -> Result<PathBuf> {
-    let requirements = peers_directory()?.join("requirements.txt");
-    let system_python = which("python3").context(
-        "the peers need Python 3 (3.11 or later): install it, e.g. `apt-get install python3 python3-venv`",
-    )?;
-    let venv = venv_directory()?;
-    let venv = venv.as_path();
-    std::fs::create_dir_all(venv).with_context(|| format!("creating {}", venv.display()))?;
-    // One installer at a time (tests start peers in parallel); the next finds it done.
-    let lock = std::fs::File::create(venv.with_extension("lock"))
-        .with_context(|| format!("creating the lock beside {}", venv.display()))?;
-    let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, error)| anyhow::anyhow!("locking the peers' environment: {error}"))?;
-    if let Some(python) = installed_python() {
-        return Ok(python);
-    }
-    if !venv.join("bin/python").is_file() {
-        eprintln!("peers: creating a Python environment in {}", venv.display());
-        let output = Command::new(&system_python)
-            .args(["-m", "venv"])
-            .arg(venv)
-            .stdin(Stdio::null())
-            .output()
-            .context("running python3 -m venv")?;
-        if !output.status.success() {
-            bail!(
-                "python3 -m venv failed (on Debian: `apt-get install python3-venv`): {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
+    /// The interpreter that creates the environment, looked up on `PATH`.
+    fn interpreter(self) -> &'static str {
+        match self {
+            Interpreter::CPython => "python3",
+            Interpreter::PyPy => "pypy3",
         }
     }
-    eprintln!(
-        "peers: installing the pinned packages of {} from PyPI (a minute or two the first time)",
-        requirements.display()
-    );
-    let status = Command::new(venv.join("bin/python"))
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--quiet",
-            "--progress-bar",
-            "off",
-            "-r",
-        ])
-        .arg(&requirements)
-        .stdin(Stdio::null())
-        .status()
-        .context("running pip")?;
-    if !status.success() {
-        bail!(
-            "pip could not install {} ({status}); is PyPI reachable?",
+
+    /// Its environment's folder name under `.bakeoff/peers/`.
+    fn directory_name(self) -> &'static str {
+        match self {
+            Interpreter::CPython => "venv",
+            Interpreter::PyPy => "pypy-venv",
+        }
+    }
+
+    /// Its requirements file in `peers/`.
+    fn requirements_name(self) -> &'static str {
+        match self {
+            Interpreter::CPython => "requirements.txt",
+            Interpreter::PyPy => "requirements-pypy.txt",
+        }
+    }
+
+    /// pip's options beyond the requirements file. PyPy's file pins every package, transitive
+    /// ones included, and installs them without resolving: aiopg declares psycopg2-binary,
+    /// which PyPy cannot load (psycopg2cffi stands in for it).
+    fn pip_options(self) -> &'static [&'static str] {
+        match self {
+            Interpreter::CPython => &[],
+            Interpreter::PyPy => &["--no-deps"],
+        }
+    }
+
+    /// The load a server on this runtime needs before its figures are its steady state, at
+    /// least, whatever `--warmup` says. PyPy's JIT compiles a request's hot paths only after
+    /// thousands of requests per worker: fastapi-aiopg-pypy's CPU per sequential `/types`
+    /// answer fell from 5 to 2.2 ms over its first 3,500 (and for `types` at 64 connections
+    /// from 3.6 to 1.8 ms over its first 40 s, on a busy machine where it had a quarter of a
+    /// CPU). A minute of the mixed warm-up is some 10,000 cold answers on a whole CPU, enough
+    /// for every scenario's path. CPython needs nothing beyond the run's own warm-up.
+    pub fn minimum_warmup(self) -> Duration {
+        match self {
+            Interpreter::CPython => Duration::ZERO,
+            Interpreter::PyPy => Duration::from_secs(60),
+        }
+    }
+
+    /// The environment's folder: `.bakeoff/peers/<name>` beside `peers/`.
+    pub fn environment(self) -> Result<PathBuf> {
+        let peers = peers_directory()?;
+        let project = peers.parent().unwrap_or(Path::new("."));
+        Ok(project
+            .join(ENVIRONMENTS_DIRECTORY)
+            .join(self.directory_name()))
+    }
+
+    fn requirements(self) -> Result<PathBuf> {
+        Ok(peers_directory()?.join(self.requirements_name()))
+    }
+
+    /// The environment's Python, when the environment holds exactly the pinned packages of the
+    /// current requirements file (its marker keeps a copy of the file it was installed from).
+    pub fn installed_python(self) -> Option<PathBuf> {
+        let environment = self.environment().ok()?;
+        let python = environment.join("bin/python");
+        let installed_from = std::fs::read(environment.join(INSTALLED_MARKER)).ok()?;
+        let requirements = std::fs::read(self.requirements().ok()?).ok()?;
+        // Made absolute without resolving links: the environment's python is a link to the base
+        // interpreter, which outside the environment would not see its packages.
+        (python.is_file() && installed_from == requirements)
+            .then(|| std::path::absolute(&python).unwrap_or(python))
+    }
+
+    /// The environment's Python, creating the environment first when it is missing.
+    pub fn python(self) -> Result<PathBuf> {
+        match self.installed_python() {
+            Some(python) => Ok(python),
+            None => self.install(),
+        }
+    }
+
+    /// The Debian packages that installing needs and the machine lacks, by what they provide:
+    /// the interpreter, its `venv`, and for PyPy the headers and `pg_config` that building
+    /// psycopg2cffi from source needs.
+    pub fn missing_debian_packages(self) -> Vec<&'static str> {
+        let mut missing = Vec::new();
+        match which(self.interpreter()) {
+            None => missing.extend(match self {
+                Interpreter::CPython => ["python3", "python3-venv"].as_slice(),
+                Interpreter::PyPy => ["pypy3", "pypy3-venv", "pypy3-dev"].as_slice(),
+            }),
+            Some(program) => {
+                if python_says(&program, "import ensurepip, venv").is_none() {
+                    missing.push(match self {
+                        Interpreter::CPython => "python3-venv",
+                        Interpreter::PyPy => "pypy3-venv",
+                    });
+                }
+                let include = "import sysconfig; print(sysconfig.get_paths()['include'])";
+                if self == Interpreter::PyPy
+                    && !python_says(&program, include)
+                        .is_some_and(|folder| Path::new(folder.trim()).join("Python.h").is_file())
+                {
+                    missing.push("pypy3-dev");
+                }
+            }
+        }
+        if self == Interpreter::PyPy && which("pg_config").is_none() {
+            missing.push("libpq-dev");
+        }
+        missing
+    }
+
+    /// Creates (or completes) the environment from PyPI with the pinned versions; returns its
+    /// Python. Says what it does on stderr; a missing Debian package stops it with the line
+    /// that installs it.
+    pub fn install(self) -> Result<PathBuf> {
+        let missing = self.missing_debian_packages();
+        if !missing.is_empty() {
+            bail!(
+                "the {self} peers need Debian packages this machine lacks: `apt-get install {}`",
+                missing.join(" ")
+            );
+        }
+        let system_python = which(self.interpreter())
+            .with_context(|| format!("{} is not on PATH", self.interpreter()))?;
+        let requirements = self.requirements()?;
+        let environment = self.environment()?;
+        let environment = environment.as_path();
+        std::fs::create_dir_all(environment)
+            .with_context(|| format!("creating {}", environment.display()))?;
+        // One installer at a time (tests start peers in parallel); the next finds it done.
+        let lock = std::fs::File::create(environment.with_extension("lock"))
+            .with_context(|| format!("creating the lock beside {}", environment.display()))?;
+        let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, error)| anyhow::anyhow!("locking the peers' environment: {error}"))?;
+        if let Some(python) = self.installed_python() {
+            return Ok(python);
+        }
+        if !environment.join("bin/python").is_file() {
+            eprintln!(
+                "peers: creating a {self} environment in {}",
+                environment.display()
+            );
+            let output = Command::new(&system_python)
+                .args(["-m", "venv"])
+                .arg(environment)
+                .stdin(Stdio::null())
+                .output()
+                .with_context(|| format!("running {} -m venv", self.interpreter()))?;
+            if !output.status.success() {
+                bail!(
+                    "{} -m venv failed: {}",
+                    self.interpreter(),
+                    String::from_utf8_lossy(&output.stderr).trim()
+                );
+            }
+        }
+        eprintln!(
+            "peers: installing the pinned packages of {} from PyPI (a minute or two the first time)",
             requirements.display()
         );
+        let status = Command::new(environment.join("bin/python"))
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--quiet",
+                "--progress-bar",
+                "off",
+            ])
+            .args(self.pip_options())
+            .arg("-r")
+            .arg(&requirements)
+            .stdin(Stdio::null())
+            .status()
+            .context("running pip")?;
+        if !status.success() {
+            bail!(
+                "pip could not install {} ({status}); is PyPI reachable?",
+                requirements.display()
+            );
+        }
+        let marker = environment.join(INSTALLED_MARKER);
+        std::fs::copy(&requirements, &marker)
+            .with_context(|| format!("writing {}", marker.display()))?;
+        eprintln!("peers: ready in {}", environment.display());
+        self.installed_python()
+            .context("the environment is incomplete after installing")
     }
-    std::fs::write(venv.join(".bakeoff-installed"), "")
-        .with_context(|| format!("writing {}/.bakeoff-installed", venv.display()))?;
-    eprintln!("peers: ready in {}", venv.display());
-    installed_python().context("the environment is incomplete after installing")
+}
+
+impl fmt::Display for Interpreter {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(match self {
+            Interpreter::CPython => "CPython",
+            Interpreter::PyPy => "PyPy",
+        })
+    }
+}
+
+/// The file in an environment that says it is complete: a copy of the requirements it was
+/// installed from.
+const INSTALLED_MARKER: &str = ".bakeoff-installed";
+
+/// Creates (or completes) every interpreter's environment; returns their Pythons.
+pub fn install() -> Result<Vec<PathBuf>> {
+    Interpreter::ALL
+        .into_iter()
+        .map(Interpreter::install)
+        .collect()
+}
+
+/// What `program -c code` prints, when it succeeds.
+fn python_says(program: &Path, code: &str) -> Option<String> {
+    let output = Command::new(program)
+        .args(["-c", code])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 #[cfg(test)]
@@ -378,8 +553,11 @@ mod tests {
     }
 
     #[test]
-    fn only_python_peers_count_processes_and_only_the_jvm_needs_a_long_warmup() {
+    fn only_python_peers_count_processes_and_only_the_jits_need_a_long_warmup() {
         assert!(Peer::FlaskGunicorn.workers_are_processes());
+        assert!(Peer::FastapiAiopgPypy.workers_are_processes());
+        assert!(Peer::FastapiAiopgPypy.minimum_warmup() >= Duration::from_secs(30));
+        assert_eq!(Peer::FastapiAiopg.minimum_warmup(), Duration::ZERO);
         assert!(!Peer::GoPgx.workers_are_processes());
         assert!(!Peer::SpringJdbc.workers_are_processes());
         assert_eq!(Peer::GoPgx.minimum_warmup(), Duration::ZERO);
@@ -391,7 +569,7 @@ mod tests {
         for &peer in Peer::all() {
             let folder = peer.folder().unwrap();
             let entry = match peer.runtime() {
-                Runtime::Python => folder.join("serve.py"),
+                Runtime::Python(_) => folder.join("serve.py"),
                 Runtime::Go => folder.join("main.go"),
                 Runtime::Java { main_class } => folder
                     .join("src/main/java")
@@ -399,12 +577,42 @@ mod tests {
                     .with_extension("java"),
             };
             assert!(entry.is_file(), "{peer}: {} is missing", entry.display());
-            if peer.runtime() != Runtime::Python {
+            if !matches!(peer.runtime(), Runtime::Python(_)) {
                 assert!(
                     !peer_builds::needs_of(&folder).unwrap().is_empty(),
                     "{peer}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn each_interpreter_has_its_own_environment_and_requirements() {
+        assert_eq!(
+            Peer::FastapiAiopgPypy.runtime(),
+            Runtime::Python(Interpreter::PyPy)
+        );
+        assert_eq!(
+            Peer::FastapiAiopg.runtime(),
+            Runtime::Python(Interpreter::CPython)
+        );
+        let cpython = Interpreter::CPython.environment().unwrap();
+        let pypy = Interpreter::PyPy.environment().unwrap();
+        assert!(
+            cpython.ends_with(".bakeoff/peers/venv"),
+            "{}",
+            cpython.display()
+        );
+        assert!(
+            pypy.ends_with(".bakeoff/peers/pypy-venv"),
+            "{}",
+            pypy.display()
+        );
+        for interpreter in Interpreter::ALL {
+            assert!(
+                interpreter.requirements().unwrap().is_file(),
+                "{interpreter}"
+            );
         }
     }
 }

@@ -118,6 +118,12 @@ pub fn transaction_mode(server: &ServerSpec) -> Result<Option<&'static str>, &'s
         ServerSpec::Peer(Peer::SpringJdbc) => Err(
             "pgjdbc prepares a statement from its fifth execution on a connection (prepareThreshold=5); its documented prepareThreshold=0 would run them unprepared, but the peer has no setting for it yet",
         ),
+        // Django's psycopg 3 backend prepares nothing unless told to (its `prepare_threshold`
+        // default is None, "to keep connection poolers working") and binds on the client.
+        ServerSpec::Peer(Peer::DjangoDrf) => Ok(None),
+        // psycopg2 (and psycopg2cffi) never prepare: every statement is a simple query with its
+        // values interpolated on the client.
+        ServerSpec::Peer(Peer::FastapiAiopg | Peer::FastapiAiopgPypy) => Ok(None),
         ServerSpec::Target(_) => Err("a target runs as it was started, behind no pooler of ours"),
     }
 }

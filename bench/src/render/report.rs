@@ -489,6 +489,22 @@ fn ranking(
     sentence
 }
 
+/// What the servers' records say about how each was measured (a longer warm-up, say), one
+/// line each, named.
+fn server_notes(results: &RunResults) -> Vec<String> {
+    results
+        .servers
+        .iter()
+        .flat_map(|server| {
+            server
+                .record
+                .notes
+                .iter()
+                .map(|note| format!("{}: {note}", server.record.shown_name()))
+        })
+        .collect()
+}
+
 /// The whole report as Markdown.
 pub fn markdown(results: &RunResults, charts: &[String]) -> String {
     let settings = &results.settings;
@@ -564,6 +580,9 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
 
     text.push_str("## Servers\n\n");
     text.push_str(&servers_table(results).markdown());
+    for note in server_notes(results) {
+        let _ = writeln!(text, "\n{note}");
+    }
     for server in &results.servers {
         if server.record.is_unverified() {
             let checked: u64 = server
@@ -866,6 +885,9 @@ pub fn terminal(results: &RunResults) -> String {
     }
     text.push('\n');
     text.push_str(&servers_table(results).terminal());
+    for note in server_notes(results) {
+        let _ = writeln!(text, "{note}");
+    }
     for level in results.levels() {
         let _ = writeln!(
             text,

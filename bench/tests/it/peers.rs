@@ -61,6 +61,21 @@ fn spring_jdbc_conforms_to_the_contract() {
 }
 
 #[test]
+fn django_drf_conforms_to_the_contract() {
+    verify_peer("django-drf");
+}
+
+#[test]
+fn fastapi_aiopg_conforms_to_the_contract() {
+    verify_peer("fastapi-aiopg");
+}
+
+#[test]
+fn fastapi_aiopg_pypy_conforms_to_the_contract() {
+    verify_peer("fastapi-aiopg-pypy");
+}
+
+#[test]
 fn fastapi_asyncpg_conforms_with_verified_connections() {
     verify_peer_recycling("fastapi-asyncpg", DbRecycle::Verified);
 }
@@ -83,6 +98,21 @@ fn go_pgx_conforms_with_verified_connections() {
 #[test]
 fn spring_jdbc_conforms_with_verified_connections() {
     verify_peer_recycling("spring-jdbc", DbRecycle::Verified);
+}
+
+#[test]
+fn django_drf_conforms_with_verified_connections() {
+    verify_peer_recycling("django-drf", DbRecycle::Verified);
+}
+
+#[test]
+fn fastapi_aiopg_conforms_with_verified_connections() {
+    verify_peer_recycling("fastapi-aiopg", DbRecycle::Verified);
+}
+
+#[test]
+fn fastapi_aiopg_pypy_conforms_with_verified_connections() {
+    verify_peer_recycling("fastapi-aiopg-pypy", DbRecycle::Verified);
 }
 
 /// The suite's two recovery tests for one peer under one policy.
@@ -123,6 +153,12 @@ recovery_tests! {
     go_pgx_verified: Peer::GoPgx, DbRecycle::Verified;
     spring_jdbc_fast: Peer::SpringJdbc, DbRecycle::Fast;
     spring_jdbc_verified: Peer::SpringJdbc, DbRecycle::Verified;
+    django_drf_fast: Peer::DjangoDrf, DbRecycle::Fast;
+    django_drf_verified: Peer::DjangoDrf, DbRecycle::Verified;
+    fastapi_aiopg_fast: Peer::FastapiAiopg, DbRecycle::Fast;
+    fastapi_aiopg_verified: Peer::FastapiAiopg, DbRecycle::Verified;
+    fastapi_aiopg_pypy_fast: Peer::FastapiAiopgPypy, DbRecycle::Fast;
+    fastapi_aiopg_pypy_verified: Peer::FastapiAiopgPypy, DbRecycle::Verified;
 }
 
 #[test]

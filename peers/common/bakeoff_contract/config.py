@@ -47,8 +47,25 @@ _LOG_LEVELS = {
 
 
 def available_cpus() -> int:
-    """The CPUs this process may run on (its affinity mask)."""
-    return len(os.sched_getaffinity(0)) or 1
+    """The CPUs this process may run on (its affinity mask). PyPy has no
+    `os.sched_getaffinity`; the same mask is then read from /proc."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return _allowed_cpus_from_proc() or os.cpu_count() or 1
+
+
+def _allowed_cpus_from_proc() -> int:
+    """The count of `Cpus_allowed_list` in /proc/self/status (`0-1,3` is three); 0 if absent."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            lines = [line for line in status if line.startswith("Cpus_allowed_list:")]
+    except OSError:
+        return 0
+    count = 0
+    for part in lines[0].split(":", 1)[1].strip().split(",") if lines else []:
+        first, _, last = part.partition("-")
+        count += int(last or first) - int(first) + 1
+    return count
 
 
 class DbRecycle(enum.Enum):

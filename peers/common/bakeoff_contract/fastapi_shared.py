@@ -1,4 +1,4 @@
-"""What the two FastAPI peers share around their database code: the contract's error rendering in
+"""What the FastAPI peers share around their database code: the contract's error rendering in
 place of FastAPI's defaults, one optional trailing slash without redirects, and the routes that
 touch no database (`/version`, `/fibonacci`, the concurrency study's `/test/*`, `/openapi.json`).
 

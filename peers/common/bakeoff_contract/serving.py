@@ -1,8 +1,8 @@
-"""Running a peer under gunicorn, the process manager of all three Python peers (what
+"""Running a peer under gunicorn, the process manager of every Python peer (what
 `core::serving` and `core::shutdown` are to the Rust servers).
 
 gunicorn's master binds the socket, forks WORKERS worker processes that share it and restarts any
-that die; the peers differ only in the worker class: uvicorn's event loop for the FastAPI peers,
+that die; the peers differ only in the worker class: uvicorn's event loop for the ASGI peers,
 gunicorn's own sync workers for Flask. It is embedded through gunicorn's documented custom
 application API (`BaseApplication`), so that serve.py reads the environment exactly as the Rust
 servers do before anything starts, and so that two contract rules hold that gunicorn's CLI does
@@ -57,10 +57,10 @@ def _die_with_master(arbiter: Arbiter, worker: object) -> None:
 
 def worker_ready() -> None:
     """Called by each worker when it is ready to serve: the FastAPI peers at the end of their
-    lifespan's startup (pool open, connections warmed), Flask after opening its pool. The last
-    of the first WORKERS workers prints `listening on http://ADDR`, so that the line means
-    every worker serves: a request sent after it meets no worker still starting (whose startup
-    statements would count against that request, or which a SIGTERM would cut)."""
+    lifespan's startup (pool open, connections warmed), Flask and Django after opening their
+    pools. The last of the first WORKERS workers prints `listening on http://ADDR`, so that the
+    line means every worker serves: a request sent after it meets no worker still starting (whose
+    startup statements would count against that request, or which a SIGTERM would cut)."""
     if _workers_ready is None or _listening_address is None:
         return
     with _workers_ready.get_lock():
@@ -95,6 +95,10 @@ class ContractArbiter(Arbiter):
             raise
 
 
+#: Settings of recent gunicorn releases that older ones, which have nothing to set, lack.
+_NEWER_SETTINGS = frozenset({"control_socket_disable"})
+
+
 class PeerApplication(BaseApplication):
     """A peer's app under gunicorn, configured from Settings instead of gunicorn's CLI."""
 
@@ -105,6 +109,10 @@ class PeerApplication(BaseApplication):
 
     def load_config(self) -> None:
         for name, value in self._options.items():
+            # gunicorn 23, the last for Python 3.9 (the PyPy peer's), has no control socket to
+            # turn off.
+            if name in _NEWER_SETTINGS and name not in self.cfg.settings:
+                continue
             self.cfg.set(name, value)
 
     def load(self) -> object:
@@ -118,7 +126,7 @@ def run(
     variant: Variant,
     settings: Settings,
     load_app: Callable[[], object],
-    worker_class: str,
+    worker_class: str | type,
     **options: object,
 ) -> None:
     """Serves `load_app()` with `settings.workers` processes of `worker_class` until SIGTERM or
