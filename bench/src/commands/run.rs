@@ -108,7 +108,7 @@ struct Plan {
 pub const DEFAULT_ROUNDS: usize = 5;
 /// Load before each cell's window in a round: the server meets the cell's connections and
 /// requests again after the other servers' cells.
-pub const CELL_WARMUP: Duration = Duration::from_millis(200);
+pub const CELL_WARMUP: Duration = Duration::from_millis(100);
 /// An efficiency cell's window per round.
 pub const EFFICIENCY_DURATION: Duration = Duration::from_secs(1);
 

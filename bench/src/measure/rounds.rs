@@ -26,6 +26,9 @@ use crate::placement::CpuList;
 use crate::results::run::{Cell, CellRef, Measurement, RoundRecord, Stage};
 use crate::scenarios::Scenario;
 
+/// The most rounds of efficiency cells.
+pub const EFFICIENCY_ROUNDS: usize = 3;
+
 /// The open-loop rate of the efficiency cells.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum EfficiencyRate {
@@ -73,12 +76,18 @@ impl RoundsPlan {
         }
     }
 
+    /// The efficiency cells' rounds: at most [`EFFICIENCY_ROUNDS`], since they only need to
+    /// pair the servers' CPU per request at one rate (and the default run must stay short).
+    pub fn efficiency_rounds(&self) -> usize {
+        self.rounds.min(EFFICIENCY_ROUNDS)
+    }
+
     /// How many cells one server is measured in, rounds counted apart.
     pub fn cells_per_server(&self) -> usize {
         let levels = self.scenarios.len() * self.connections.len();
         let efficiency = match self.efficiency {
             EfficiencyRate::Off => 0,
-            _ => self.scenarios.len() * self.rounds,
+            _ => self.scenarios.len() * self.efficiency_rounds(),
         };
         levels * self.rounds + efficiency + levels * self.faults.len()
     }
@@ -160,6 +169,7 @@ pub async fn measure_group(
             stage: Stage::ClosedLoop,
             slots: &closed,
             duration: plan.round_duration,
+            rounds: plan.rounds,
         },
         progress,
         (&mut runs, &mut failures, &mut rounds, &mut sequence),
@@ -176,6 +186,7 @@ pub async fn measure_group(
                 stage: Stage::Efficiency,
                 slots: &efficiency,
                 duration: plan.efficiency_duration,
+                rounds: plan.efficiency_rounds(),
             },
             progress,
             (&mut runs, &mut failures, &mut rounds, &mut sequence),
@@ -217,6 +228,7 @@ struct StageRun<'a> {
     stage: Stage,
     slots: &'a [Slot],
     duration: Duration,
+    rounds: usize,
 }
 
 type RunsByCell = BTreeMap<(usize, Scenario, usize, Option<u64>), Vec<Measurement>>;
@@ -236,7 +248,7 @@ async fn run_stage(
         &mut usize,
     ),
 ) {
-    for round in 0..plan.rounds {
+    for round in 0..stage.rounds {
         let order = shuffled(stage.slots, plan.seed, stage.stage, round);
         let reference_ms = drift::reference_ms(plan.server_cpus.clone()).await.ok();
         let mut record = RoundRecord {
@@ -258,7 +270,7 @@ async fn run_stage(
                 slot.connections,
                 rate_text(slot.rate),
                 round + 1,
-                plan.rounds
+                stage.rounds
             ));
             let load = CellLoad {
                 scenario: slot.scenario,
@@ -523,11 +535,17 @@ fn cell_line(label: &str, slot: &Slot, measurement: &Measurement) -> String {
         .and_then(|figures| figures.cpu_ms_per_1k)
         .map(|ms| format!("  cpu {ms:.1} ms/1k"))
         .unwrap_or_default();
+    let level = match slot.rate {
+        Some(rate) => format!(
+            "c={} at {} req/s",
+            slot.connections,
+            crate::format::group_thousands(rate.round() as i64)
+        ),
+        None => format!("c={}", slot.connections),
+    };
     format!(
-        "{label:<22} {:<16} c={:<4}{} {:>9} req/s  p99 {:>8.2} ms  errors {}{cpu}",
+        "{label:<22} {:<16} {level:<20} {:>9} req/s  p99 {:>8.2} ms  errors {}{cpu}",
         slot.scenario.to_string(),
-        slot.connections,
-        rate_text(slot.rate),
         crate::format::group_thousands(measurement.ok_per_second.round() as i64),
         measurement.latency_us.p99 as f64 / 1_000.0,
         measurement.error_count()

@@ -801,7 +801,9 @@ fn efficiency_markdown(results: &RunResults) -> String {
 Every server at the same open-loop rate (half of the \
                  slowest server's closed-loop median unless `--rate` set it): what a capacity \
                  planner reads. The rate is below every server's limit, so the engine cannot \
-                 limit these figures; latency counts from the intended send time.\n\n",
+                 limit these figures; latency counts from the intended send time. CPU time is \
+                 read from /proc in 10 ms ticks: where a round used only a few ticks, read the \
+                 interval, not the median.\n\n",
             );
         }
         let _ = writeln!(text, "### {scenario}\n");

@@ -52,7 +52,7 @@ fn a_run_records_every_round_and_the_order_it_ran_in() {
     assert_eq!(results.groups[0].len(), 2);
 
     // Three closed-loop rounds, each with the four cells (2 servers x 2 scenarios) once, the
-    // servers of a scenario one after the other; then three efficiency rounds.
+    // servers of a scenario one after the other; then (at most) three efficiency rounds.
     let closed: Vec<_> = results
         .rounds
         .iter()
