@@ -396,7 +396,15 @@ pub fn reading(results: &RunResults, level: &Level, scenario: Scenario) -> Strin
         let _ = write!(sentence, "; {}", troubled.join("; "));
     }
     sentence.push('.');
-    sentence
+    capitalized(&sentence)
+}
+
+fn capitalized(text: &str) -> String {
+    let mut characters = text.chars();
+    match characters.next() {
+        Some(first) => first.to_uppercase().chain(characters).collect(),
+        None => String::new(),
+    }
 }
 
 /// Who is ahead by `figure`: the best by median, against the next and against the last, each
@@ -440,51 +448,54 @@ fn ranking(
     let (second, second_cell, _) = ranked[1];
     let against = |other: &Cell| verdicts::paired(first_cell, other, figure);
     let ahead = |other: &Cell| verdicts::is_better(first_cell, other, figure, better);
-    let mut sentence = if ahead(second_cell) {
-        format!(
+    let describe = |other: &Cell| {
+        against(other).map_or_else(|| "no paired rounds".to_string(), |ratio| ratio.describe())
+    };
+    type Row<'a> = (&'a ServerResult, &'a Cell, f64);
+    let (beaten, tied): (Vec<&Row>, Vec<&Row>) =
+        ranked[1..].iter().partition(|(_, cell, _)| ahead(cell));
+    let names = |rows: &[&Row]| {
+        rows.iter()
+            .map(|(server, _, _)| server.record.shown_name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if tied.is_empty() {
+        let mut sentence = format!(
             "{} leads with {} {unit}, {} {} (the next)",
             first.record.shown_name(),
             value_text(first_value),
-            against(second_cell).map_or_else(String::new, |ratio| ratio.describe()),
+            describe(second_cell),
             second.record.shown_name()
-        )
-    } else {
-        let tied: Vec<&ServerResult> = ranked
-            .iter()
-            .skip(1)
-            .filter(|(_, cell, _)| !ahead(cell))
-            .map(|(server, _, _)| *server)
-            .collect();
-        format!(
-            "{} ({} {unit}) and {} are tied within this run's noise ({} against {})",
-            first.record.shown_name(),
-            value_text(first_value),
-            verdicts::names(&tied),
-            against(second_cell).map_or_else(|| "no paired rounds".to_string(), |r| r.describe()),
-            second.record.shown_name()
-        )
-    };
-    if ranked.len() > 2 {
-        let (last, last_cell, _) = ranked[ranked.len() - 1];
-        match against(last_cell) {
-            Some(ratio) if ahead(last_cell) => {
-                let _ = write!(
-                    sentence,
-                    "; {} {} (the last)",
-                    ratio.describe(),
-                    last.record.shown_name()
-                );
-            }
-            Some(ratio) => {
-                let _ = write!(
-                    sentence,
-                    "; even against {} (the last) the ratio {} does not exclude 1",
-                    last.record.shown_name(),
-                    ratio.describe()
-                );
-            }
-            None => {}
+        );
+        if ranked.len() > 2 {
+            let (last, last_cell, _) = ranked[ranked.len() - 1];
+            let _ = write!(
+                sentence,
+                "; {} {} (the last)",
+                describe(last_cell),
+                last.record.shown_name()
+            );
         }
+        return sentence;
+    }
+    let (closest, closest_cell, _) = *tied[0];
+    let mut sentence = format!(
+        "no server is ahead of every other: {} ({} {unit}) and {} are tied within this run's \
+         noise ({} against {})",
+        first.record.shown_name(),
+        value_text(first_value),
+        names(&tied),
+        describe(closest_cell),
+        closest.record.shown_name()
+    );
+    if !beaten.is_empty() {
+        let _ = write!(
+            sentence,
+            "; {} is ahead of {}",
+            first.record.shown_name(),
+            names(&beaten)
+        );
     }
     sentence
 }
@@ -920,4 +931,59 @@ pub fn write(results: &RunResults, directory: &Path) -> Result<Vec<String>> {
     }
     crate::results::write_file(directory, "report.md", markdown(results, &charts))?;
     Ok(charts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::harness::record::ServerRecord;
+    use crate::harness::servers::ServerKind;
+    use crate::results::run::test_measurement;
+
+    fn server(name: &str) -> ServerResult {
+        ServerResult {
+            record: ServerRecord::new(name.to_string(), name.to_string(), ServerKind::Variant),
+            cells: Vec::new(),
+            fault_cells: Vec::new(),
+            efficiency_cells: Vec::new(),
+            group: Some(0),
+        }
+    }
+
+    fn cell(rates: &[f64]) -> Cell {
+        let runs = rates
+            .iter()
+            .enumerate()
+            .map(|(round, &rate)| Measurement {
+                group: Some(0),
+                round: Some(round),
+                ..test_measurement(rate, 1_000)
+            })
+            .collect();
+        Cell::new(Scenario::Types, 64, None, runs)
+    }
+
+    #[test]
+    fn a_server_leads_only_when_ahead_of_every_other_round_by_round() {
+        let (a, b, c) = (server("a"), server("b"), server("c"));
+        let fast = cell(&[150.0, 160.0, 155.0, 150.0, 158.0]);
+        let slow = cell(&[100.0, 105.0, 98.0, 102.0, 101.0]);
+        let slower = cell(&[80.0, 85.0, 78.0, 82.0, 81.0]);
+        let rows = [(&a, &fast), (&b, &slow), (&c, &slower)];
+        let sentence = ranking(&rows, &verdicts::throughput, Better::Higher, "req/s");
+        assert!(
+            sentence.starts_with("a leads with 155 req/s, 1.52x [1.47, 1.58] (94 %) b (the next)"),
+            "{sentence}"
+        );
+        assert!(sentence.contains("(the last)"), "{sentence}");
+        // c beats a in one round of five: a is ahead of b only, and says so.
+        let close = cell(&[140.0, 165.0, 150.0, 145.0, 150.0]);
+        let rows = [(&a, &fast), (&b, &slow), (&c, &close)];
+        let sentence = ranking(&rows, &verdicts::throughput, Better::Higher, "req/s");
+        assert!(
+            sentence.starts_with("no server is ahead of every other: a (155 req/s) and c are tied"),
+            "{sentence}"
+        );
+        assert!(sentence.ends_with("; a is ahead of b"), "{sentence}");
+    }
 }
