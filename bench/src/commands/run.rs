@@ -24,10 +24,11 @@ use crate::harness::lifecycle::{self, Profile, RunningServer, Session, Trial, Ve
 use crate::harness::servers::{ServerSpec, TargetConformance};
 use crate::harness::settings::Dimensions;
 use crate::machine::{Machine, utc_now};
-use crate::monitor::{DatabaseWatch, Sampler};
+use crate::harness::containers::{ContainerRecord, Containers};
+use crate::monitor::{DatabaseWatch, Sampler, Watched};
 use crate::placement::{Placement, PlacementArgs};
 use crate::results::ResultsFile;
-use crate::results::run::{Cell, Measurement, RunResults, ServerResult, Settings};
+use crate::results::run::{Cell, Measurement, RunContainers, RunResults, ServerResult, Settings};
 use crate::scenarios::{Pools, Scenario, version_body};
 
 /// The options of `bakeoff run`.
@@ -97,6 +98,8 @@ struct Plan {
     allow_remote: bool,
     seed: u64,
     faults: Vec<FaultSpec>,
+    /// The host's containers, in a compose run (`--container-cgroups`).
+    containers: Option<Containers>,
 }
 
 impl Plan {
@@ -148,6 +151,7 @@ impl Plan {
             allow_remote: args.servers.allow_remote,
             seed: args.database.seed,
             faults: args.faults.clone(),
+            containers: args.servers.containers()?,
         })
     }
 
@@ -180,6 +184,63 @@ struct Bench<'a> {
     live: &'a Arc<LiveCounters>,
     meter: &'a Meter,
     database: &'a Database,
+    /// Read around every cell besides the server: the load engine's container (in a compose
+    /// run) and the database (its container, or the throwaway cluster's processes).
+    sides: &'a Sides,
+}
+
+/// What is read of the load engine and the database around every cell.
+#[derive(Default)]
+struct Sides {
+    engine_container: Option<Watched>,
+    database: Option<Watched>,
+}
+
+impl Sides {
+    /// Finds the engine's and the database's containers (a compose run), or the throwaway
+    /// cluster's postmaster.
+    async fn find(containers: Option<&Containers>, database: &Database) -> Sides {
+        match containers {
+            Some(containers) => Sides {
+                engine_container: containers.own().map(Watched::Container),
+                database: containers
+                    .of_url(&database.admin_url)
+                    .await
+                    .map(Watched::Container),
+            },
+            None => Sides {
+                engine_container: None,
+                database: database.postmaster_pid().map(Watched::Process),
+            },
+        }
+    }
+
+    fn records(&self) -> RunContainers {
+        let record = |watched: &Option<Watched>| match watched {
+            Some(Watched::Container(cgroup)) => Some(ContainerRecord::of(cgroup)),
+            _ => None,
+        };
+        RunContainers {
+            engine: record(&self.engine_container),
+            database: record(&self.database),
+        }
+    }
+
+    /// CPU seconds so far: (engine's container, database).
+    fn cpu_seconds(&self) -> (Option<f64>, Option<f64>) {
+        let read = |watched: &Option<Watched>| watched.as_ref().and_then(Watched::cpu_seconds);
+        (read(&self.engine_container), read(&self.database))
+    }
+
+    /// Sets the CPU seconds used since `before` on `measurement`.
+    fn record_since(&self, before: (Option<f64>, Option<f64>), measurement: &mut Measurement) {
+        let after = self.cpu_seconds();
+        let used = |before: Option<f64>, after: Option<f64>| {
+            before.zip(after).map(|(before, after)| (after - before).max(0.0))
+        };
+        measurement.engine_container_cpu_seconds = used(before.0, after.0);
+        measurement.database_cpu_seconds = used(before.1, after.1);
+    }
 }
 
 /// What one server's measurement came to: its normal cells and its fault cells.
@@ -227,6 +288,16 @@ pub async fn run(args: RunArgs, command_line: String) -> Result<PathBuf> {
         .await
         .context("drawing the scenarios' requests from the database")?;
 
+    let sides = Sides::find(plan.containers.as_ref(), &database).await;
+    if plan.containers.is_some() {
+        let records = sides.records();
+        say(format!(
+            "containers: the engine's {}, the database's {}",
+            records.engine.map_or("not found".to_string(), |found| found.id),
+            records.database.map_or("not found".to_string(), |found| found.id),
+        ));
+    }
+
     let live = Arc::new(LiveCounters::default());
     let _stop_guard = StopOnDrop(Arc::clone(&live));
     let cells_per_server =
@@ -245,12 +316,14 @@ pub async fn run(args: RunArgs, command_line: String) -> Result<PathBuf> {
         live: &live,
         meter: &meter,
         database: &database,
+        sides: &sides,
     };
     let session = Session {
         placement: &plan.placement,
         database: Some(&database),
         dimensions: &plan.dimensions,
         allow_remote: plan.allow_remote,
+        containers: plan.containers.as_ref(),
     };
     let outcomes = lifecycle::drive(
         &trials,
@@ -304,6 +377,7 @@ pub async fn run(args: RunArgs, command_line: String) -> Result<PathBuf> {
             profile: plan.profile.name().to_string(),
         },
         servers,
+        containers: plan.containers.is_some().then(|| sides.records()),
     };
     let directory = crate::results::create_directory(&args.out, &directory_name)?;
     results.write(&directory)?;
@@ -444,10 +518,10 @@ impl Bench<'_> {
                         plan.duration,
                         plan.seed.wrapping_add(repeat as u64),
                     );
-                    let sampler = match server.pid() {
-                        Some(pid) => Some(
+                    let sampler = match server.watched() {
+                        Some(watched) => Some(
                             Sampler::start_behind_pooler(
-                                pid,
+                                watched,
                                 watch.cloned(),
                                 server.pooler_watch(),
                             )
@@ -456,6 +530,7 @@ impl Bench<'_> {
                         None => None,
                     };
                     let line_cpu_before = server.delay_line_cpu_seconds();
+                    let sides_before = self.sides.cpu_seconds();
                     let mut outcome = run_engine(spec, self.live).await?;
                     let deviating_bodies = match deviations {
                         BodyDeviations::Errors => 0,
@@ -471,6 +546,7 @@ impl Bench<'_> {
                         .zip(server.delay_line_cpu_seconds())
                         .map(|(before, after)| (after - before).max(0.0));
                     measurement.deviating_bodies = deviating_bodies;
+                    self.sides.record_since(sides_before, &mut measurement);
                     self.meter.cell_done(&format!(
                         "{name:<22} {:<16} c={connections:<4} {:>9} req/s  p99 {:>8.2} ms  errors {}",
                         scenario.to_string(),
@@ -498,8 +574,8 @@ impl Bench<'_> {
                         plan.duration,
                         plan.seed,
                     );
-                    let sampler = match server.pid() {
-                        Some(pid) => Some(Sampler::start(pid, watch.cloned()).await),
+                    let sampler = match server.watched() {
+                        Some(watched) => Some(Sampler::start(watched, watch.cloned()).await),
                         None => None,
                     };
                     // The engine and the fault start together; the fault waits its `at`.
