@@ -64,23 +64,25 @@ mirror=$(
 mirror=${mirror:-http://deb.debian.org/debian}
 security_mirror=${mirror%/debian*}/debian-security
 
-# Anything that changes what the images hold changes the recipe, and so rebuilds them: the
-# release, the mirror, the packages, the database image's files, and `make_version`, to be
+# Anything that changes what an image holds changes its recipe, and so rebuilds it: the
+# release, the mirror, its packages, the database image's files, and `make_version`, to be
 # raised whenever make_minbase or import_image below change what they make.
 make_version=1
 runtime_packages=()
 python_packages=(python3 python3-venv)
 postgres_packages=("postgresql-$postgres_major")
-recipe=$(
-  {
-    echo "$make_version $release $mirror"
-    echo "${runtime_packages[*]} / ${python_packages[*]} / ${postgres_packages[*]}"
-    cat docker/postgres/Dockerfile docker/postgres/docker-entrypoint.sh
-  } | sha256sum | cut -c1-16
-)
+recipe_of() {
+  { echo "$make_version $release $mirror"; cat "$@"; } | sha256sum | cut -c1-16
+}
+runtime_recipe=$(recipe_of <(echo "${runtime_packages[*]}"))
+python_recipe=$(recipe_of <(echo "${python_packages[*]}"))
+postgres_recipe=$(recipe_of <(echo "${postgres_packages[*]}") docker/postgres/Dockerfile \
+  docker/postgres/docker-entrypoint.sh)
+postgres_base_recipe=$(recipe_of <(echo "${postgres_packages[*]}"))
 
+# Whether image $1 exists, made by recipe $2.
 has_recipe() {
-  [ "$rebuild" = false ] && [ "$(docker image inspect -f '{{index .Config.Labels "org.bakeoff.recipe"}}' "$1" 2>/dev/null)" = "$recipe" ]
+  [ "$rebuild" = false ] && [ "$(docker image inspect -f '{{index .Config.Labels "org.bakeoff.recipe"}}' "$1" 2>/dev/null)" = "$2" ]
 }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/bakeoff-bases.XXXXXX")
@@ -154,8 +156,8 @@ EOF
 
 # Installs packages into a copy of the minimal Debian, trims it and imports it as an image.
 import_image() {
-  local name=$1
-  shift
+  local name=$1 image_recipe=$2
+  shift 2
   local root=$work/root
   rm -rf "$root"
   cp -a "$work/minbase" "$root"
@@ -182,13 +184,14 @@ import_image() {
   tar -C "$root" --numeric-owner -c . | docker import \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV LANG=C.UTF-8' \
-    --change "LABEL org.bakeoff.recipe=$recipe" \
+    --change "LABEL org.bakeoff.recipe=$image_recipe" \
     --change 'CMD ["bash"]' \
     - "$name" >/dev/null
 }
 
 started=$SECONDS
-if has_recipe "$runtime_image" && has_recipe "$python_image" && has_recipe "$postgres_image"; then
+if has_recipe "$runtime_image" "$runtime_recipe" && has_recipe "$python_image" "$python_recipe" \
+  && has_recipe "$postgres_image" "$postgres_recipe"; then
   say "the bases are up to date ($runtime_image, $python_image, $postgres_image)"
 else
   command -v debootstrap >/dev/null 2>&1 || {
@@ -197,14 +200,24 @@ else
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
   }
-  make_minbase
-  has_recipe "$runtime_image" || import_image "$runtime_image" "${runtime_packages[@]}"
-  has_recipe "$python_image" || import_image "$python_image" "${python_packages[@]}"
-  if ! has_recipe "$postgres_image"; then
-    import_image "$postgres_base_image" "${postgres_packages[@]}"
+  minbase_made=false
+  minbase() { [ "$minbase_made" = true ] || make_minbase; minbase_made=true; }
+  if ! has_recipe "$runtime_image" "$runtime_recipe"; then
+    minbase
+    import_image "$runtime_image" "$runtime_recipe" "${runtime_packages[@]}"
+  fi
+  if ! has_recipe "$python_image" "$python_recipe"; then
+    minbase
+    import_image "$python_image" "$python_recipe" "${python_packages[@]}"
+  fi
+  if ! has_recipe "$postgres_image" "$postgres_recipe"; then
+    if ! has_recipe "$postgres_base_image" "$postgres_base_recipe"; then
+      minbase
+      import_image "$postgres_base_image" "$postgres_base_recipe" "${postgres_packages[@]}"
+    fi
     say "$postgres_image: docker build docker/postgres"
     docker build --build-arg "BASE_IMAGE=$postgres_base_image" \
-      --label "org.bakeoff.recipe=$recipe" -t "$postgres_image" docker/postgres \
+      --label "org.bakeoff.recipe=$postgres_recipe" -t "$postgres_image" docker/postgres \
       >"$work/build.log" 2>&1 || { tail -n 20 "$work/build.log" >&2; die "docker build docker/postgres failed"; }
   fi
   say "bases built in $((SECONDS - started)) s"

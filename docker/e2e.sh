@@ -111,7 +111,14 @@ step_started=$SECONDS
 up_profiles=(--profile all)
 [ "$peers" = true ] && up_profiles+=(--profile peers)
 compose "${up_profiles[@]}" up -d
-services=$(compose "${up_profiles[@]}" config --services | grep -v -x -e postgres -e seed -e bench)
+# The variants are the services of `profiles: [NAME, all]`; the peers those of `[peers]` that
+# serve (bench-peers does not).
+services=$(sed -n 's/^ *profiles: \[\([a-z0-9-]*\), all\]$/\1/p' docker/compose.yaml)
+if [ "$peers" = true ]; then
+  services+=" $(awk '/^  [a-z0-9-]+:$/ { name = substr($1, 1, length($1) - 1) }
+    /^    profiles: \[peers\]$/ && name != "bench-peers" { print name }' docker/compose.yaml)"
+fi
+[ -n "$services" ] || die "found no variant services in docker/compose.yaml"
 deadline=$((SECONDS + 120))
 for service in $services; do
   container=$(compose "${up_profiles[@]}" ps -q "$service")

@@ -22,6 +22,8 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     --auth-host=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 -D "$PGDATA" >/dev/null
   rm -f "$password_file"
   printf 'host all all all scram-sha-256\n' >>"$PGDATA/pg_hba.conf"
+  # Every interface, as the official image: the other containers connect over the network.
+  printf "listen_addresses = '*'\n" >>"$PGDATA/postgresql.conf"
 
   # The arguments apply during the init scripts too (shared_preload_libraries, for one).
   pg_ctl -D "$PGDATA" -w -o "-c listen_addresses='' $(printf '%q ' "$@")" start >/dev/null
