@@ -37,6 +37,7 @@ enum Controller {
     Cpuacct,
     Cpuset,
     Memory,
+    Pids,
 }
 
 impl Controller {
@@ -46,6 +47,7 @@ impl Controller {
             Controller::Cpuacct => "cpuacct",
             Controller::Cpuset => "cpuset",
             Controller::Memory => "memory",
+            Controller::Pids => "pids",
         }
     }
 }
@@ -254,15 +256,10 @@ impl ContainerCgroup {
         }
     }
 
-    /// Threads and processes in it now.
-    pub fn threads_and_processes(&self) -> Option<(u64, u64)> {
-        let threads = match self.hierarchy.layout {
-            Layout::V1 => self.file(Controller::Cpuacct, "tasks")?,
-            Layout::V2 => self.file(Controller::Cpu, "cgroup.threads")?,
-        };
-        let processes = self.file(Controller::Cpuacct, "cgroup.procs")?;
-        let count = |text: &str| text.lines().filter(|line| !line.trim().is_empty()).count() as u64;
-        Some((count(&threads), count(&processes)))
+    /// Threads (tasks) in it now, from the pids controller: the lists of tasks and processes
+    /// name only those in the reader's own PID namespace, none of another container's.
+    pub fn threads(&self) -> Option<u64> {
+        self.file(Controller::Pids, "pids.current")?.trim().parse().ok()
     }
 
     /// The limits its cgroup enforces.
@@ -366,7 +363,7 @@ mod tests {
     fn a_v1_hierarchy_is_read() {
         let root = tempfile::tempdir().unwrap();
         let container = |controller: &str| root.path().join(controller).join("docker").join(ID);
-        for controller in ["cpu", "cpuacct", "cpuset", "memory"] {
+        for controller in ["cpu", "cpuacct", "cpuset", "memory", "pids"] {
             std::fs::create_dir_all(container(controller)).unwrap();
         }
         std::fs::create_dir_all(root.path().join("cpuacct/system.slice")).unwrap();
@@ -374,8 +371,7 @@ mod tests {
             std::fs::write(container(controller).join(file), text).unwrap();
         };
         write("cpuacct", "cpuacct.usage", "1500000000\n");
-        write("cpuacct", "tasks", "10\n11\n12\n");
-        write("cpuacct", "cgroup.procs", "10\n");
+        write("pids", "pids.current", "3\n");
         write("cpu", "cpu.cfs_quota_us", "150000\n");
         write("cpu", "cpu.cfs_period_us", "100000\n");
         write("cpuset", "cpuset.cpus", "0-1\n");
@@ -390,7 +386,7 @@ mod tests {
         assert_eq!(found.path(), format!("/docker/{ID}"));
         assert_eq!(found.cpu_seconds(), Some(1.5));
         assert_eq!(found.memory_bytes(), Some(8192));
-        assert_eq!(found.threads_and_processes(), Some((3, 1)));
+        assert_eq!(found.threads(), Some(3));
         assert_eq!(
             found.limits(),
             ContainerLimits {

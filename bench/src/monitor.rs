@@ -113,15 +113,13 @@ impl Watched {
     pub fn sample(&self) -> Option<TreeSample> {
         match self {
             Watched::Process(pid) => read_tree(*pid),
-            Watched::Container(cgroup) => {
-                let (threads, processes) = cgroup.threads_and_processes()?;
-                Some(TreeSample {
-                    cpu_seconds: cgroup.cpu_seconds()?,
-                    rss_bytes: cgroup.memory_bytes().unwrap_or(0),
-                    threads,
-                    processes,
-                })
-            }
+            // Its processes cannot be counted from outside its PID namespace: 0, shown as "–".
+            Watched::Container(cgroup) => Some(TreeSample {
+                cpu_seconds: cgroup.cpu_seconds()?,
+                rss_bytes: cgroup.memory_bytes().unwrap_or(0),
+                threads: cgroup.threads().unwrap_or(0),
+                processes: 0,
+            }),
         }
     }
 
