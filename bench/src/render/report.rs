@@ -567,6 +567,7 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
         text.push_str(&crate::render::processes::markdown(results, charts));
     }
     text.push_str(&crate::render::fault_report::markdown(results));
+    text.push_str(&crate::render::containers::markdown(results));
 
     // The latency and processes sections show their own charts.
     let general: Vec<&String> = charts
@@ -636,6 +637,7 @@ pub fn terminal(results: &RunResults) -> String {
     if crate::render::processes::applies(results) {
         text.push_str(&crate::render::processes::terminal(results));
     }
+    text.push_str(&crate::render::containers::terminal(results));
     text
 }
 
