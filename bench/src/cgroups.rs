@@ -235,7 +235,11 @@ impl ContainerCgroup {
     pub fn cpu_seconds(&self) -> Option<f64> {
         match self.hierarchy.layout {
             Layout::V1 => {
-                let nanoseconds: u64 = self.file(Controller::Cpuacct, "cpuacct.usage")?.trim().parse().ok()?;
+                let nanoseconds: u64 = self
+                    .file(Controller::Cpuacct, "cpuacct.usage")?
+                    .trim()
+                    .parse()
+                    .ok()?;
                 Some(nanoseconds as f64 / 1e9)
             }
             Layout::V2 => {
@@ -259,7 +263,10 @@ impl ContainerCgroup {
     /// Threads (tasks) in it now, from the pids controller: the lists of tasks and processes
     /// name only those in the reader's own PID namespace, none of another container's.
     pub fn threads(&self) -> Option<u64> {
-        self.file(Controller::Pids, "pids.current")?.trim().parse().ok()
+        self.file(Controller::Pids, "pids.current")?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// The limits its cgroup enforces.
@@ -332,7 +339,10 @@ mod tests {
     #[test]
     fn container_ids_in_folder_names() {
         assert_eq!(container_id(ID).as_deref(), Some(ID));
-        assert_eq!(container_id(&format!("docker-{ID}.scope")).as_deref(), Some(ID));
+        assert_eq!(
+            container_id(&format!("docker-{ID}.scope")).as_deref(),
+            Some(ID)
+        );
         assert_eq!(container_id("system.slice"), None);
         assert_eq!(container_id(&ID[..63]), None);
         assert_eq!(container_id(&format!("{}g", &ID[..63])), None);
@@ -341,7 +351,10 @@ mod tests {
     #[test]
     fn own_cgroup_lines() {
         let v1 = format!("9:name=systemd:/docker/{ID}\n4:cpu,cpuacct:/docker/{ID}\n1:cpuset:/\n");
-        assert_eq!(own_cgroup_path(&v1, "cpuacct"), Some(format!("/docker/{ID}")));
+        assert_eq!(
+            own_cgroup_path(&v1, "cpuacct"),
+            Some(format!("/docker/{ID}"))
+        );
         assert_eq!(own_cgroup_path(&v1, "cpuset").as_deref(), Some("/"));
         assert_eq!(own_cgroup_path("0::/\n", "").as_deref(), Some("/"));
         assert_eq!(own_cgroup_path(&v1, ""), None);
@@ -354,8 +367,14 @@ mod tests {
         assert_eq!(parse_memory_limit("1073741824\n"), Some(1 << 30));
         assert_eq!(parse_memory_limit("9223372036854771712\n"), None);
         assert_eq!(parse_memory_limit("max\n"), None);
-        assert_eq!(stat_value("cache 1\nrss 5\ntotal_rss 7\n", "total_rss"), Some(7));
-        assert_eq!(stat_value("usage_usec 250\nuser_usec 1\n", "usage_usec"), Some(250));
+        assert_eq!(
+            stat_value("cache 1\nrss 5\ntotal_rss 7\n", "total_rss"),
+            Some(7)
+        );
+        assert_eq!(
+            stat_value("usage_usec 250\nuser_usec 1\n", "usage_usec"),
+            Some(250)
+        );
     }
 
     /// A v1 hierarchy laid out in a folder as the kernel lays it out, read back.
@@ -376,7 +395,11 @@ mod tests {
         write("cpu", "cpu.cfs_period_us", "100000\n");
         write("cpuset", "cpuset.cpus", "0-1\n");
         write("memory", "memory.limit_in_bytes", "1073741824\n");
-        write("memory", "memory.stat", "cache 4096\nrss 8192\ntotal_rss 8192\n");
+        write(
+            "memory",
+            "memory.stat",
+            "cache 4096\nrss 8192\ntotal_rss 8192\n",
+        );
 
         let hierarchy = Hierarchy::open(root.path()).unwrap();
         let containers = hierarchy.containers();

@@ -17,6 +17,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::engine::{self, LiveCounters, LoadSpec, PlannedRequest};
 use crate::format::group_thousands;
+use crate::harness::containers::{ContainerRecord, Containers};
 use crate::harness::database::Database;
 use crate::harness::faults::{self, FaultRecord, FaultSpec};
 use crate::harness::flags::{DatabaseArgs, DimensionArgs, ServerArgs, parse_duration};
@@ -24,7 +25,6 @@ use crate::harness::lifecycle::{self, Profile, RunningServer, Session, Trial, Ve
 use crate::harness::servers::{ServerSpec, TargetConformance};
 use crate::harness::settings::Dimensions;
 use crate::machine::{Machine, utc_now};
-use crate::harness::containers::{ContainerRecord, Containers};
 use crate::monitor::{DatabaseWatch, Sampler, Watched};
 use crate::placement::{Placement, PlacementArgs};
 use crate::results::ResultsFile;
@@ -236,7 +236,9 @@ impl Sides {
     fn record_since(&self, before: (Option<f64>, Option<f64>), measurement: &mut Measurement) {
         let after = self.cpu_seconds();
         let used = |before: Option<f64>, after: Option<f64>| {
-            before.zip(after).map(|(before, after)| (after - before).max(0.0))
+            before
+                .zip(after)
+                .map(|(before, after)| (after - before).max(0.0))
         };
         measurement.engine_container_cpu_seconds = used(before.0, after.0);
         measurement.database_cpu_seconds = used(before.1, after.1);
@@ -293,8 +295,12 @@ pub async fn run(args: RunArgs, command_line: String) -> Result<PathBuf> {
         let records = sides.records();
         say(format!(
             "containers: the engine's {}, the database's {}",
-            records.engine.map_or("not found".to_string(), |found| found.id),
-            records.database.map_or("not found".to_string(), |found| found.id),
+            records
+                .engine
+                .map_or("not found".to_string(), |found| found.id),
+            records
+                .database
+                .map_or("not found".to_string(), |found| found.id),
         ));
     }
 

@@ -69,11 +69,12 @@ pub fn limits_table(results: &RunResults) -> Table {
 /// CPU milliseconds per 1,000 answers of one cell's median run: the server, the load engine
 /// (its container's in a compose run, its threads' otherwise) and the database.
 pub fn cpu_per_thousand(run: &Measurement) -> [Option<f64>; 3] {
-    let server = run.server.as_ref().and_then(|figures| figures.cpu_ms_per_1k);
-    let engine = run.cpu_ms_per_thousand(
-        run.engine_container_cpu_seconds
-            .or(run.engine_cpu_seconds),
-    );
+    let server = run
+        .server
+        .as_ref()
+        .and_then(|figures| figures.cpu_ms_per_1k);
+    let engine =
+        run.cpu_ms_per_thousand(run.engine_container_cpu_seconds.or(run.engine_cpu_seconds));
     let database = run.cpu_ms_per_thousand(run.database_cpu_seconds);
     [server, engine, database]
 }
