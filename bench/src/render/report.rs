@@ -581,7 +581,15 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
         }
     }
 
-    text.push_str(
+    text.push_str(if crate::render::containers::applies(results) {
+        "## Caveats\n\n\
+         - Every container runs under its CPU quota and memory limit (the Containers section), not \
+         on CPUs of its own: the server, the load engine and PostgreSQL compete for the same CPUs.\n\
+         - The requests cross the compose network (veth pairs and a bridge on one machine), which \
+         costs CPU and latency that loopback does not: compare container runs with container runs.\n\
+         - Figures from different machines, or different placements, are not comparable; use \
+         `bakeoff compare` between runs on the same machine.\n"
+    } else {
         "## Caveats\n\n\
          - The server and the load engine run on disjoint CPUs, but PostgreSQL is not pinned: in the \
          database scenarios it competes with both for the same CPUs, and on a 2-CPU machine that \
@@ -589,8 +597,8 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
          - Everything runs on one machine over loopback: no network latency but what a delay line \
          adds, and no other clients.\n\
          - Figures from different machines, or different placements, are not comparable; use \
-         `bakeoff compare` between runs on the same machine.\n",
-    );
+         `bakeoff compare` between runs on the same machine.\n"
+    });
     text
 }
 
