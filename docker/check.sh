@@ -37,11 +37,11 @@ while IFS= read -r variable; do
   unset "$variable"
 done < <(compgen -e | grep '^BAKEOFF_' || true)
 
-profiles=(all bench peers)
+profiles=(all bench peers bench-peers)
 while IFS= read -r profile; do
   profiles+=("$profile")
 done < <(sed -n 's/^ *profiles: \[\([a-z0-9-]*\), all\]$/\1/p' compose.yaml)
-[ "${#profiles[@]}" -gt 3 ] || { echo "docker/check.sh: found no variant profiles in compose.yaml" >&2; exit 1; }
+[ "${#profiles[@]}" -gt 4 ] || { echo "docker/check.sh: found no variant profiles in compose.yaml" >&2; exit 1; }
 
 "${compose[@]}" -f compose.yaml config -q
 for profile in "${profiles[@]}"; do

@@ -41,7 +41,7 @@ project=bakeoff-e2e
 export BAKEOFF_PROFILE=${BAKEOFF_PROFILE:-debug}
 profiles=(--profile all --profile bench)
 if [ "$peers" = true ]; then
-  profiles+=(--profile peers)
+  profiles+=(--profile peers --profile bench-peers)
 fi
 compose() { "${compose_tool[@]}" --project-name "$project" -f docker/compose.yaml "$@"; }
 
@@ -58,7 +58,7 @@ teardown() {
     compose "${profiles[@]}" logs --tail=20 2>&1 | sed 's/^/    /' || true
   fi
   say "tearing down the $project project (containers, networks, volumes)"
-  compose "${profiles[@]}" --profile peers down --volumes --remove-orphans --timeout 15 \
+  compose "${profiles[@]}" --profile peers --profile bench-peers down --volumes --remove-orphans --timeout 15 \
     >/dev/null 2>&1 || true
   # Images that a rebuild untagged (the tagged ones stay: they are the next run's cache).
   docker image prune -f --filter label=org.bakeoff.image >/dev/null 2>&1 || true
@@ -80,7 +80,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # A project left over by a run that was killed (SIGKILL leaves no trap) goes first.
-compose "${profiles[@]}" --profile peers down --volumes --remove-orphans --timeout 5 >/dev/null 2>&1 || true
+compose "${profiles[@]}" --profile peers --profile bench-peers down --volumes --remove-orphans \
+  --timeout 5 >/dev/null 2>&1 || true
 
 # ---- Bases, binaries, images ----------------------------------------------------------------
 
@@ -111,14 +112,15 @@ step_started=$SECONDS
 up_profiles=(--profile all)
 [ "$peers" = true ] && up_profiles+=(--profile peers)
 compose "${up_profiles[@]}" up -d
-# The variants are the services of `profiles: [NAME, all]`; the peers those of `[peers]` that
-# serve (bench-peers does not).
-services=$(sed -n 's/^ *profiles: \[\([a-z0-9-]*\), all\]$/\1/p' docker/compose.yaml)
+# The variants are the services of `profiles: [NAME, all]`, the peers those of `[peers]`.
+variants=$(sed -n 's/^ *profiles: \[\([a-z0-9-]*\), all\]$/\1/p' docker/compose.yaml)
+peer_services=""
 if [ "$peers" = true ]; then
-  services+=" $(awk '/^  [a-z0-9-]+:$/ { name = substr($1, 1, length($1) - 1) }
-    /^    profiles: \[peers\]$/ && name != "bench-peers" { print name }' docker/compose.yaml)"
+  peer_services=$(awk '/^  [a-z0-9-]+:$/ { name = substr($1, 1, length($1) - 1) }
+    /^    profiles: \[peers\]$/ { print name }' docker/compose.yaml)
 fi
-[ -n "$services" ] || die "found no variant services in docker/compose.yaml"
+services="$variants $peer_services"
+[ -n "$variants" ] || die "found no variant services in docker/compose.yaml"
 deadline=$((SECONDS + 120))
 for service in $services; do
   container=$(compose "${up_profiles[@]}" ps -q "$service")
@@ -131,23 +133,28 @@ for service in $services; do
 done
 say "every service healthy in $((SECONDS - step_started)) s: $(echo $services)"
 
-step_started=$SECONDS
 results=target/docker/e2e-results
 rm -rf "$results"
-mkdir -p "$results"
-export BAKEOFF_RESULTS="$PWD/$results" BAKEOFF_UID=$(id -u) BAKEOFF_GID=$(id -g)
+export BAKEOFF_UID=$(id -u) BAKEOFF_GID=$(id -g)
 export BAKEOFF_SCENARIOS=types,contact BAKEOFF_DURATION=${BAKEOFF_E2E_DURATION:-2s}
 export BAKEOFF_WARMUP=1s BAKEOFF_CONNECTIONS=16
-bench_service=bench
-[ "$peers" = true ] && bench_service=bench-peers
-compose "${profiles[@]}" run --rm --no-deps "$bench_service" 2>&1 | sed 's/^/    /'
-say "benchmark ran in $((SECONDS - step_started)) s"
 
-run=$(find "$results" -mindepth 1 -maxdepth 1 -type d | sort | tail -n 1)
-[ -n "$run" ] && [ -f "$run/results.json" ] && [ -f "$run/report.md" ] \
-  || die "the benchmark wrote no results/<timestamp>/ with results.json and report.md"
-expected=$(echo $services)
-python3 - "$run/results.json" $expected <<'PY'
+# Runs one benchmark service into its own results folder and checks what it wrote: every one of
+# the named servers verified, measured (types and contact, answers without errors) from its
+# container, with its limits, and the engine's and database's containers found.
+bench_and_check() {
+  local service=$1
+  shift
+  local started_at=$SECONDS
+  export BAKEOFF_RESULTS="$PWD/$results/$service"
+  mkdir -p "$BAKEOFF_RESULTS"
+  compose "${profiles[@]}" run --rm --no-deps "$service" 2>&1 | sed 's/^/    /'
+  say "$service ran in $((SECONDS - started_at)) s"
+  local run
+  run=$(find "$BAKEOFF_RESULTS" -mindepth 1 -maxdepth 1 -type d | sort | tail -n 1)
+  [ -n "$run" ] && [ -f "$run/results.json" ] && [ -f "$run/report.md" ] \
+    || die "$service wrote no results/<timestamp>/ with results.json and report.md"
+  python3 - "$run/results.json" "$@" <<'PY'
 import json, sys
 
 path, expected = sys.argv[1], sys.argv[2:]
@@ -185,3 +192,9 @@ if problems:
     sys.exit(1)
 print(f"  docker/e2e.sh: {path}: {len(expected)} servers verified and measured from their containers")
 PY
+}
+
+bench_and_check bench $variants
+if [ "$peers" = true ]; then
+  bench_and_check bench-peers $peer_services
+fi

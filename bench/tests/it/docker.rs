@@ -1017,6 +1017,10 @@ fn check_compose_containers(compose: &Yaml) -> Vec<String> {
     let services = &compose["services"];
     for name in ["bench", "bench-peers"] {
         let bench = &services[name];
+        // A benchmark under a profile that `up` starts would run by itself at once.
+        if words(&bench["profiles"]) != [name.to_string()] {
+            problems.push(format!("service {name} is not under its own profile `{name}` alone"));
+        }
         let command: Vec<String> = words(&bench["command"])
             .iter()
             .map(|word| compose_default(word))
@@ -1317,6 +1321,10 @@ fn offline_checks_catch_drift() {
             "/sys/fs/cgroup:/host/sys/fs/cgroup",
         )),
         "read-only",
+    );
+    mentions(
+        containers(broken(&compose, "profiles: [bench-peers]", "profiles: [peers]")),
+        "own profile `bench-peers` alone",
     );
     mentions(
         containers(broken(&compose, "contacts-search,fibonacci}", "fibonacci}")),
