@@ -130,6 +130,7 @@ pub fn markdown(results: &RunResults) -> String {
              `unlimited` where none is set):\n\n",
         );
         text.push_str(&limits_table(results).markdown());
+        text.push('\n');
     }
     let cpu = cpu_table(results);
     if !cpu.rows.is_empty() {
@@ -154,6 +155,7 @@ pub fn markdown(results: &RunResults) -> String {
             },
         );
         text.push_str(&cpu.markdown());
+        text.push('\n');
     }
     text
 }
