@@ -1019,7 +1019,9 @@ fn check_compose_containers(compose: &Yaml) -> Vec<String> {
         let bench = &services[name];
         // A benchmark under a profile that `up` starts would run by itself at once.
         if words(&bench["profiles"]) != [name.to_string()] {
-            problems.push(format!("service {name} is not under its own profile `{name}` alone"));
+            problems.push(format!(
+                "service {name} is not under its own profile `{name}` alone"
+            ));
         }
         let command: Vec<String> = words(&bench["command"])
             .iter()
@@ -1323,7 +1325,11 @@ fn offline_checks_catch_drift() {
         "read-only",
     );
     mentions(
-        containers(broken(&compose, "profiles: [bench-peers]", "profiles: [peers]")),
+        containers(broken(
+            &compose,
+            "profiles: [bench-peers]",
+            "profiles: [peers]",
+        )),
         "own profile `bench-peers` alone",
     );
     mentions(
