@@ -4,7 +4,8 @@
 #  - compose.yaml is validated by Docker Compose itself (`config -q`), with every profile, by
 #    the Compose v2 plugin when the docker client has it and by Debian's docker-compose
 #    otherwise (installed with apt-get if missing);
-#  - the shell scripts (the database init script and the images' health check) parse.
+#  - the shell scripts (bases.sh, e2e.sh, wheels.sh, the database's init script and entry
+#    point, the images' health checks) parse.
 #
 # What the files must contain (a target and a service per server, equal limits, the servers'
 # environment variables) is checked by `cargo test -p bakeoff --test it docker`.
@@ -36,11 +37,11 @@ while IFS= read -r variable; do
   unset "$variable"
 done < <(compgen -e | grep '^BAKEOFF_' || true)
 
-profiles=(all bench)
+profiles=(all bench peers bench-peers)
 while IFS= read -r profile; do
   profiles+=("$profile")
 done < <(sed -n 's/^ *profiles: \[\([a-z0-9-]*\), all\]$/\1/p' compose.yaml)
-[ "${#profiles[@]}" -gt 2 ] || { echo "docker/check.sh: found no variant profiles in compose.yaml" >&2; exit 1; }
+[ "${#profiles[@]}" -gt 4 ] || { echo "docker/check.sh: found no variant profiles in compose.yaml" >&2; exit 1; }
 
 "${compose[@]}" -f compose.yaml config -q
 for profile in "${profiles[@]}"; do
@@ -48,20 +49,24 @@ for profile in "${profiles[@]}"; do
 done
 step "compose.yaml is valid (no profile, and profiles ${profiles[*]})"
 
-bash -n initdb/20-bakeoff.sh
+for script in initdb/20-bakeoff.sh bases.sh e2e.sh wheels.sh postgres/docker-entrypoint.sh; do
+  bash -n "$script"
+done
 if ! command -v python3 >/dev/null 2>&1; then
-  step "the init script parses (no python3: the health check's syntax is not checked)"
+  step "the scripts parse (no python3: the health checks' syntax is not checked)"
   exit 0
 fi
-# The health check is the exec-form JSON array after HEALTHCHECK ... CMD: bash -c SCRIPT.
-healthcheck=$(python3 - <<'PY'
-import json, re
-text = open("Dockerfile").read().replace("\\\n", " ")
+# The health checks are the exec-form JSON array after HEALTHCHECK ... CMD: bash -c SCRIPT.
+for dockerfile in Dockerfile peers/Dockerfile; do
+  healthcheck=$(python3 - "$dockerfile" <<'PY'
+import json, sys
+text = open(sys.argv[1]).read().replace("\\\n", " ")
 line = next(l for l in text.splitlines() if l.startswith("HEALTHCHECK"))
 program, flag, script = json.loads(line.split(" CMD ", 1)[1])
 assert (program, flag) == ("bash", "-c"), (program, flag)
 print(script)
 PY
-)
-bash -n -c "$healthcheck"
-step "the init script and the health check parse"
+  )
+  bash -n -c "$healthcheck"
+done
+step "the scripts and the health checks parse"

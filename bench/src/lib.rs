@@ -11,7 +11,7 @@
 //! - [`results`]: the results files (`results.json`, `concurrency.json`) and their directory.
 //! - [`harness`]: servers, database, dimensions and the one lifecycle every command drives.
 //! - the measuring parts: [`engine`] (load), [`delay_line`] (latency to the database), [`burst`] (the study's bursts), [`http1`] (their
-//!   HTTP/1.1 client), [`scenarios`], [`monitor`] and [`processes`], [`placement`], [`machine`],
+//!   HTTP/1.1 client), [`scenarios`], [`monitor`], [`processes`] and [`cgroups`], [`placement`], [`machine`],
 //!   and the shared
 //!   [`format`], [`stats`] and [`names`].
 //!
@@ -19,6 +19,7 @@
 //! the modules directly.
 
 pub mod burst;
+pub mod cgroups;
 pub mod commands;
 pub mod delay_line;
 pub mod engine;

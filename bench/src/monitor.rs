@@ -1,5 +1,6 @@
 //! The server seen from outside while it is measured: CPU time, memory, threads and processes
-//! from /proc (summed over its process tree),
+//! from /proc (summed over its process tree), or from its container's cgroup when it is a
+//! container the run did not start,
 //! database connections from pg_stat_activity (and at a pooler, from its console) and statements
 //! from pg_stat_statements. Nothing
 //! here asks the server itself, so a server cannot flatter its own figures.
@@ -11,6 +12,7 @@ use anyhow::Result;
 use tokio::sync::{Mutex, MutexGuard, watch};
 use tokio_postgres::Client;
 
+use crate::cgroups::ContainerCgroup;
 use crate::harness::pooler::PoolerWatch;
 use crate::processes::{TreeSample, read_tree};
 use crate::results::ServerFigures;
@@ -123,11 +125,43 @@ async fn connections(watch: &DatabaseWatch, clients: &[u32]) -> Option<i64> {
     watch.connections(Some(&ports)).await
 }
 
+/// What is read of a server: the process tree the run started, or a container's cgroup.
+#[derive(Debug, Clone)]
+pub enum Watched {
+    Process(u32),
+    Container(ContainerCgroup),
+}
+
+impl Watched {
+    /// CPU, memory, threads and processes now; `None` when it is gone. A container's memory is
+    /// its processes' anonymous memory, what their RSS mostly is.
+    pub fn sample(&self) -> Option<TreeSample> {
+        match self {
+            Watched::Process(pid) => read_tree(*pid),
+            // Its processes cannot be counted from outside its PID namespace: 0, shown as "–".
+            Watched::Container(cgroup) => Some(TreeSample {
+                cpu_seconds: cgroup.cpu_seconds()?,
+                rss_bytes: cgroup.memory_bytes().unwrap_or(0),
+                threads: cgroup.threads().unwrap_or(0),
+                processes: 0,
+            }),
+        }
+    }
+
+    /// CPU seconds used so far.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        match self {
+            Watched::Process(pid) => read_tree(*pid).map(|sample| sample.cpu_seconds),
+            Watched::Container(cgroup) => cgroup.cpu_seconds(),
+        }
+    }
+}
+
 /// Samples a server during one run; [`Sampler::finish`] gives its figures.
 pub struct Sampler {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<Peaks>,
-    pid: u32,
+    watched: Watched,
     database: Option<Arc<DatabaseWatch>>,
     pooler: Option<Arc<PoolerWatch>>,
     clients: Arc<Vec<u32>>,
@@ -159,18 +193,18 @@ impl Peaks {
 }
 
 impl Sampler {
-    /// Starts sampling the server whose process is `pid`. Its database connections are those of
+    /// Starts sampling `watched` (the server's process tree, or its container). Its database connections are those of
     /// `database`'s role coming from the sockets of `clients` (the processes that connect to
     /// PostgreSQL for it: the server, the delay line or the pooler in front of the database),
     /// so that servers sharing a database are counted apart; with `clients` empty, the role's.
     /// Behind a pooler, its console is read as often as PostgreSQL's activity view.
     pub async fn start(
-        pid: u32,
+        watched: Watched,
         database: Option<Arc<DatabaseWatch>>,
         pooler: Option<Arc<PoolerWatch>>,
         clients: Vec<u32>,
     ) -> Sampler {
-        let before = read_tree(pid).unwrap_or_default();
+        let before = watched.sample().unwrap_or_default();
         let statements_before = match &database {
             Some(watch) => watch.statements().await,
             None => None,
@@ -180,6 +214,7 @@ impl Sampler {
         let watch_pooler = pooler.clone();
         let clients = Arc::new(clients);
         let clients_for_finish = Arc::clone(&clients);
+        let sampled = watched.clone();
         let task = tokio::spawn(async move {
             let mut peaks = Peaks::default();
             let mut interval = tokio::time::interval(PROC_INTERVAL);
@@ -189,7 +224,7 @@ impl Sampler {
                     _ = interval.tick() => {}
                     _ = stopped.changed() => break,
                 }
-                if let Some(sample) = read_tree(pid) {
+                if let Some(sample) = sampled.sample() {
                     peaks.rss_bytes = peaks.rss_bytes.max(sample.rss_bytes);
                     peaks.threads = peaks.threads.max(sample.threads);
                     peaks.processes = peaks.processes.max(sample.processes);
@@ -213,7 +248,7 @@ impl Sampler {
         Sampler {
             stop,
             task,
-            pid,
+            watched,
             database,
             pooler,
             clients: Arc::clone(&clients_for_finish),
@@ -226,7 +261,7 @@ impl Sampler {
     pub async fn finish(self, responses: u64) -> ServerFigures {
         let _ = self.stop.send(true);
         let mut peaks = self.task.await.unwrap_or_default();
-        let after = read_tree(self.pid).unwrap_or_default();
+        let after = self.watched.sample().unwrap_or_default();
         peaks.rss_bytes = peaks.rss_bytes.max(after.rss_bytes);
         peaks.threads = peaks.threads.max(after.threads);
         peaks.processes = peaks.processes.max(after.processes);

@@ -95,6 +95,10 @@ struct Plan {
 
 impl Plan {
     fn new(args: &ConcurrencyArgs) -> Result<Plan> {
+        anyhow::ensure!(
+            args.servers.container_cgroups.is_none(),
+            "--container-cgroups: only `bakeoff run` reads containers' cgroups"
+        );
         let server_cpus = args
             .server_cpus
             .as_ref()
@@ -227,6 +231,7 @@ pub async fn concurrency(args: ConcurrencyArgs, command_line: String) -> Result<
         database: database.as_ref(),
         dimensions: &plan.dimensions,
         allow_remote: plan.allow_remote,
+        containers: None,
     };
     let say = |line: String| eprintln!("{line}");
     let groups = lifecycle::groups(&trials, &plan.dimensions);

@@ -16,6 +16,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::engine::{self, LiveCounters};
 use crate::format::group_thousands;
+use crate::harness::containers::Containers;
 use crate::harness::database::Database;
 use crate::harness::faults::{self, FaultSpec};
 use crate::harness::flags::{DatabaseArgs, DimensionArgs, ServerArgs, parse_duration};
@@ -25,6 +26,7 @@ use crate::harness::settings::Dimensions;
 use crate::machine::{Machine, utc_now};
 use crate::measure::cell::{Bench, BodyDeviations, LoadTarget};
 use crate::measure::rounds::{self, EfficiencyRate, RoundsPlan, ServerCells};
+use crate::measure::sides::Sides;
 use crate::monitor::DatabaseWatch;
 use crate::placement::{Placement, PlacementArgs};
 use crate::results::ResultsFile;
@@ -101,6 +103,8 @@ struct Plan {
     seed: u64,
     /// The whole time of a cell (all its rounds together).
     duration: Duration,
+    /// The host's containers, in a compose run (`--container-cgroups`).
+    containers: Option<Containers>,
 }
 
 /// The rounds of a run unless told: five rounds of 2 s make the same 10 s per cell as the
@@ -189,6 +193,7 @@ impl Plan {
             allow_remote: args.servers.allow_remote,
             seed: args.database.seed,
             duration,
+            containers: args.servers.containers()?,
         })
     }
 }
@@ -229,6 +234,20 @@ pub async fn run(args: RunArgs, command_line: String) -> Result<PathBuf> {
         .await
         .context("drawing the scenarios' requests from the database")?;
 
+    let sides = Sides::find(plan.containers.as_ref(), &database).await;
+    if plan.containers.is_some() {
+        let records = sides.records();
+        say(format!(
+            "containers: the engine's {}, the database's {}",
+            records
+                .engine
+                .map_or("not found".to_string(), |found| found.id),
+            records
+                .database
+                .map_or("not found".to_string(), |found| found.id),
+        ));
+    }
+
     let live = Arc::new(LiveCounters::default());
     let _stop_guard = StopOnDrop(Arc::clone(&live));
     let bar = progress.add(ProgressBar::new(
@@ -247,12 +266,14 @@ pub async fn run(args: RunArgs, command_line: String) -> Result<PathBuf> {
         allow_remote: plan.allow_remote,
         live: &live,
         database: Some(&database),
+        sides: &sides,
     };
     let session = Session {
         placement: &plan.placement,
         database: Some(&database),
         dimensions: &plan.dimensions,
         allow_remote: plan.allow_remote,
+        containers: plan.containers.as_ref(),
     };
     let mut rounds = Vec::new();
     let mut group_number = 0;
@@ -331,6 +352,7 @@ pub async fn run(args: RunArgs, command_line: String) -> Result<PathBuf> {
         servers,
         rounds,
         groups: group_labels,
+        containers: plan.containers.is_some().then(|| sides.records()),
     };
     let directory = crate::results::create_directory(&args.out, &directory_name)?;
     results.write(&directory)?;

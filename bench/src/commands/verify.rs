@@ -89,6 +89,7 @@ async fn verify_started(server: ServerSpec, args: &VerifyArgs) -> Result<Report>
         database: Some(&database),
         dimensions: &dimensions,
         allow_remote: false,
+        containers: None,
     };
     let mut reports = Vec::new();
     let outcomes = lifecycle::drive(

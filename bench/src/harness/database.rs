@@ -124,6 +124,17 @@ impl Database {
         })
     }
 
+    /// The process id of the throwaway cluster's postmaster, from its `postmaster.pid`: its
+    /// process tree is the database's CPU time.
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        let data_directory = {
+            let cluster = self.throwaway.as_ref()?.lock().ok()?;
+            cluster.cluster().data_directory().to_path_buf()
+        };
+        let pid_file = std::fs::read_to_string(data_directory.join("postmaster.pid")).ok()?;
+        pid_file.lines().next()?.trim().parse().ok()
+    }
+
     /// The cluster itself, when the command owns it (for faults that stop or pause it).
     pub fn owned_cluster(&self) -> Option<Arc<Mutex<LocalPostgres>>> {
         self.throwaway.clone()

@@ -3,11 +3,13 @@
 //! is added to [`DimensionArgs`] once and every command has it.
 
 use std::num::NonZeroUsize;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
 use bakeoff_testkit::seed::SeedSpec;
 
+use crate::harness::containers::Containers;
 use crate::harness::database::DatabaseChoice;
 use crate::harness::lifecycle::Profile;
 use crate::harness::peers::{PeerChoice, chosen_peers};
@@ -50,6 +52,12 @@ pub struct ServerArgs {
     /// Allow targets that are not on a loopback address.
     #[arg(long)]
     pub allow_remote: bool,
+    /// The host's cgroup hierarchy (its /sys/fs/cgroup), mounted here read-only: in a compose
+    /// run, each --target that is a container on this container's network, the database's
+    /// container and this one (the load engine's) are measured from their cgroups: CPU time,
+    /// memory, threads and limits.
+    #[arg(long, value_name = "DIR")]
+    pub container_cgroups: Option<PathBuf>,
 }
 
 impl ServerArgs {
@@ -77,6 +85,15 @@ impl ServerArgs {
             })
             .collect();
         Ok(servers(&variants, &peers, &targets))
+    }
+
+    /// The containers of `--container-cgroups`, checked now: a path that is not a cgroup
+    /// hierarchy is an error before anything starts.
+    pub fn containers(&self) -> Result<Option<Containers>> {
+        self.container_cgroups
+            .as_deref()
+            .map(Containers::open)
+            .transpose()
     }
 
     pub fn profile(&self) -> Profile {

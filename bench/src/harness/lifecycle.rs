@@ -18,6 +18,9 @@ use bakeoff_testkit::conformance;
 use bakeoff_testkit::server::{ServerEnvironment, ServerProcess, workspace_binary};
 use bytes::Bytes;
 
+use crate::cgroups::ContainerCgroup;
+
+use crate::harness::containers::{ContainerRecord, Containers};
 use crate::harness::database::Database;
 use crate::harness::db_latency::{self, DelayProxy, LatencyCheck};
 use crate::harness::pooler::{self, PgBouncer, Pooler, PoolerWatch};
@@ -27,6 +30,7 @@ use crate::harness::record::{
 use crate::harness::servers::{PathStyle, ServerSpec, TargetConformance, TargetPaths, TargetSpec};
 use crate::harness::settings::{Configuration, Dimensions, Workers};
 use crate::http1::get_once;
+use crate::monitor::Watched;
 use crate::placement::Placement;
 
 /// How long a started server has to answer `/version` with 200.
@@ -59,6 +63,9 @@ pub struct Session<'a> {
     pub dimensions: &'a Dimensions,
     /// Load may go to targets that are not on loopback.
     pub allow_remote: bool,
+    /// The host's containers, in a compose run: a target that is one is measured from its
+    /// cgroup.
+    pub containers: Option<&'a Containers>,
 }
 
 /// One server in one configuration: what [`drive`] starts, measures and stops.
@@ -305,6 +312,8 @@ pub struct RunningServer {
     pub latency_check: Option<LatencyCheck>,
     /// How its paths are written: the contract's, except for a target that wants a slash.
     pub path_style: PathStyle,
+    /// The container a target runs in, when the run reads the host's cgroups and found it.
+    pub container: Option<ContainerCgroup>,
     process: Option<ServerProcess>,
     /// Dropped after the server (fields drop in order): the server never loses its database
     /// while it drains.
@@ -323,6 +332,16 @@ impl RunningServer {
     /// The process id, for servers the harness started (monitored from /proc).
     pub fn pid(&self) -> Option<u32> {
         self.process.as_ref().map(ServerProcess::pid)
+    }
+
+    /// What the monitor reads of it: the process tree the harness started, or the container a
+    /// target runs in; `None` for a target outside any container the run can see.
+    pub fn watched(&self) -> Option<Watched> {
+        match (self.pid(), &self.container) {
+            (Some(pid), _) => Some(Watched::Process(pid)),
+            (None, Some(container)) => Some(Watched::Container(container.clone())),
+            (None, None) => None,
+        }
     }
 
     /// CPU seconds used so far by the delay line in front of its database, when it has one.
@@ -461,6 +480,7 @@ async fn start_server(
             effective: effective_settings(address).await,
             latency_check: path.latency_check,
             path_style: PathStyle::Bare,
+            container: None,
             process: Some(process),
             delay_proxy: path.delay_proxy,
             pooler,
@@ -515,6 +535,10 @@ async fn reach_target(target: &TargetSpec, session: &Session<'_>) -> Result<Runn
         TargetPaths::Detect => detect_path_style(address).await,
     };
     let version = wait_until_ready(address, &path_style.apply("/version")).await?;
+    let container = match session.containers {
+        Some(containers) => containers.at_address(address.ip()).await,
+        None => None,
+    };
     Ok(RunningServer {
         address,
         base_url: url.to_string(),
@@ -522,6 +546,7 @@ async fn reach_target(target: &TargetSpec, session: &Session<'_>) -> Result<Runn
         effective: effective_settings(address).await,
         latency_check: None,
         path_style,
+        container,
         process: None,
         delay_proxy: None,
         pooler: None,
@@ -793,6 +818,7 @@ async fn prepare(
         (ServerSpec::Target(target), _, _) => {
             let running = reach_target(target, session).await?;
             record.path_style = Some(running.path_style);
+            record.container = running.container.as_ref().map(ContainerRecord::of);
             running
         }
         (_, Some(launch), Some(configuration)) => {

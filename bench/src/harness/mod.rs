@@ -1,6 +1,7 @@
 //! The harness: what every `bakeoff` command does to a server, written once. The servers under
 //! test ([`servers`]), the database they are given ([`database`]), the dimensions a run covers and
-//! the configuration of one server ([`settings`]), the delay line to the database of a
+//! the configuration of one server ([`settings`]), the containers of a compose run
+//! ([`containers`]), the delay line to the database of a
 //! latency level ([`db_latency`]), the flags that choose them ([`flags`]), and one
 //! lifecycle: start -> ready -> verify -> the command's measurement -> stop ([`lifecycle`]), with
 //! what it records of each server ([`record`]), and the faults a command may inject into the
@@ -10,6 +11,7 @@
 //! Commands are thin drivers over it: parse their flags into a plan, [`lifecycle::drive`] the
 //! trials, hand the outcomes to their report. The harness imports no command.
 
+pub mod containers;
 pub mod database;
 pub mod db_latency;
 pub mod faults;

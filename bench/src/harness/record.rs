@@ -5,6 +5,7 @@
 use bakeoff_core::DbRecycle;
 use serde::{Deserialize, Serialize};
 
+use crate::harness::containers::ContainerRecord;
 use crate::harness::db_latency::LatencyCheck;
 use crate::harness::pooler::PoolMode;
 use crate::harness::servers::{PathStyle, ServerKind};
@@ -53,6 +54,10 @@ pub struct ServerRecord {
     /// which take the contract's.
     #[serde(default)]
     pub path_style: Option<PathStyle>,
+    /// The container a target ran in and its limits, when the run read the host's cgroups
+    /// (`--container-cgroups`) and found it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerRecord>,
 }
 
 impl ServerRecord {
@@ -72,6 +77,7 @@ impl ServerRecord {
             notes: Vec::new(),
             latency_check: None,
             path_style: None,
+            container: None,
         }
     }
 

@@ -14,6 +14,7 @@ use crate::engine::{self, LiveCounters, LoadOutcome, LoadSpec, PlannedRequest};
 use crate::harness::database::Database;
 use crate::harness::faults::{self, FaultRecord, FaultSpec};
 use crate::harness::lifecycle::RunningServer;
+use crate::measure::sides::Sides;
 use crate::monitor::{DatabaseWatch, Sampler};
 use crate::placement::Placement;
 use crate::results::run::Measurement;
@@ -63,6 +64,8 @@ pub struct Bench<'a> {
     pub live: &'a Arc<LiveCounters>,
     /// The run's database, which a fault is injected into.
     pub database: Option<&'a Database>,
+    /// Read around every cell besides the server.
+    pub sides: &'a Sides,
 }
 
 /// One cell to measure.
@@ -102,10 +105,10 @@ pub async fn measure(
         seed: load.seed,
         allow_remote: bench.allow_remote,
     };
-    let sampler = match target.server.pid() {
-        Some(pid) => Some(
+    let sampler = match target.server.watched() {
+        Some(watched) => Some(
             Sampler::start(
-                pid,
+                watched,
                 target.watch.clone(),
                 target.server.pooler_watch(),
                 target.server.database_clients(),
@@ -115,6 +118,7 @@ pub async fn measure(
         None => None,
     };
     let line_cpu_before = target.server.delay_line_cpu_seconds();
+    let sides_before = bench.sides.cpu_seconds();
     let (mut outcome, fault_times) = match fault {
         None => (run_engine(spec, bench.live).await?, None),
         Some(fault) => {
@@ -147,6 +151,7 @@ pub async fn measure(
         .zip(target.server.delay_line_cpu_seconds())
         .map(|(before, after)| (after - before).max(0.0));
     measurement.deviating_bodies = deviating_bodies;
+    bench.sides.record_since(sides_before, &mut measurement);
     let record = match (fault, fault_times) {
         (Some(fault), Some(times)) => Some(FaultRecord::of(
             fault,

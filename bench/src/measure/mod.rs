@@ -6,6 +6,7 @@
 //!   round, in an order shuffled per round from the run's seed, so that a slow minute of the
 //!   machine falls on every server alike and per-round ratios pair figures taken close together.
 //! - [`drift`]: the machine's speed, timed on the servers' CPUs between rounds.
+//! - [`sides`]: the load engine's and the database's CPU read around every cell.
 //! - [`study`]: the concurrency study's bursts, in the same interleaved rounds.
 //!
 //! It knows nothing of flags or reports: `bakeoff run` and `bakeoff concurrency` build its plans.
@@ -13,4 +14,5 @@
 pub mod cell;
 pub mod drift;
 pub mod rounds;
+pub mod sides;
 pub mod study;

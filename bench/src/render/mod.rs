@@ -1,11 +1,12 @@
 //! Reports and charts of the results files: `report.md`, the terminal tables and the SVG charts
 //! of a run ([`report`], [`charts`], the database-latency section [`db_latency`], the processes and
-//! pooler section [`processes`]), its cells over time ([`timeline`]), its fault cells
-//! ([`fault_report`]) and the load shards of a merged run ([`shards`]), and of the concurrency
-//! study ([`study_report`], [`study_charts`]). [`verdicts`] decides who is ahead of whom, only
-//! where the rounds' paired ratios carry it.
+//! pooler section [`processes`], the containers and CPU per answer [`containers`]), its cells
+//! over time ([`timeline`]), its fault cells ([`fault_report`]) and the load shards of a merged
+//! run ([`shards`]), and of the concurrency study ([`study_report`], [`study_charts`]).
+//! [`verdicts`] decides who is ahead of whom, only where the rounds' paired ratios carry it.
 
 pub mod charts;
+pub mod containers;
 pub mod db_latency;
 pub mod fault_report;
 pub mod processes;

@@ -664,6 +664,7 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
     }
     text.push_str(&crate::render::fault_report::markdown(results));
     text.push_str(&crate::render::shards::markdown(results));
+    text.push_str(&crate::render::containers::markdown(results));
 
     // The latency and processes sections show their own charts.
     let general: Vec<&String> = charts
@@ -684,6 +685,14 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
          line is the first shard's host.\n\
          - Figures from different machines, or different placements, are not comparable; use \
          `bakeoff compare` between runs on the same machines.\n"
+    } else if crate::render::containers::applies(results) {
+        "## Caveats\n\n\
+         - Every container runs under its CPU quota and memory limit (the Containers section), not \
+         on CPUs of its own: the server, the load engine and PostgreSQL compete for the same CPUs.\n\
+         - The requests cross the compose network (veth pairs and a bridge on one machine), which \
+         costs CPU and latency that loopback does not: compare container runs with container runs.\n\
+         - Figures from different machines, or different placements, are not comparable; use \
+         `bakeoff compare` between runs on the same machine.\n"
     } else {
         "## Caveats\n\n\
          - The server and the load engine run on disjoint CPUs, but PostgreSQL is not pinned: in the \
@@ -919,6 +928,7 @@ pub fn terminal(results: &RunResults) -> String {
         text.push_str(&crate::render::processes::terminal(results));
     }
     text.push_str(&crate::render::shards::terminal(results));
+    text.push_str(&crate::render::containers::terminal(results));
     text
 }
 

@@ -8,6 +8,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{LoadOutcome, Series};
+use crate::harness::containers::ContainerRecord;
 use crate::harness::database::DatabaseKind;
 use crate::harness::faults::FaultRecord;
 use crate::harness::record::ServerRecord;
@@ -43,6 +44,10 @@ pub struct RunResults {
     /// different groups were measured at different times (absent before version 4).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<Vec<String>>,
+    /// The load engine's and the database's containers, in a compose run
+    /// (`--container-cgroups`); each target's is in its record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containers: Option<RunContainers>,
 }
 
 /// Which stage of a group's measurement a round belongs to.
@@ -75,6 +80,15 @@ pub struct CellRef {
     pub scenario: Scenario,
     pub connections: usize,
     pub rate: Option<f64>,
+}
+
+/// The containers around the servers in a compose run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunContainers {
+    /// The benchmark's own container (the load engine), when found.
+    pub engine: Option<ContainerRecord>,
+    /// The database's container, when the database URL's host is one.
+    pub database: Option<ContainerRecord>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -278,6 +292,17 @@ pub struct Measurement {
     /// engine's load; empty for a run of one engine.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shards: Vec<ShardLoad>,
+    /// CPU seconds the load engine's threads used in the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_cpu_seconds: Option<f64>,
+    /// CPU seconds the load engine's container used in the window, from its cgroup (a compose
+    /// run): the engine with its container's share of networking.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_container_cpu_seconds: Option<f64>,
+    /// CPU seconds the database used in the window: its container's cgroup in a compose run,
+    /// the throwaway cluster's processes otherwise; `None` for another database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_cpu_seconds: Option<f64>,
 }
 
 impl Measurement {
@@ -314,7 +339,17 @@ impl Measurement {
             round: None,
             sequence: None,
             shards: Vec::new(),
+            engine_cpu_seconds: Some(outcome.engine_cpu.as_secs_f64()),
+            engine_container_cpu_seconds: None,
+            database_cpu_seconds: None,
         }
+    }
+
+    /// CPU milliseconds per 1,000 answers of `seconds` (the engine's, its container's or the
+    /// database's).
+    pub fn cpu_ms_per_thousand(&self, seconds: Option<f64>) -> Option<f64> {
+        let seconds = seconds?;
+        (self.responses > 0).then(|| seconds / self.responses as f64 * 1e6)
     }
 
     /// The delay line's CPU time per 1,000 answers, in milliseconds.
@@ -538,6 +573,9 @@ pub fn test_measurement(ok_per_second: f64, p99_us: u64) -> Measurement {
         round: None,
         sequence: None,
         shards: Vec::new(),
+        engine_cpu_seconds: None,
+        engine_container_cpu_seconds: None,
+        database_cpu_seconds: None,
     }
 }
 

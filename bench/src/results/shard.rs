@@ -428,6 +428,7 @@ pub fn merge(mut shards: Vec<ShardFile>, merge_command: &str) -> Result<RunResul
         servers,
         rounds: Vec::new(),
         groups: Vec::new(),
+        containers: None,
     })
 }
 
@@ -538,6 +539,9 @@ fn merged_measurement(parts: &[(&ShardFile, &ShardCell)]) -> Result<Measurement>
         group: None,
         round: None,
         sequence: None,
+        engine_cpu_seconds: None,
+        engine_container_cpu_seconds: None,
+        database_cpu_seconds: None,
         shards,
     })
 }

@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use bakeoff::harness::peers::Peer;
 use bakeoff::harness::servers::{TargetSpec, Variant};
+use bakeoff::scenarios::Scenario;
 use bakeoff_core::DbRecycle;
 use bakeoff_core::config::ENV_VARS;
 use bakeoff_testkit::postgres::APP_ROLE;
@@ -237,15 +239,81 @@ impl Dockerfile {
     }
 }
 
-/// Replaces `${NAME}` and `$NAME` by the ARG defaults.
+/// Replaces `${NAME}` and `$NAME` by the ARG defaults, which may name earlier ARGs themselves.
 fn substitute(text: &str, arguments: &BTreeMap<String, String>) -> String {
     let mut result = text.to_string();
-    for (name, value) in arguments {
-        result = result
-            .replace(&format!("${{{name}}}"), value)
-            .replace(&format!("${name}"), value);
+    for _ in 0..arguments.len().max(1) {
+        let before = result.clone();
+        for (name, value) in arguments {
+            result = result
+                .replace(&format!("${{{name}}}"), value)
+                .replace(&format!("${name}"), value);
+        }
+        if result == before {
+            break;
+        }
     }
     result
+}
+
+/// The global ARGs of a Dockerfile (before its first FROM), their defaults substituted.
+fn global_arguments(text: &str) -> BTreeMap<String, String> {
+    let mut arguments = BTreeMap::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with("FROM ") {
+            break;
+        }
+        if let Some((name, value)) = line
+            .strip_prefix("ARG ")
+            .and_then(|rest| rest.split_once('='))
+        {
+            arguments.insert(name.trim().to_string(), value.trim().to_string());
+        }
+    }
+    let raw = arguments.clone();
+    arguments
+        .into_iter()
+        .map(|(name, value)| (name, substitute(&value, &raw)))
+        .collect()
+}
+
+/// What Compose makes of `${NAME:-default}` with NAME unset: the default (`${NAME}`: empty).
+fn compose_default(text: &str) -> String {
+    let mut result = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        result.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find('}') else {
+            break;
+        };
+        let inner = &rest[start + 2..start + end];
+        result.push_str(inner.split_once(":-").map_or("", |(_, default)| default));
+        rest = &rest[start + end + 1..];
+    }
+    result.push_str(rest);
+    result
+}
+
+/// docker/Dockerfile as docker/bases.sh derives target/docker/Dockerfile.host from it: the lines
+/// from `# ---- Build` up to `# ---- Runtime` replaced by docker/host-binaries.dockerfile.
+fn host_dockerfile(dockerfile: &str, host_build: &str) -> String {
+    let mut derived = String::new();
+    let mut skipping = false;
+    for line in dockerfile.lines() {
+        if line.starts_with("# ---- Build ") {
+            skipping = true;
+            derived.push_str(host_build);
+            continue;
+        }
+        if line.starts_with("# ---- Runtime ") {
+            skipping = false;
+        }
+        if !skipping {
+            derived.push_str(line);
+            derived.push('\n');
+        }
+    }
+    derived
 }
 
 /// A JSON array of strings (the exec form of ENTRYPOINT, CMD and HEALTHCHECK CMD).
@@ -588,8 +656,8 @@ fn check_database_url(service: &str, url: Option<&String>, user: &str) -> Option
 fn check_build(name: &str, service: &Yaml, target: &str) -> Option<String> {
     let build = &service["build"];
     let context = build["context"].as_str().unwrap_or(".");
-    let dockerfile = build["dockerfile"].as_str().unwrap_or("Dockerfile");
-    let path = root().join("docker").join(context).join(dockerfile);
+    let dockerfile = compose_default(build["dockerfile"].as_str().unwrap_or("Dockerfile"));
+    let path = root().join("docker").join(context).join(&dockerfile);
     let same_file =
         path.canonicalize().ok() == root().join("docker/Dockerfile").canonicalize().ok();
     if same_file && build["target"].as_str() == Some(target) {
@@ -767,12 +835,15 @@ fn check_compose(compose: &Yaml, workspace: &Workspace) -> Vec<String> {
             }
         }
         let out = flag_values(&command, "--out");
-        let mounted = words(&bench["volumes"]).iter().any(|volume| {
-            volume.split(':').nth(1).is_some_and(|inside| {
-                out.first()
-                    .is_some_and(|out| Path::new(out).starts_with(inside))
-            })
-        });
+        let mounted = words(&bench["volumes"])
+            .iter()
+            .map(|volume| compose_default(volume))
+            .any(|volume| {
+                volume.split(':').nth(1).is_some_and(|inside| {
+                    out.first()
+                        .is_some_and(|out| Path::new(out).starts_with(inside))
+                })
+            });
         if !mounted {
             problems.push("service bench does not write --out into a mounted folder".to_string());
         }
@@ -783,7 +854,7 @@ fn check_compose(compose: &Yaml, workspace: &Workspace) -> Vec<String> {
     if !postgres.is_badvalue() {
         if !postgres["image"]
             .as_str()
-            .is_some_and(|image| image.starts_with("postgres:"))
+            .is_some_and(|image| compose_default(image).starts_with("postgres:"))
         {
             problems.push("service postgres does not run the official postgres image".to_string());
         }
@@ -820,6 +891,188 @@ fn check_compose(compose: &Yaml, workspace: &Workspace) -> Vec<String> {
             .any(|word| word == "pg_isready")
         {
             problems.push("service postgres has no pg_isready health check".to_string());
+        }
+    }
+    problems
+}
+
+// ---- Without a registry ------------------------------------------------------------------------
+
+/// What makes the images buildable on an engine that reaches no registry: no BuildKit front end
+/// to fetch, every base image a build argument (compose passing the same defaults), and the
+/// derived Dockerfile.host copying every binary that the root .dockerignore lets through.
+fn check_offline(
+    dockerfile: &str,
+    host_build: &str,
+    compose: &Yaml,
+    ignore_buildkit: &str,
+    ignore_legacy: &str,
+    workspace: &Workspace,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    if dockerfile
+        .lines()
+        .any(|line| line.trim_start().starts_with("# syntax"))
+    {
+        problems.push(
+            "the Dockerfile has a `# syntax=` line, which BuildKit fetches from a registry"
+                .to_string(),
+        );
+    }
+    let parsed = Dockerfile::parse(dockerfile);
+    let stages: BTreeSet<&str> = parsed
+        .stages
+        .iter()
+        .filter_map(|stage| stage.name.as_deref())
+        .collect();
+    for line in dockerfile.lines().filter(|line| line.starts_with("FROM ")) {
+        let base = line.split_whitespace().nth(1).unwrap_or("");
+        if !stages.contains(base) && !base.starts_with("${") {
+            problems.push(format!(
+                "`{line}` names an image instead of a build argument"
+            ));
+        }
+    }
+    let arguments = global_arguments(dockerfile);
+    let build_args = &compose["x-build-args"];
+    for name in ["RUST_IMAGE", "DEBIAN_IMAGE"] {
+        let in_compose = build_args[name].as_str().map(compose_default);
+        if in_compose.as_ref() != arguments.get(name) {
+            problems.push(format!(
+                "compose passes {name} {in_compose:?} by default, the Dockerfile's default is {:?}",
+                arguments.get(name)
+            ));
+        }
+    }
+
+    // The derived file: the same runtime stages, its build stage copying every binary.
+    let host = Dockerfile::parse(&host_dockerfile(dockerfile, host_build));
+    let binaries: Vec<&str> = workspace
+        .servers
+        .iter()
+        .map(String::as_str)
+        .chain([TOOL])
+        .collect();
+    match host.stage("build") {
+        None => problems.push("the derived Dockerfile.host has no `build` stage".to_string()),
+        Some(build) => {
+            let copied: Vec<&str> = build
+                .instructions
+                .iter()
+                .filter(|instruction| instruction.keyword == "COPY")
+                .flat_map(|instruction| instruction.arguments.split_whitespace())
+                .collect();
+            for binary in &binaries {
+                if !copied.contains(&format!("target/${{PROFILE}}/{binary}").as_str()) {
+                    problems.push(format!(
+                        "Dockerfile.host's build stage does not copy {binary}"
+                    ));
+                }
+            }
+        }
+    }
+    for target in &binaries {
+        let runtime = |file: &Dockerfile| {
+            file.effective(target)
+                .iter()
+                .map(|instruction| format!("{} {}", instruction.keyword, instruction.arguments))
+                .collect::<Vec<_>>()
+        };
+        if host.stage(target).is_none() || runtime(&host) != runtime(&parsed) {
+            problems.push(format!(
+                "Dockerfile.host's `{target}` is not docker/Dockerfile's"
+            ));
+        }
+    }
+    let patterns = |text: &str| -> BTreeSet<String> {
+        text.lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .map(str::to_string)
+            .collect()
+    };
+    let legacy = patterns(ignore_legacy);
+    for pattern in patterns(ignore_buildkit).difference(&legacy) {
+        problems.push(format!(
+            ".dockerignore lacks {pattern} of docker/Dockerfile.dockerignore"
+        ));
+    }
+    for profile in ["release", "debug"] {
+        for binary in &binaries {
+            let pattern = format!("!target/{profile}/{binary}");
+            if !legacy.contains(&pattern) {
+                problems.push(format!(
+                    ".dockerignore does not let {pattern} into the context"
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// The benchmark services read the containers' cgroups and measure every scenario by default;
+/// every peer has a service of the `peers` profile that bench-peers targets.
+fn check_compose_containers(compose: &Yaml) -> Vec<String> {
+    let mut problems = Vec::new();
+    let services = &compose["services"];
+    for name in ["bench", "bench-peers"] {
+        let bench = &services[name];
+        // A benchmark under a profile that `up` starts would run by itself at once.
+        if words(&bench["profiles"]) != [name.to_string()] {
+            problems.push(format!(
+                "service {name} is not under its own profile `{name}` alone"
+            ));
+        }
+        let command: Vec<String> = words(&bench["command"])
+            .iter()
+            .map(|word| compose_default(word))
+            .collect();
+        let cgroups = flag_values(&command, "--container-cgroups");
+        let mounted = words(&bench["volumes"]).iter().any(|volume| {
+            let parts: Vec<&str> = volume.split(':').collect();
+            parts.first() == Some(&"/sys/fs/cgroup")
+                && cgroups.first().map(String::as_str) == parts.get(1).copied()
+                && parts.get(2) == Some(&"ro")
+        });
+        if !mounted {
+            problems.push(format!(
+                "service {name} does not mount /sys/fs/cgroup read-only where --container-cgroups says"
+            ));
+        }
+        let scenarios: Vec<String> = flag_values(&command, "--scenarios")
+            .iter()
+            .flat_map(|list| list.split(',').map(str::to_string).collect::<Vec<_>>())
+            .collect();
+        let all: Vec<String> = Scenario::all().iter().map(ToString::to_string).collect();
+        if scenarios != all {
+            problems.push(format!(
+                "service {name} measures {scenarios:?} by default, not every scenario"
+            ));
+        }
+    }
+    let targets: BTreeMap<String, String> =
+        flag_values(&words(&services["bench-peers"]["command"]), "--target")
+            .iter()
+            .filter_map(|text| TargetSpec::parse(text).ok())
+            .map(|target| (target.name, target.url))
+            .collect();
+    for peer in Peer::all() {
+        let name = peer.name();
+        let service = &services[name.as_str()];
+        if service.is_badvalue() {
+            problems.push(format!("compose.yaml has no service for the peer {name}"));
+            continue;
+        }
+        if !words(&service["profiles"]).contains(&"peers".to_string()) {
+            problems.push(format!("service {name} is not under the profile `peers`"));
+        }
+        if words(&service["command"]) != [format!("/peers/{name}/serve.py")] {
+            problems.push(format!(
+                "service {name} does not run /peers/{name}/serve.py"
+            ));
+        }
+        if targets.get(&name) != Some(&format!("http://{name}:8000")) {
+            problems.push(format!("service bench-peers does not target {name}"));
         }
     }
     problems
@@ -950,5 +1203,145 @@ fn checks_catch_drift() {
     mentions(
         compose_problems(broken(&compose, "      - --allow-remote\n", "")),
         "--allow-remote",
+    );
+}
+
+#[test]
+fn the_images_build_without_a_registry() {
+    let workspace = Workspace::load();
+    let problems = check_offline(
+        &read("docker/Dockerfile"),
+        &read("docker/host-binaries.dockerfile"),
+        &parse_compose(&read("docker/compose.yaml")),
+        &read("docker/Dockerfile.dockerignore"),
+        &read(".dockerignore"),
+        &workspace,
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn compose_measures_containers_and_peers() {
+    let problems = check_compose_containers(&parse_compose(&read("docker/compose.yaml")));
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn offline_checks_catch_drift() {
+    let workspace = Workspace::load();
+    let dockerfile = read("docker/Dockerfile");
+    let host_build = read("docker/host-binaries.dockerfile");
+    let compose = read("docker/compose.yaml");
+    let buildkit = read("docker/Dockerfile.dockerignore");
+    let legacy = read(".dockerignore");
+    let offline = |dockerfile: &str, host_build: &str, compose: &str, legacy: &str| {
+        check_offline(
+            dockerfile,
+            host_build,
+            &parse_compose(compose),
+            &buildkit,
+            legacy,
+            &workspace,
+        )
+    };
+    let mentions = |problems: Vec<String>, words: &str| {
+        assert!(
+            problems.iter().any(|problem| problem.contains(words)),
+            "expected a problem mentioning {words:?}, got {problems:?}"
+        );
+    };
+    let broken = |text: &str, from: &str, to: &str| {
+        assert!(
+            text.contains(from),
+            "the files changed: update this test ({from:?})"
+        );
+        text.replacen(from, to, 1)
+    };
+    mentions(
+        offline(
+            &format!("# syntax=docker/dockerfile:1\n{dockerfile}"),
+            &host_build,
+            &compose,
+            &legacy,
+        ),
+        "syntax",
+    );
+    mentions(
+        offline(
+            &broken(
+                &dockerfile,
+                "FROM ${DEBIAN_IMAGE} AS runtime",
+                "FROM debian:bookworm-slim AS runtime",
+            ),
+            &host_build,
+            &compose,
+            &legacy,
+        ),
+        "names an image",
+    );
+    mentions(
+        offline(
+            &dockerfile,
+            &host_build,
+            &broken(&compose, "debian:bookworm-slim}", "debian:trixie-slim}"),
+            &legacy,
+        ),
+        "DEBIAN_IMAGE",
+    );
+    mentions(
+        offline(
+            &dockerfile,
+            &broken(&host_build, " target/${PROFILE}/warp-diesel-async", ""),
+            &compose,
+            &legacy,
+        ),
+        "does not copy warp-diesel-async",
+    );
+    mentions(
+        offline(
+            &dockerfile,
+            &host_build,
+            &compose,
+            &broken(&legacy, "!target/debug/bakeoff\n", ""),
+        ),
+        "!target/debug/bakeoff",
+    );
+    mentions(
+        offline(
+            &dockerfile,
+            &host_build,
+            &compose,
+            &broken(&legacy, "!schema\n", ""),
+        ),
+        "lacks !schema",
+    );
+    let containers = |compose: String| check_compose_containers(&parse_compose(&compose));
+    mentions(
+        containers(broken(
+            &compose,
+            "/sys/fs/cgroup:/host/sys/fs/cgroup:ro",
+            "/sys/fs/cgroup:/host/sys/fs/cgroup",
+        )),
+        "read-only",
+    );
+    mentions(
+        containers(broken(
+            &compose,
+            "profiles: [bench-peers]",
+            "profiles: [peers]",
+        )),
+        "own profile `bench-peers` alone",
+    );
+    mentions(
+        containers(broken(&compose, "contacts-search,fibonacci}", "fibonacci}")),
+        "not every scenario",
+    );
+    mentions(
+        containers(broken(
+            &compose,
+            "      - --target=flask-gunicorn=http://flask-gunicorn:8000\n",
+            "",
+        )),
+        "does not target flask-gunicorn",
     );
 }

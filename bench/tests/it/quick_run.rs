@@ -64,11 +64,21 @@ fn a_quick_run_writes_results_report_and_charts() {
             "{}: {statements} statements per request",
             cell.scenario
         );
+        // Around the server: the engine's threads, and the throwaway cluster's processes (the
+        // database does work in the scenarios that query it); no container outside compose.
+        assert!(run.engine_cpu_seconds.unwrap() > 0.0);
+        let database = run.database_cpu_seconds.unwrap();
+        if cell.scenario == Scenario::Contact {
+            assert!(database > 0.0, "contact: no database CPU time");
+        }
+        assert_eq!(run.engine_container_cpu_seconds, None);
     }
     assert!(results.machine.postgres_version.is_some());
+    assert!(results.containers.is_none() && server.record.container.is_none());
 
     let report = std::fs::read_to_string(directory.join("report.md")).unwrap();
     assert!(report.contains("## Servers") && report.contains("| server | req/s |"));
+    assert!(report.contains("## CPU per 1,000 answers") && !report.contains("## Containers"));
     for kind in ["throughput", "latency", "cpu", "memory"] {
         assert_svg(&directory.join(format!("{kind}-c8.svg")));
         assert!(report.contains(&format!("{kind}-c8.svg")));
