@@ -948,7 +948,7 @@ mod tests {
     use super::*;
     use crate::harness::record::ServerRecord;
     use crate::harness::servers::ServerKind;
-    use crate::results::run::test_measurement;
+    use crate::results::run::test_cell_in_rounds as cell;
 
     fn server(name: &str) -> ServerResult {
         ServerResult {
@@ -958,19 +958,6 @@ mod tests {
             efficiency_cells: Vec::new(),
             group: Some(0),
         }
-    }
-
-    fn cell(rates: &[f64]) -> Cell {
-        let runs = rates
-            .iter()
-            .enumerate()
-            .map(|(round, &rate)| Measurement {
-                group: Some(0),
-                round: Some(round),
-                ..test_measurement(rate, 1_000)
-            })
-            .collect();
-        Cell::new(Scenario::Types, 64, None, runs)
     }
 
     #[test]

@@ -146,21 +146,8 @@ pub fn names(servers: &[&ServerResult]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::run::test_measurement;
+    use crate::results::run::{test_cell_in_rounds as cell, test_measurement};
     use crate::scenarios::Scenario;
-
-    fn cell(rates: &[f64]) -> Cell {
-        let runs = rates
-            .iter()
-            .enumerate()
-            .map(|(round, &rate)| Measurement {
-                group: Some(0),
-                round: Some(round),
-                ..test_measurement(rate, 1_000)
-            })
-            .collect();
-        Cell::new(Scenario::Types, 64, None, runs)
-    }
 
     #[test]
     fn a_leader_must_be_ahead_of_every_other_server_in_every_sense_of_the_rule() {

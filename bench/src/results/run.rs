@@ -579,6 +579,22 @@ pub fn test_measurement(ok_per_second: f64, p99_us: u64) -> Measurement {
     }
 }
 
+/// A `types` cell of one group whose rounds had these throughputs, one run per round, for the
+/// tests of what is read from rounds (verdicts, readings).
+#[cfg(test)]
+pub fn test_cell_in_rounds(rates: &[f64]) -> Cell {
+    let runs = rates
+        .iter()
+        .enumerate()
+        .map(|(round, &rate)| Measurement {
+            group: Some(0),
+            round: Some(round),
+            ..test_measurement(rate, 1_000)
+        })
+        .collect();
+    Cell::new(Scenario::Types, 64, None, runs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
