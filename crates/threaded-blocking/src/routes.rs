@@ -1,24 +1,42 @@
-//! The contract's routes as a plain match on path segments, and their handlers. Every handler
-//! runs to the end on the worker thread that took the request: there is nowhere else to run.
+//! The contract's routes as a plain match on path segments, each to its handler in
+//! [`crate::handlers`]: tiny_http has no router.
 
 use std::borrow::Cow;
-use std::thread;
-use std::time::{Duration, Instant};
 
-use bakeoff_core::model::{self, VersionInfo};
-use bakeoff_core::workload::{self, FibonacciBody};
-use bakeoff_core::{ApiError, ContactId, FibonacciN, Iterations, Millis, PageRequest};
-use bakeoff_core::{openapi, resmon};
+use bakeoff_core::ApiError;
 use percent_encoding::percent_decode_str;
 use tiny_http::Method;
 
-use crate::db::{self, Database};
+use crate::handlers::{self, AppState};
 
-/// What every worker thread shares: the connection pool, and the sizes `/test/resmon` reports.
-pub struct App {
-    database: Database,
-    workers: usize,
-    db_pool_size: usize,
+/// Answers one request: the JSON body of a 200, or the contract's error. A HEAD gets the GET's
+/// answer; tiny_http sends its headers and leaves the body out.
+pub fn handle(
+    state: &AppState,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+) -> Result<Vec<u8>, ApiError> {
+    let route = Route::parse(path).ok_or(ApiError::RouteNotFound)?;
+    if !matches!(method, Method::Get | Method::Head) {
+        return Err(ApiError::MethodNotAllowed);
+    }
+    match route {
+        Route::Version => handlers::version(),
+        Route::Types => handlers::types(state),
+        Route::Contacts => handlers::contacts(state, query),
+        Route::Contact(id) => handlers::contact(state, &id),
+        Route::Fibonacci(n) => handlers::fibonacci(&n),
+        Route::Calibrate => handlers::calibrate(),
+        // There is nowhere better to offload to than this thread: both run inline.
+        Route::SyncCpuBound(iterations) | Route::OffloadCpuBound(iterations) => {
+            handlers::cpubound(&iterations)
+        }
+        // There is no event loop to yield to: both waits hold the thread.
+        Route::AsyncIoBound(millis) | Route::BlockingIoBound(millis) => handlers::iobound(&millis),
+        Route::Resmon => handlers::resmon(state),
+        Route::OpenApi => Ok(handlers::openapi()),
+    }
 }
 
 /// A path of the contract, with its parameter as it arrived (percent-decoded, not yet parsed).
@@ -69,73 +87,6 @@ impl<'a> Route<'a> {
 /// accepts, so they end in the parameter's 400.
 fn decode(segment: &str) -> Cow<'_, str> {
     percent_decode_str(segment).decode_utf8_lossy()
-}
-
-impl App {
-    pub fn new(database: Database, workers: usize, db_pool_size: usize) -> App {
-        App {
-            database,
-            workers,
-            db_pool_size,
-        }
-    }
-
-    /// Answers one request: the JSON body of a 200, or the contract's error. A HEAD gets the
-    /// GET's answer; tiny_http sends its headers and leaves the body out.
-    pub fn handle(
-        &self,
-        method: &Method,
-        path: &str,
-        query: Option<&str>,
-    ) -> Result<Vec<u8>, ApiError> {
-        let route = Route::parse(path).ok_or(ApiError::RouteNotFound)?;
-        if !matches!(method, Method::Get | Method::Head) {
-            return Err(ApiError::MethodNotAllowed);
-        }
-        Ok(match route {
-            Route::Version => model::to_json(&VersionInfo::of(crate::VARIANT.name)),
-            Route::Types => model::to_json(&db::list_types(&self.database)?),
-            Route::Contacts => {
-                let request = PageRequest::from_query(query)?;
-                model::to_json(&db::list_contacts(&self.database, &request)?)
-            }
-            Route::Contact(id) => {
-                let id = ContactId::parse(&id)?;
-                model::to_json(&db::get_contact(&self.database, id)?)
-            }
-            Route::Fibonacci(n) => {
-                let result = workload::fibonacci(FibonacciN::parse(&n)?);
-                model::to_json(&FibonacciBody { result })
-            }
-            Route::Calibrate => model::to_json(&workload::calibrate()),
-            // There is nowhere better to offload to than this thread: both run inline.
-            Route::SyncCpuBound(iterations) | Route::OffloadCpuBound(iterations) => {
-                let iterations = Iterations::parse(&iterations)?;
-                model::to_json(&workload::run_iterations(iterations).body())
-            }
-            // There is no event loop to yield to: both waits hold the thread.
-            Route::AsyncIoBound(millis) | Route::BlockingIoBound(millis) => {
-                let millis = Millis::parse(&millis)?;
-                let started = Instant::now();
-                thread::sleep(Duration::from_millis(millis.get()));
-                model::to_json(&workload::waited_body(millis, started.elapsed()))
-            }
-            Route::Resmon => {
-                let snapshot = resmon::snapshot(
-                    crate::VARIANT.name,
-                    self.workers,
-                    self.db_pool_size,
-                    self.database.recycle,
-                )
-                .map_err(|error| {
-                    tracing::error!(%error, "reading /proc failed");
-                    ApiError::Internal
-                })?;
-                model::to_json(&snapshot)
-            }
-            Route::OpenApi => openapi::OPENAPI_JSON.as_bytes().to_vec(),
-        })
-    }
 }
 
 #[cfg(test)]
