@@ -18,7 +18,7 @@ mod routes;
 
 use actix_web::{App, HttpServer, web};
 use bakeoff_core::config::{self, SHUTDOWN_DEADLINE};
-use bakeoff_core::{Config, Variant, workload};
+use bakeoff_core::{Config, VariantInfo, workload};
 
 pub use database::PoolSetupError;
 
@@ -26,7 +26,7 @@ use crate::database::DbPool;
 use crate::handlers::AppState;
 
 /// This variant, for `--help`, `/version` and `/test/resmon`.
-pub const VARIANT: Variant = Variant {
+pub const VARIANT: VariantInfo = VariantInfo {
     name: env!("CARGO_PKG_NAME"),
     summary: "actix-web + deadpool-postgres, one pooled connection checked out per request",
     workers_default: "the number of CPUs (actix workers, one event loop thread each)",
@@ -68,7 +68,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             .shutdown_signal(bakeoff_core::shutdown::signal().map_err(RunError::Serve)?)
             // actix's default backlog; SO_REUSEPORT when one of PROCESSES copies.
             .listen(
-                bakeoff_core::processes::bind_listener(config.bind, 2048).map_err(|source| {
+                bakeoff_core::process_group::bind_listener(config.bind, 2048).map_err(|source| {
                     RunError::Bind {
                         address: config.bind,
                         source,

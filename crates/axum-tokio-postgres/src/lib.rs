@@ -20,13 +20,13 @@ mod routes;
 use std::sync::Arc;
 
 use anyhow::Context;
-use bakeoff_core::config::{Config, Variant};
+use bakeoff_core::config::{Config, VariantInfo};
 use bakeoff_core::serving;
 
 use crate::database::DbPool;
 use crate::handlers::AppState;
 
-pub const VARIANT: Variant = Variant {
+pub const VARIANT: VariantInfo = VariantInfo {
     name: "axum-tokio-postgres",
     summary: "axum 0.8 + tokio-postgres, a few shared connections with pipelined statements",
     workers_default: "the CPUs available to the process",

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
-use bakeoff_core::config::{self, Config, Variant};
+use bakeoff_core::config::{self, Config, VariantInfo};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use tiny_http::Server;
@@ -35,7 +35,7 @@ use crate::database::DbPool;
 use crate::handlers::AppState;
 
 /// What `--help`, `/version` and `/test/resmon` say about this variant.
-pub const VARIANT: Variant = Variant {
+pub const VARIANT: VariantInfo = VariantInfo {
     name: env!("CARGO_PKG_NAME"),
     summary: "tiny_http + sync diesel + r2d2: a fixed pool of OS threads, each serving one request \
               at a time and blocking on the database (gunicorn's sync workers)",
@@ -92,7 +92,7 @@ pub fn run(config: Config) -> Result<(), ServeError> {
     });
 
     // std's backlog for `TcpListener::bind`; SO_REUSEPORT when one of PROCESSES copies.
-    let listener = bakeoff_core::processes::bind_listener(config.bind, 128).map_err(|source| {
+    let listener = bakeoff_core::process_group::bind_listener(config.bind, 128).map_err(|source| {
         ServeError::Bind {
             address: config.bind,
             source,

@@ -15,12 +15,12 @@ mod handlers;
 mod routes;
 
 use anyhow::Context;
-use bakeoff_core::config::{Config, Variant};
+use bakeoff_core::config::{Config, VariantInfo};
 use bakeoff_core::serving;
 
 use crate::handlers::AppState;
 
-pub const VARIANT: Variant = Variant {
+pub const VARIANT: VariantInfo = VariantInfo {
     name: "warp-diesel-async",
     summary: "warp 0.4 + diesel-async, queries in diesel's DSL over a deadpool connection pool",
     workers_default: "the CPUs available to the process",
