@@ -191,7 +191,7 @@ impl Pooled {
     }
 }
 
-impl pg::Connection for Pooled {
+impl pg::DbConnection for Pooled {
     fn client(&self) -> &Client {
         &self.object
     }

@@ -68,12 +68,12 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             .shutdown_signal(bakeoff_core::shutdown::signal().map_err(RunError::Serve)?)
             // actix's default backlog; SO_REUSEPORT when one of PROCESSES copies.
             .listen(
-                bakeoff_core::process_group::bind_listener(config.bind, 2048).map_err(|source| {
-                    RunError::Bind {
+                bakeoff_core::process_group::bind_listener(config.bind, 2048).map_err(
+                    |source| RunError::Bind {
                         address: config.bind,
                         source,
-                    }
-                })?,
+                    },
+                )?,
             )
             .map_err(|source| RunError::Bind {
                 address: config.bind,

@@ -20,7 +20,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bakeoff_core::ApiError;
-use bakeoff_core::pg::Connection;
+use bakeoff_core::pg::DbConnection;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_postgres::{Client, NoTls, Statement};
@@ -46,7 +46,7 @@ impl SharedConnection {
     }
 }
 
-impl Connection for SharedConnection {
+impl DbConnection for SharedConnection {
     fn client(&self) -> &Client {
         &self.client
     }
