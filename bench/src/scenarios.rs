@@ -410,7 +410,7 @@ impl PlainConnection {
     }
 }
 
-impl pg::Connection for PlainConnection {
+impl pg::DbConnection for PlainConnection {
     fn client(&self) -> &Client {
         &self.client
     }

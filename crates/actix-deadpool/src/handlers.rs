@@ -13,12 +13,12 @@ use bakeoff_core::{
 };
 use serde::Serialize;
 
-use crate::db::Database;
+use crate::database::DbPool;
 use crate::error::Error;
 
 /// What every worker shares: the database pool, and the worker count `/test/resmon` reports.
 pub struct AppState {
-    pub database: Database,
+    pub pool: DbPool,
     pub workers: usize,
 }
 
@@ -37,7 +37,7 @@ pub async fn version() -> HttpResponse {
 
 pub async fn types(state: web::Data<AppState>) -> Response {
     let types = state
-        .database
+        .pool
         .run(async |connection| pg::list_types(connection).await)
         .await?;
     Ok(json(&types))
@@ -47,7 +47,7 @@ pub async fn contacts(request: HttpRequest, state: web::Data<AppState>) -> Respo
     // Validate before taking a connection: a bad request should not wait for the pool.
     let page = PageRequest::from_query(Some(request.query_string()))?;
     let contacts = state
-        .database
+        .pool
         .run(async |connection| pg::list_contacts(connection, &page).await)
         .await?;
     Ok(json(&contacts))
@@ -56,7 +56,7 @@ pub async fn contacts(request: HttpRequest, state: web::Data<AppState>) -> Respo
 pub async fn contact(contact_id: web::Path<String>, state: web::Data<AppState>) -> Response {
     let id = ContactId::parse(&contact_id)?;
     let contact = state
-        .database
+        .pool
         .run(async |connection| pg::get_contact(connection, id).await)
         .await?;
     Ok(json(&contact))
@@ -111,8 +111,8 @@ pub async fn resmon(state: web::Data<AppState>) -> Response {
     let snapshot = resmon::snapshot(
         crate::VARIANT.name,
         state.workers,
-        state.database.size,
-        state.database.recycle,
+        state.pool.size,
+        state.pool.recycle,
     )
     .map_err(|error| {
         tracing::error!(%error, "cannot read /proc");

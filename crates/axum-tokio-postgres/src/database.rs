@@ -20,7 +20,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bakeoff_core::ApiError;
-use bakeoff_core::pg::Connection;
+use bakeoff_core::pg::DbConnection;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_postgres::{Client, NoTls, Statement};
@@ -46,7 +46,7 @@ impl SharedConnection {
     }
 }
 
-impl Connection for SharedConnection {
+impl DbConnection for SharedConnection {
     fn client(&self) -> &Client {
         &self.client
     }
@@ -77,21 +77,21 @@ struct Slots {
     published: Notify,
 }
 
-/// The shared connections.
-pub struct Database {
+/// The `DB_POOL_SIZE` shared connections: a pool in size only, since nothing is checked out.
+pub struct DbPool {
     slots: Arc<Slots>,
     next: AtomicUsize,
     wait_timeout: Duration,
 }
 
-impl Database {
+impl DbPool {
     /// Parses the URL and starts one supervisor per connection. Does not wait for the database:
     /// until it answers, requests wait for it up to the wait timeout, then get 503.
     pub fn start(
         database_url: &str,
         size: usize,
         wait_timeout: Duration,
-    ) -> Result<Database, tokio_postgres::Error> {
+    ) -> Result<DbPool, tokio_postgres::Error> {
         let config: tokio_postgres::Config = database_url.parse()?;
         let slots = Arc::new(Slots {
             connections: (0..size.max(1)).map(|_| RwLock::new(None)).collect(),
@@ -100,7 +100,7 @@ impl Database {
         for index in 0..slots.connections.len() {
             tokio::spawn(supervise(config.clone(), slots.clone(), index));
         }
-        Ok(Database {
+        Ok(DbPool {
             slots,
             next: AtomicUsize::new(0),
             wait_timeout,

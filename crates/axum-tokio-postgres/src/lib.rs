@@ -7,19 +7,26 @@
 //! shared connections round-robin, and a request's independent statements go out together.
 //! Statements are prepared once per connection when it opens. See [`database`] for recovery, and
 //! for why `DB_RECYCLE` changes nothing here.
+//!
+//! Read it as every server crate reads: [`routes`] (each path to its handler), [`handlers`] (one
+//! function per route), [`error`] (the contract's errors as axum responses), [`database`] (the
+//! server's connections to PostgreSQL).
 
-pub mod database;
+mod database;
+mod error;
+mod handlers;
 mod routes;
 
 use std::sync::Arc;
 
 use anyhow::Context;
-use bakeoff_core::config::{Config, Variant};
+use bakeoff_core::config::{Config, VariantInfo};
 use bakeoff_core::serving;
 
-pub use routes::{AppState, router};
+use crate::database::DbPool;
+use crate::handlers::AppState;
 
-pub const VARIANT: Variant = Variant {
+pub const VARIANT: VariantInfo = VariantInfo {
     name: "axum-tokio-postgres",
     summary: "axum 0.8 + tokio-postgres, a few shared connections with pipelined statements",
     workers_default: "the CPUs available to the process",
@@ -40,21 +47,21 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 /// Serves on the configured address; returns after a graceful shutdown.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let pool_size = config.db_pool_size_or(config.workers_or_cpus());
-    let database = database::Database::start(
+    let pool = DbPool::start(
         config.database_url.as_str(),
         pool_size,
         config.db_wait_timeout,
     )
     .context("DATABASE_URL")?;
     let state = AppState {
-        database: Arc::new(database),
+        pool: Arc::new(pool),
         workers: config.workers_or_cpus(),
         pool_size,
         db_recycle: config.db_recycle,
     };
 
     let (listener, shutdown) = serving::listen(&config).await?;
-    axum::serve(listener, router(state))
+    axum::serve(listener, routes::router(state))
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving")?;

@@ -2,7 +2,7 @@
 //! shares: `--help` lists the variables, `--version` prints the version, nothing else is accepted.
 //!
 //! Every variant reads the same variables through [`Config::from_env`]; only the defaults that are
-//! the point of a variant (its worker and pool sizes) differ, and each says so in [`Variant`].
+//! the point of a variant (its worker and pool sizes) differ, and each says so in [`VariantInfo`].
 
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
@@ -23,7 +23,7 @@ pub const ENV_VARS: [&str; 9] = [
 ];
 
 /// A server's exit code when one of its `PROCESSES` copies died while serving (it is not
-/// restarted; see [`crate::processes`]).
+/// restarted; see [`crate::process_group`]).
 pub const EXIT_PROCESS_DIED: i32 = 3;
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8000";
@@ -35,7 +35,7 @@ pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
 /// What a server variant is, for `--help`, `/version` and `/test/resmon`.
 #[derive(Debug, Clone, Copy)]
-pub struct Variant {
+pub struct VariantInfo {
     /// The package and binary name, answered by `/version`.
     pub name: &'static str,
     /// One line: the architecture it shows.
@@ -186,7 +186,7 @@ pub struct Config {
     pub database_url: DatabaseUrl,
     pub bind: SocketAddr,
     /// `PROCESSES`: copies of the server sharing `BIND` (1: this process alone). See
-    /// [`crate::processes`].
+    /// [`crate::process_group`].
     pub processes: NonZeroUsize,
     /// Request-serving threads; `None` means the variant's default.
     pub workers: Option<NonZeroUsize>,
@@ -296,7 +296,7 @@ impl Config {
 
     /// The configuration if `variant` can run it: `DB_STATEMENTS=unprepared` only where the
     /// variant's driver can.
-    pub fn supported_by(self, variant: &Variant) -> Result<Config, ConfigError> {
+    pub fn supported_by(self, variant: &VariantInfo) -> Result<Config, ConfigError> {
         match (self.db_statements, variant.unprepared_statements) {
             (DbStatements::Unprepared, Err(reason)) => Err(ConfigError {
                 variable: "DB_STATEMENTS",
@@ -332,7 +332,7 @@ pub fn available_cpus() -> NonZeroUsize {
 }
 
 /// The text of `--help`.
-pub fn help_text(variant: &Variant) -> String {
+pub fn help_text(variant: &VariantInfo) -> String {
     format!(
         "{name} {version}: {summary}\n\n\
          Usage: {name}   (configured by environment variables only)\n\n\
@@ -483,7 +483,7 @@ mod tests {
 
     #[test]
     fn help_lists_every_variable_and_the_variants_recycling() {
-        let variant = Variant {
+        let variant = VariantInfo {
             name: "example",
             summary: "an example",
             workers_default: "two",

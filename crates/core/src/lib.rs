@@ -11,7 +11,7 @@ pub mod error;
 pub mod model;
 pub mod openapi;
 pub mod params;
-pub mod processes;
+pub mod process_group;
 pub mod resmon;
 pub mod shutdown;
 pub mod sql;
@@ -27,7 +27,7 @@ pub mod orm;
 #[cfg(feature = "tokio")]
 pub mod serving;
 
-pub use config::{Config, ConfigError, DbRecycle, DbStatements, Variant};
+pub use config::{Config, ConfigError, DbRecycle, DbStatements, VariantInfo};
 pub use error::{ApiError, ErrorBody};
 pub use params::{ContactId, FibonacciN, Iterations, LastNamePrefix, Millis, PageRequest};
 

@@ -1,7 +1,7 @@
 //! Running the contract's SQL over tokio-postgres: the query code the raw-SQL variants share.
 //!
 //! The variants differ in how they hold connections (shared pipelined connections with statements
-//! prepared once, or a pool with a per-connection statement cache); [`Connection`] is that
+//! prepared once, or a pool with a per-connection statement cache); [`DbConnection`] is that
 //! difference, and everything else (which statements, in what order, how rows become JSON) is
 //! here once. Independent statements are issued together: tokio-postgres then pipelines them on
 //! the one connection instead of waiting for each answer in turn.
@@ -16,7 +16,7 @@ use crate::model::{Contact, ContactDetail, ContactRow, ContactType, Page, assemb
 use crate::{ApiError, ContactId, PageRequest, sql};
 
 /// A connection as a variant holds it: the client, and how it gets a prepared statement.
-pub trait Connection: Sync {
+pub trait DbConnection: Sync {
     fn client(&self) -> &Client;
 
     /// The prepared statement for one of the SQL texts in [`crate::sql`].
@@ -32,7 +32,7 @@ pub trait Connection: Sync {
 }
 
 async fn query(
-    connection: &impl Connection,
+    connection: &impl DbConnection,
     sql: &'static str,
     parameters: &[&(dyn ToSql + Sync)],
 ) -> Result<Vec<Row>, tokio_postgres::Error> {
@@ -50,7 +50,7 @@ async fn query(
 }
 
 /// `GET /types`.
-pub async fn list_types(connection: &impl Connection) -> Result<Page<ContactType>, ApiError> {
+pub async fn list_types(connection: &impl DbConnection) -> Result<Page<ContactType>, ApiError> {
     let rows = query(connection, sql::LIST_TYPES, &[])
         .await
         .map_err(database_error)?;
@@ -72,7 +72,7 @@ pub async fn list_types(connection: &impl Connection) -> Result<Page<ContactType
 
 /// `GET /contacts`: the page with its total, then phones and emails together.
 pub async fn list_contacts(
-    connection: &impl Connection,
+    connection: &impl DbConnection,
     request: &PageRequest,
 ) -> Result<Page<Contact>, ApiError> {
     let pattern = request.starts().map(|prefix| prefix.like_pattern());
@@ -122,7 +122,10 @@ pub async fn list_contacts(
 }
 
 /// `GET /contacts/{id}`: the three statements issued together.
-pub async fn get_contact(connection: &impl Connection, id: ContactId) -> Result<Contact, ApiError> {
+pub async fn get_contact(
+    connection: &impl DbConnection,
+    id: ContactId,
+) -> Result<Contact, ApiError> {
     let id_value = id.get();
     let ids = [id_value];
     let (rows, (phones, emails)) = try_join(
@@ -140,7 +143,7 @@ pub async fn get_contact(connection: &impl Connection, id: ContactId) -> Result<
 }
 
 async fn details_of(
-    connection: &impl Connection,
+    connection: &impl DbConnection,
     ids: &[i32],
 ) -> Result<(Vec<ContactDetail>, Vec<ContactDetail>), ApiError> {
     let (phones, emails) = try_join(

@@ -65,7 +65,7 @@ pub fn snapshot(
         cpu_user_seconds: stat.utime as f64 / ticks_per_second,
         cpu_system_seconds: stat.stime as f64 / ticks_per_second,
         uptime_seconds: (system_uptime - stat.starttime as f64 / ticks_per_second).max(0.0),
-        processes: crate::processes::role().processes(),
+        processes: crate::process_group::role().processes(),
         workers,
         db_pool_size,
         db_recycle: Some(db_recycle),

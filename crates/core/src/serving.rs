@@ -47,7 +47,7 @@ pub async fn listen(
         source,
     };
     // tokio's own backlog for `TcpListener::bind`; SO_REUSEPORT when one of PROCESSES copies.
-    let listener = crate::processes::bind_listener(config.bind, 1024).map_err(bind_error)?;
+    let listener = crate::process_group::bind_listener(config.bind, 1024).map_err(bind_error)?;
     listener.set_nonblocking(true).map_err(bind_error)?;
     let listener = TcpListener::from_std(listener).map_err(bind_error)?;
     announce_listening(listener.local_addr().map_err(bind_error)?);

@@ -1,14 +1,14 @@
 //! The start of every server's `main`, the same for each: `--help` and `--version`, logging, the
 //! configuration from the environment, and with `PROCESSES` above 1 the hand-over to the
-//! supervisor of the copies ([`crate::processes`]) before any framework runs. Apart from
+//! supervisor of the copies ([`crate::process_group`]) before any framework runs. Apart from
 //! [`crate::config`] so that the configuration does not depend on the processes that read it.
 
-use crate::config::{Config, Variant, help_text, init_logging};
+use crate::config::{Config, VariantInfo, help_text, init_logging};
 
 /// The start of every server's `main`: answers `--help` and `--version`, refuses other
 /// arguments, sets up logging to stderr, and reads the configuration. On a configuration error it
 /// prints one line naming the variable and exits with code 2.
-pub fn startup(variant: &Variant) -> Config {
+pub fn startup(variant: &VariantInfo) -> Config {
     let arguments: Vec<String> = std::env::args().skip(1).collect();
     match arguments.first().map(String::as_str) {
         None => {}
@@ -35,11 +35,11 @@ pub fn startup(variant: &Variant) -> Config {
             std::process::exit(2);
         }
     };
-    let marker = std::env::var(crate::processes::MEMBER_VARIABLE).ok();
-    let role = crate::processes::Role::of(&config, marker.as_deref());
-    crate::processes::enter(role);
-    if let crate::processes::Role::Supervisor { processes } = role {
-        crate::processes::supervise(&config, processes);
+    let marker = std::env::var(crate::process_group::MEMBER_VARIABLE).ok();
+    let role = crate::process_group::Role::of(&config, marker.as_deref());
+    crate::process_group::enter(role);
+    if let crate::process_group::Role::Supervisor { processes } = role {
+        crate::process_group::supervise(&config, processes);
     }
     config
 }

@@ -710,7 +710,7 @@ pub fn serves_as_two_processes_and_reports_one_dying(binary: &str) {
         .unwrap();
         assert_eq!(
             report.code,
-            Some(bakeoff_core::processes::EXIT_PROCESS_DIED),
+            Some(bakeoff_core::process_group::EXIT_PROCESS_DIED),
             "{report:?}"
         );
     });

@@ -14,14 +14,15 @@ use std::thread;
 use bakeoff_core::{ApiError, JSON_CONTENT_TYPE};
 use tiny_http::{Header, Request, Response};
 
-use crate::app::App;
+use crate::handlers::AppState;
+use crate::routes;
 
 /// The largest request body accepted. No route takes a body: the cap only bounds what a client
 /// can make a worker read.
 pub const MAX_BODY_BYTES: u64 = 64 * 1024;
 
 /// Serves one request on the calling worker thread, response included.
-pub fn serve(app: &App, mut request: Request) {
+pub fn serve(state: &AppState, mut request: Request) {
     match read_body(&mut request) {
         Ok(()) => {}
         Err(BodyError::TooLarge) => {
@@ -51,7 +52,7 @@ pub fn serve(app: &App, mut request: Request) {
     };
     // A panicking handler costs its request a 500, not the server one of its few threads.
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        app.handle(request.method(), path, query)
+        routes::handle(state, request.method(), path, query)
     }))
     .unwrap_or(Err(ApiError::Internal));
     let response = match outcome {

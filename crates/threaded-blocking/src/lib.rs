@@ -10,25 +10,32 @@
 //! tiny_http reads each connection on a thread of its own and hands its requests to the workers.
 //! The workspace patches tiny_http 0.12.0 (`third_party/tiny_http/PATCHED.md`), whose pool of
 //! connection threads could leave connections of a burst queued without a thread, unanswered.
+//!
+//! Read it as every server crate reads: [`routes`] (each path to its handler), [`handlers`] (one
+//! function per route), [`database`] (the pool and the queries), and [`http`], what tiny_http
+//! leaves to the application (a body cap, a panic's 500, every response built as JSON, errors
+//! included).
 
-mod app;
-mod db;
+mod database;
+mod handlers;
 mod http;
+mod routes;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
-use bakeoff_core::config::{self, Config, Variant};
+use bakeoff_core::config::{self, Config, VariantInfo};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use tiny_http::Server;
 
-use crate::app::App;
+use crate::database::DbPool;
+use crate::handlers::AppState;
 
 /// What `--help`, `/version` and `/test/resmon` say about this variant.
-pub const VARIANT: Variant = Variant {
+pub const VARIANT: VariantInfo = VariantInfo {
     name: env!("CARGO_PKG_NAME"),
     summary: "tiny_http + sync diesel + r2d2: a fixed pool of OS threads, each serving one request \
               at a time and blocking on the database (gunicorn's sync workers)",
@@ -71,17 +78,21 @@ pub fn run(config: Config) -> Result<(), ServeError> {
     let workers = workers(&config);
     let db_pool_size = config.db_pool_size_or(workers);
     // The pool connects in the background: an unreachable database at startup is not fatal.
-    let database = db::Database::new(
+    let pool = DbPool::new(
         &config.database_url,
         db_pool_size,
         config.db_wait_timeout,
         config.db_recycle,
         config.db_statements,
     );
-    let app = Arc::new(App::new(database, workers, db_pool_size));
+    let state = Arc::new(AppState {
+        pool,
+        workers,
+        pool_size: db_pool_size,
+    });
 
     // std's backlog for `TcpListener::bind`; SO_REUSEPORT when one of PROCESSES copies.
-    let listener = bakeoff_core::processes::bind_listener(config.bind, 128).map_err(|source| {
+    let listener = bakeoff_core::process_group::bind_listener(config.bind, 128).map_err(|source| {
         ServeError::Bind {
             address: config.bind,
             source,
@@ -98,11 +109,14 @@ pub fn run(config: Config) -> Result<(), ServeError> {
 
     let threads = (0..workers)
         .map(|index| {
-            let (server, app, shutdown) =
-                (Arc::clone(&server), Arc::clone(&app), Arc::clone(&shutdown));
+            let (server, state, shutdown) = (
+                Arc::clone(&server),
+                Arc::clone(&state),
+                Arc::clone(&shutdown),
+            );
             thread::Builder::new()
                 .name(format!("worker-{index}"))
-                .spawn(move || work(&server, &app, &shutdown))
+                .spawn(move || work(&server, &state, &shutdown))
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(ServeError::Spawn)?;
@@ -126,10 +140,10 @@ pub fn run(config: Config) -> Result<(), ServeError> {
 
 /// One worker thread: take a request, serve it to the end, repeat. Returns the listener's error
 /// if that is what stopped it.
-fn work(server: &Server, app: &App, shutdown: &Shutdown) -> Option<std::io::Error> {
+fn work(server: &Server, state: &AppState, shutdown: &Shutdown) -> Option<std::io::Error> {
     loop {
         match server.recv() {
-            Ok(request) => http::serve(app, request),
+            Ok(request) => http::serve(state, request),
             // After `Shutdown::begin`, the error is the wake-up that tells this thread to stop.
             Err(_) if shutdown.has_begun() => return None,
             Err(error) => {

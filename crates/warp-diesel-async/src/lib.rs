@@ -4,18 +4,23 @@
 //! but every statement is written in diesel's query DSL (`bakeoff_core::orm`) instead of SQL
 //! text, and rows load into typed records. Next to the raw-SQL variants it measures what the
 //! query builder costs per request, and shows how close the DSL stays to the SQL it replaces.
-//! Routing is warp's filter combinators; [`routes`] maps warp's rejections onto the contract.
+//!
+//! Read it as every server crate reads: [`routes`] (warp's filters, each path to its handler),
+//! [`handlers`] (one function per route), [`error`] (warp's rejections and the contract's errors
+//! as JSON), [`database`] (the pool and the queries).
 
-pub mod db;
+mod database;
+mod error;
+mod handlers;
 mod routes;
 
 use anyhow::Context;
-use bakeoff_core::config::{Config, Variant};
+use bakeoff_core::config::{Config, VariantInfo};
 use bakeoff_core::serving;
 
-pub use routes::{AppState, routes};
+use crate::handlers::AppState;
 
-pub const VARIANT: Variant = Variant {
+pub const VARIANT: VariantInfo = VariantInfo {
     name: "warp-diesel-async",
     summary: "warp 0.4 + diesel-async, queries in diesel's DSL over a deadpool connection pool",
     workers_default: "the CPUs available to the process",
@@ -36,15 +41,15 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 /// Serves on the configured address; returns after a graceful shutdown.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let state = AppState {
-        pool: db::pool(&config).context("building the connection pool")?,
+        pool: database::pool(&config).context("building the connection pool")?,
         workers: config.workers_or_cpus(),
-        pool_size: db::pool_size(&config),
+        pool_size: database::pool_size(&config),
     };
 
     // Binding here rather than in warp's `run(addr)`, which panics on failure and does not tell
     // the port it got when BIND asks for port 0.
     let (listener, shutdown) = serving::listen(&config).await?;
-    warp::serve(routes(state))
+    warp::serve(routes::routes(state))
         .incoming(listener)
         .graceful(shutdown)
         .run()

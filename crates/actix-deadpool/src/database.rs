@@ -44,7 +44,7 @@ pub enum PoolSetupError {
 pub const CONNECTIONS_PER_WORKER: usize = 4;
 
 /// The pool, with what a checkout and `/test/resmon` need to know about it.
-pub struct Database {
+pub struct DbPool {
     pool: Pool,
     /// `DB_WAIT_TIMEOUT_MS`: the longest a request waits for a connection.
     wait: Duration,
@@ -54,10 +54,10 @@ pub struct Database {
     pub recycle: DbRecycle,
 }
 
-impl Database {
+impl DbPool {
     /// Builds the pool without connecting: `DB_POOL_SIZE` connections at most, by default
     /// [`CONNECTIONS_PER_WORKER`] x `WORKERS`.
-    pub fn new(config: &Config) -> Result<Database, PoolSetupError> {
+    pub fn new(config: &Config) -> Result<DbPool, PoolSetupError> {
         let pg_config: tokio_postgres::Config =
             config.database_url.as_str().parse().map_err(|error| {
                 // tokio-postgres keeps the reason (an unknown option, say) in the error's source.
@@ -90,7 +90,7 @@ impl Database {
             .create_timeout(Some(wait))
             .runtime(Runtime::Tokio1)
             .build()?;
-        Ok(Database {
+        Ok(DbPool {
             pool,
             wait,
             size,
@@ -191,7 +191,7 @@ impl Pooled {
     }
 }
 
-impl pg::Connection for Pooled {
+impl pg::DbConnection for Pooled {
     fn client(&self) -> &Client {
         &self.object
     }

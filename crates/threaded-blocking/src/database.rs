@@ -31,7 +31,7 @@ type Pool = r2d2::Pool<Manager>;
 type Pooled = PooledConnection<Manager>;
 
 /// The pool, with what a request's checkouts need to know.
-pub struct Database {
+pub struct DbPool {
     pool: Pool,
     /// `DB_WAIT_TIMEOUT_MS`: the longest a request waits for its connections, retry included.
     wait: Duration,
@@ -39,7 +39,7 @@ pub struct Database {
     pub recycle: DbRecycle,
 }
 
-impl Database {
+impl DbPool {
     /// A pool of `size` connections; a checkout waits at most `wait` for one to be free.
     /// Under `DB_STATEMENTS=unprepared` each connection's prepared-statement cache is disabled:
     /// diesel then sends every statement with `PQsendQueryParams` (no named statement), which a
@@ -50,7 +50,7 @@ impl Database {
         wait: Duration,
         recycle: DbRecycle,
         statements: DbStatements,
-    ) -> Database {
+    ) -> DbPool {
         let pool = Pool::builder()
             .max_size(u32::try_from(size).unwrap_or(u32::MAX))
             .connection_timeout(wait)
@@ -60,7 +60,7 @@ impl Database {
                 manager: ConnectionManager::new(url.as_str()),
                 statements,
             });
-        Database {
+        DbPool {
             pool,
             wait,
             recycle,
@@ -175,8 +175,8 @@ impl r2d2::HandleError<r2d2::Error> for LogErrors {
 }
 
 /// `GET /types`: one statement.
-pub fn list_types(database: &Database) -> Result<Page<ContactType>, ApiError> {
-    database.run(|connection| {
+pub fn list_types(pool: &DbPool) -> Result<Page<ContactType>, ApiError> {
+    pool.run(|connection| {
         let records: Vec<ContactTypeRecord> = orm::list_types().load(connection)?;
         let results: Vec<ContactType> = records.into_iter().map(ContactType::from).collect();
         Ok(Page {
@@ -188,11 +188,8 @@ pub fn list_types(database: &Database) -> Result<Page<ContactType>, ApiError> {
 
 /// `GET /contacts`: the page with its total, then its phones and its emails; an empty page is
 /// the page statement and a count.
-pub fn list_contacts(
-    database: &Database,
-    request: &PageRequest,
-) -> Result<Page<Contact>, ApiError> {
-    database.run(|connection| {
+pub fn list_contacts(pool: &DbPool, request: &PageRequest) -> Result<Page<Contact>, ApiError> {
+    pool.run(|connection| {
         let records: Vec<PageRecord> = orm::contacts_page(request).load(connection)?;
         let Some((count, rows)) = orm::split_page(records) else {
             let count = orm::count_contacts(request).get_result(connection)?;
@@ -211,8 +208,8 @@ pub fn list_contacts(
 }
 
 /// `GET /contacts/{contact_id}`: the contact, its phones and its emails.
-pub fn get_contact(database: &Database, id: ContactId) -> Result<Contact, ApiError> {
-    database.run(|connection| {
+pub fn get_contact(pool: &DbPool, id: ContactId) -> Result<Contact, ApiError> {
+    pool.run(|connection| {
         let record = orm::contact_by_id(id)
             .get_result::<ContactRecord>(connection)
             .optional()?
