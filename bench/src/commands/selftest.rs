@@ -58,6 +58,7 @@ pub async fn load(args: LoadArgs) -> Result<()> {
         cpus: args.engine_cpus,
         seed: 1,
         allow_remote: args.allow_remote,
+        mark: None,
     };
     let live = Arc::new(LiveCounters::default());
     let outcome = tokio::task::spawn_blocking(move || engine::run(&spec, &live)).await??;
@@ -453,6 +454,7 @@ async fn run_engine(
         cpus: placement.engine_cpus.clone(),
         seed: round as u64,
         allow_remote: false,
+        mark: None,
     };
     let live = Arc::new(LiveCounters::default());
     let outcome = tokio::task::spawn_blocking(move || engine::run(&spec, &live)).await??;
