@@ -248,8 +248,9 @@ pub fn fault_reading(
     if !slower.is_empty() {
         let _ = write!(
             sentence,
-            "; slower in every reference cell than before its fault (the server, or the machine: \
-             compare with the others): {}",
+            "; reference below {:.0} % of the level before the fault across its interval (the \
+             server slower after the fault, or the machine: compare with the others): {}",
+            RECOVERED_SHARE * 100.0,
             slower.join(", ")
         );
     }
