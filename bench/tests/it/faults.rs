@@ -162,6 +162,14 @@ fn bad_faults_are_refused_before_anything_starts() {
             "longer than --duration 8 s",
         ),
         (
+            vec!["--fault-rounds", "3"],
+            "--fault-rounds sets the rounds of the fault cells: add --fault",
+        ),
+        (
+            vec!["--fault", "db-stall", "--fault-rounds", "0"],
+            "--fault-rounds must be from 1 to 100",
+        ),
+        (
             vec![
                 "--fault",
                 "db-stall",
