@@ -106,6 +106,75 @@ pub struct LoadSpec {
     pub seed: u64,
     /// Sending to anything but loopback needs this to be said explicitly.
     pub allow_remote: bool,
+    /// A moment the caller marks during the run (a fault's end), and the engine watches what
+    /// was waiting then; `None` for a plain run.
+    pub mark: Option<Arc<Mark>>,
+}
+
+/// A moment a caller marks while the engine runs: the database back after a fault. The engine
+/// counts, per answer, whether its request was sent before the mark and completed after it:
+/// the backlog that was waiting when the database returned, read from the requests themselves
+/// and not from a throughput level.
+#[derive(Debug, Default)]
+pub struct Mark {
+    at: OnceLock<Instant>,
+}
+
+impl Mark {
+    /// Marks `at` (the first call counts).
+    pub fn set(&self, at: Instant) {
+        let _ = self.at.set(at);
+    }
+
+    pub fn get(&self) -> Option<Instant> {
+        self.at.get().copied()
+    }
+}
+
+/// What the engine saw around a [`Mark`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct AfterMark {
+    /// When the mark was set.
+    pub mark: Option<Instant>,
+    /// Requests sent before the mark and answered (or failed) after it: the backlog.
+    pub waiting: u64,
+    /// When the last of them completed: the backlog drained.
+    pub drained: Option<Instant>,
+    /// The first 2xx answer completed after the mark.
+    pub first_ok: Option<Instant>,
+}
+
+impl AfterMark {
+    fn count(&mut self, sent: Instant, done: Instant, ok: bool) {
+        let Some(mark) = self.mark else { return };
+        if done < mark {
+            return;
+        }
+        if sent < mark {
+            self.waiting += 1;
+            self.drained = later(self.drained, Some(done));
+        }
+        if ok {
+            self.first_ok = Some(self.first_ok.map_or(done, |first| first.min(done)));
+        }
+    }
+
+    fn merge(&mut self, other: &AfterMark) {
+        self.mark = self.mark.or(other.mark);
+        self.waiting += other.waiting;
+        self.drained = later(self.drained, other.drained);
+        self.first_ok = match (self.first_ok, other.first_ok) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+fn later(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Everything the engine counts, at the end of a run.
@@ -142,6 +211,8 @@ pub struct LoadOutcome {
     /// When the measured window began: the origin of the series, against which a caller places
     /// what it did during the run (a fault).
     pub window_start: Instant,
+    /// Around the spec's mark, if it was set during the run.
+    pub after_mark: Option<AfterMark>,
 }
 
 impl LoadOutcome {
@@ -395,7 +466,12 @@ pub fn run(spec: &LoadSpec, live: &Arc<LiveCounters>) -> Result<LoadOutcome, Spe
     } else {
         spec.duration
     };
-    Ok(tally.into_outcome(measured, spec.rate.is_some(), window_start))
+    // A mark set after the last answer still counts: nothing was waiting then.
+    let mut after_mark = tally.after_mark;
+    after_mark.mark = after_mark.mark.or(spec.mark.as_deref().and_then(Mark::get));
+    let mut outcome = tally.into_outcome(measured, spec.rate.is_some(), window_start);
+    outcome.after_mark = after_mark.mark.is_some().then_some(after_mark);
+    Ok(outcome)
 }
 
 struct ThreadContext {
@@ -584,6 +660,8 @@ impl ConnectionWorker {
             let done = Instant::now();
             match result {
                 Ok(Ok(answer)) => {
+                    let outcome = Outcome::of(&answer, expected.is_some());
+                    self.note_mark(sent, done, matches!(outcome, Outcome::Ok));
                     responses += 1;
                     // The shared counter is for the progress display: every 64th answer is
                     // enough, and spares the hot path an atomic operation each time.
@@ -604,13 +682,31 @@ impl ConnectionWorker {
                     };
                     let latency = done.saturating_duration_since(start);
                     let uncorrected = intended.map(|_| done.saturating_duration_since(sent));
-                    self.count_response(done, &answer, expected.is_some(), latency, uncorrected);
+                    let body_checked = expected.is_some();
+                    self.count_response(done, &answer, outcome, body_checked, latency, uncorrected);
                 }
-                Ok(Err(error)) => self.count_error(error.into(), done),
-                Err(()) => self.count_error(ErrorKind::Timeout, done),
+                Ok(Err(error)) => {
+                    self.note_mark(sent, done, false);
+                    self.count_error(error.into(), done);
+                }
+                Err(()) => {
+                    self.note_mark(sent, done, false);
+                    self.count_error(ErrorKind::Timeout, done);
+                }
             }
             free_since = done;
         }
+    }
+
+    /// Counts a completed request against the spec's mark, once it is set (an atomic load per
+    /// answer, only in runs that have a mark).
+    fn note_mark(&self, sent: Instant, done: Instant, ok: bool) {
+        let Some(mark) = self.spec.mark.as_deref().and_then(Mark::get) else {
+            return;
+        };
+        let mut tally = self.tally.borrow_mut();
+        tally.after_mark.mark = Some(mark);
+        tally.after_mark.count(sent, done, ok);
     }
 
     fn count_error(&self, kind: ErrorKind, at: Instant) {
@@ -625,6 +721,7 @@ impl ConnectionWorker {
         &self,
         done: Instant,
         answer: &http1::Answer,
+        outcome: Outcome,
         body_checked: bool,
         latency: Duration,
         uncorrected: Option<Duration>,
@@ -645,13 +742,6 @@ impl ConnectionWorker {
         if body_checked {
             tally.checked_bodies += 1;
         }
-        let outcome = match answer.status {
-            200..=299 if body_checked && !answer.body_matches => Outcome::Failed(ErrorKind::Body),
-            200..=299 => Outcome::Ok,
-            503 if answer.retry_after => Outcome::Unavailable(ErrorKind::Status(503)),
-            503 => Outcome::Unavailable(ErrorKind::UnavailableWithoutRetryAfter),
-            status => Outcome::OtherStatus(ErrorKind::Status(status)),
-        };
         match outcome {
             Outcome::Ok => tally.ok += 1,
             Outcome::Unavailable(kind) | Outcome::OtherStatus(kind) | Outcome::Failed(kind) => {
@@ -695,6 +785,19 @@ enum Outcome {
     OtherStatus(ErrorKind),
     /// No usable answer: the transport failed, or a 2xx carried the wrong body.
     Failed(ErrorKind),
+}
+
+impl Outcome {
+    /// What an answer is, its body compared or not.
+    fn of(answer: &http1::Answer, body_checked: bool) -> Outcome {
+        match answer.status {
+            200..=299 if body_checked && !answer.body_matches => Outcome::Failed(ErrorKind::Body),
+            200..=299 => Outcome::Ok,
+            503 if answer.retry_after => Outcome::Unavailable(ErrorKind::Status(503)),
+            503 => Outcome::Unavailable(ErrorKind::UnavailableWithoutRetryAfter),
+            status => Outcome::OtherStatus(ErrorKind::Status(status)),
+        }
+    }
 }
 
 /// One interval's counts on one thread.
@@ -882,6 +985,7 @@ struct Tally {
     series: SeriesTally,
     /// The other threads' finished intervals, merged in at the end.
     merged_intervals: Vec<ClosedInterval>,
+    after_mark: AfterMark,
 }
 
 impl Tally {
@@ -899,6 +1003,7 @@ impl Tally {
             engine_cpu: Duration::ZERO,
             series,
             merged_intervals: Vec::new(),
+            after_mark: AfterMark::default(),
         }
     }
 
@@ -917,6 +1022,7 @@ impl Tally {
         self.body_bytes += other.body_bytes;
         self.checked_bodies += other.checked_bodies;
         self.engine_cpu += other.engine_cpu;
+        self.after_mark.merge(&other.after_mark);
         for (kind, count) in other.errors {
             *self.errors.entry(kind).or_insert(0) += count;
         }
@@ -947,6 +1053,7 @@ impl Tally {
             uncorrected: if open_loop { self.uncorrected } else { None },
             errors: self.errors,
             engine_cpu: self.engine_cpu,
+            after_mark: None,
         }
     }
 }

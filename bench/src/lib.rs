@@ -11,8 +11,9 @@
 //! - [`results`]: the results files (`results.json`, `concurrency.json`) and their directory.
 //! - [`harness`]: servers, database, dimensions and the one lifecycle every command drives.
 //! - the measuring parts: [`engine`] (load), [`delay_line`] (latency to the database), [`burst`] (the study's bursts), [`http1`] (their
-//!   HTTP/1.1 client), [`scenarios`], [`monitor`], [`processes`] and [`cgroups`], [`placement`], [`machine`],
-//!   and the shared
+//!   HTTP/1.1 client), [`scenarios`], [`monitor`], [`processes`] and [`cgroups`], [`placement`],
+//!   [`machine`], [`recovery`] (how a server rode out a fault, read from its fault cells), and
+//!   the shared
 //!   [`format`], [`stats`] and [`names`].
 //!
 //! The binary (`bakeoff`) is a thin command line over [`commands`]; the integration tests use
@@ -32,6 +33,7 @@ pub mod monitor;
 pub mod names;
 pub mod placement;
 pub mod processes;
+pub mod recovery;
 pub mod render;
 pub mod results;
 pub mod scenarios;

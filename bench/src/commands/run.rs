@@ -2,7 +2,8 @@
 //! starts and verifies the servers a group at a time (every server of one configuration of the
 //! run's dimensions together, pinned to the same CPUs); the measurement layer measures each
 //! group in interleaved rounds (`measure::rounds`): every scenario at every load level, then the
-//! efficiency cells at one open-loop rate, then the fault cells of `--fault`; the harness stops
+//! efficiency cells at one open-loop rate, then the fault cells of `--fault` in rounds of their
+//! own, each followed by its reference cell; the harness stops
 //! them with SIGTERM; then `results.json`, `report.md` and the charts are written and the tables
 //! printed.
 
@@ -85,9 +86,14 @@ pub struct RunArgs {
     pub check_every: u64,
     /// After the normal cells, measure every scenario again with this fault injected into the
     /// database (db-restart, db-stall, backend-kill), by default 3s into the cell for 2s; repeat
-    /// the flag for several faults.
+    /// the flag for several faults. A fault cell lasts --duration, and is followed by a short
+    /// reference cell of the same server without a fault.
     #[arg(long = "fault", value_name = "KIND[:at=3s,for=2s]", value_parser = FaultSpec::parse)]
     pub faults: Vec<FaultSpec>,
+    /// Rounds of the fault cells, interleaved across the servers like the others (default: the
+    /// run's --rounds).
+    #[arg(long)]
+    pub fault_rounds: Option<usize>,
 }
 
 /// Everything the run needs, resolved from the flags before anything starts.
@@ -115,6 +121,9 @@ pub const DEFAULT_ROUNDS: usize = 5;
 pub const CELL_WARMUP: Duration = Duration::from_millis(100);
 /// An efficiency cell's window per round.
 pub const EFFICIENCY_DURATION: Duration = Duration::from_secs(1);
+/// The reference cell after a fault cell: at least this long, or a round's window if longer
+/// (its level must be read well enough for a 90 % band: a second holds thousands of answers).
+pub const MIN_FAULT_REFERENCE: Duration = Duration::from_secs(1);
 
 impl Plan {
     fn new(args: &RunArgs) -> Result<Plan> {
@@ -169,6 +178,15 @@ impl Plan {
         };
         let placement = Placement::choose(&args.placement).map_err(anyhow::Error::msg)?;
         let faults = args.faults.clone();
+        let fault_rounds = args.fault_rounds.unwrap_or(rounds);
+        anyhow::ensure!(
+            (1..=100).contains(&fault_rounds),
+            "--fault-rounds must be from 1 to 100"
+        );
+        anyhow::ensure!(
+            args.fault_rounds.is_none() || !faults.is_empty(),
+            "--fault-rounds sets the rounds of the fault cells: add --fault"
+        );
         Ok(Plan {
             servers: args.servers.servers()?,
             rounds: RoundsPlan {
@@ -182,6 +200,8 @@ impl Plan {
                 efficiency_duration: EFFICIENCY_DURATION.min(round_duration),
                 faults,
                 fault_duration: duration,
+                fault_rounds,
+                fault_reference: round_duration.max(MIN_FAULT_REFERENCE),
                 seed: args.database.seed,
                 server_cpus: placement.server_cpus.clone(),
             },
@@ -382,6 +402,13 @@ fn settings(
         cell_warmup_seconds: plan.rounds.cell_warmup.as_secs_f64(),
         efficiency_seconds: (plan.rounds.efficiency != EfficiencyRate::Off)
             .then_some(plan.rounds.efficiency_duration.as_secs_f64()),
+        fault_rounds: if plan.rounds.faults.is_empty() {
+            0
+        } else {
+            plan.rounds.fault_rounds
+        },
+        fault_reference_seconds: (!plan.rounds.faults.is_empty())
+            .then_some(plan.rounds.fault_reference.as_secs_f64()),
         quick: args.quick,
         timeout_seconds: plan.timeout.as_secs_f64(),
         check_every: plan.check_every,

@@ -405,6 +405,7 @@ async fn run_engine(
         cpus: placement.engine_cpus.clone(),
         seed: round as u64,
         allow_remote: false,
+        mark: None,
     };
     let live = Arc::new(LiveCounters::default());
     let outcome = tokio::task::spawn_blocking(move || engine::run(&spec, &live)).await??;

@@ -11,10 +11,9 @@
 //!   idle-connection reaper; `for=0s` kills once).
 //!
 //! The first two need the cluster the run owns; whatever happens (an error, Ctrl-C dropping the
-//! run), a guard resumes or restarts PostgreSQL when the step ends. [`FaultFigures::of`] reads
-//! the recovery from the cell's series.
+//! run), a guard resumes or restarts PostgreSQL when the step ends. How a server rode the fault
+//! out is read from its cell in [`crate::recovery`].
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,7 +23,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{ErrorKind, Series};
+use crate::engine::Mark;
 use crate::harness::database::{Database, DatabaseChoice};
 
 /// When a fault starts in the measured window, and how long it lasts, unless told.
@@ -37,11 +36,6 @@ pub const RECOVERY_ALLOWANCE: Duration = Duration::from_secs(2);
 pub const MIN_AT: Duration = Duration::from_secs(1);
 /// How often `backend-kill` terminates the servers' connections during its window.
 pub const KILL_EVERY: Duration = Duration::from_millis(250);
-/// Throughput is back when it reaches this share of its level before the fault ...
-pub const RECOVERED_SHARE: f64 = 0.9;
-/// ... averaged over this many intervals (half a second at 100 ms), so one lucky interval does
-/// not count as recovery.
-const RECOVERY_WINDOW_INTERVALS: usize = 5;
 
 /// What is done to the database.
 #[derive(
@@ -183,7 +177,7 @@ pub fn check(faults: &[FaultSpec], duration: Duration, database: &DatabaseChoice
 }
 
 /// When the fault began and when the database was back (for a restart: accepting connections
-/// again; for a stall: resumed; for backend-kill: the last termination).
+/// again; for a stall: resumed; for backend-kill: the last termination done).
 #[derive(Debug, Clone, Copy)]
 pub struct FaultTimes {
     pub started: Instant,
@@ -191,9 +185,16 @@ pub struct FaultTimes {
 }
 
 /// Runs `fault` against `database`: waits its `at` (from the call, which is when the cell's load
-/// starts), does it, undoes it after its length. Run it beside the engine; the guard inside puts
+/// starts), does it, undoes it after its length, and sets `mark` when the database is back (the
+/// engine counts what was waiting then). Run it beside the engine; the guard inside puts
 /// PostgreSQL back even if this future is dropped half-way.
-pub async fn inject(fault: &FaultSpec, database: &Database) -> Result<FaultTimes> {
+pub async fn inject(fault: &FaultSpec, database: &Database, mark: &Mark) -> Result<FaultTimes> {
+    let times = inject_unmarked(fault, database).await?;
+    mark.set(times.returned);
+    Ok(times)
+}
+
+async fn inject_unmarked(fault: &FaultSpec, database: &Database) -> Result<FaultTimes> {
     let begin = Instant::now() + fault.at;
     match fault.kind {
         FaultKind::DbRestart => {
@@ -260,9 +261,11 @@ pub async fn inject(fault: &FaultSpec, database: &Database) -> Result<FaultTimes
                     .await
                     .context("terminating the servers' connections")?;
                 if killed_at + KILL_EVERY > started + fault.length {
+                    // Back once the last termination is done: what was waiting then is the
+                    // backlog.
                     return Ok(FaultTimes {
                         started,
-                        returned: killed_at,
+                        returned: Instant::now(),
                     });
                 }
                 tokio::time::sleep_until((killed_at + KILL_EVERY).into()).await;
@@ -347,145 +350,10 @@ impl Drop for StallGuard {
     }
 }
 
-/// A fault cell's fault: what was asked, when it happened, and what the server made of it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FaultRecord {
-    pub kind: FaultKind,
-    /// As asked: seconds into the window, and length.
-    pub at_seconds: f64,
-    pub for_seconds: f64,
-    /// As it happened, in seconds from the window's start: the fault began, the database was
-    /// back.
-    pub started_seconds: f64,
-    pub returned_seconds: f64,
-    pub figures: FaultFigures,
-}
-
-/// How a server rode out a fault, read from its cell's totals and series.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FaultFigures {
-    /// Requests that failed over the whole cell: anything but a 2xx or a 503 with
-    /// `Retry-After` (connection errors, timeouts, resets, 500s, 503s without it, wrong bodies).
-    pub failed: u64,
-    /// The failures by kind.
-    pub failed_by_kind: BTreeMap<String, u64>,
-    /// 503 answers with `Retry-After` over the cell: the contract's "come back later".
-    pub unavailable: u64,
-    /// The longest answer from the fault's start until throughput was back (or the cell's end),
-    /// in milliseconds.
-    pub longest_ms: f64,
-    /// 2xx answers per second before the fault.
-    pub before_ok_per_second: f64,
-    /// From the database's return to the end of the first interval with a 2xx answer, in
-    /// seconds; `None` if none came.
-    pub first_ok_after_seconds: Option<f64>,
-    /// From the database's return to the end of the first interval from which throughput
-    /// averaged at least 90 % of `before_ok_per_second`; `None`: never recovered in the cell.
-    pub recovered_after_seconds: Option<f64>,
-}
-
-impl FaultFigures {
-    /// The figures of a cell whose failures by kind are `errors` and whose series is `series`,
-    /// for a fault between `started_seconds` and `returned_seconds` of its window.
-    pub fn of(
-        errors: &BTreeMap<String, u64>,
-        series: &Series,
-        started_seconds: f64,
-        returned_seconds: f64,
-    ) -> FaultFigures {
-        let accepted = ErrorKind::Status(503).name();
-        let failed_by_kind: BTreeMap<String, u64> = errors
-            .iter()
-            .filter(|(kind, _)| **kind != accepted)
-            .map(|(kind, count)| (kind.clone(), *count))
-            .collect();
-        let interval = series.interval_ms as f64 / 1_000.0;
-        let intervals = &series.intervals;
-        // A hair over, so that 0.3 s / 0.1 s is interval 3 and not 2.999...
-        let index_at = |seconds: f64| (seconds / interval + 1e-9).floor().max(0.0) as usize;
-        // Only whole intervals before the fault count towards the level before it.
-        let before: Vec<u64> = intervals
-            .iter()
-            .take(index_at(started_seconds).min(intervals.len()))
-            .map(|figures| figures.ok)
-            .collect();
-        let before_per_interval = if before.is_empty() {
-            0.0
-        } else {
-            before.iter().sum::<u64>() as f64 / before.len() as f64
-        };
-        let returned_index = index_at(returned_seconds);
-        let after_return =
-            |index: usize| ((index + 1) as f64 * interval - returned_seconds).max(0.0);
-        let first_ok = (returned_index..intervals.len()).find(|&index| intervals[index].ok > 0);
-        let recovered = (returned_index..intervals.len()).find(|&index| {
-            let window =
-                &intervals[index..(index + RECOVERY_WINDOW_INTERVALS).min(intervals.len())];
-            let mean = window.iter().map(|f| f.ok).sum::<u64>() as f64 / window.len() as f64;
-            mean > 0.0 && mean >= RECOVERED_SHARE * before_per_interval
-        });
-        let fault_index = index_at(started_seconds).min(intervals.len());
-        let until = recovered.map_or(intervals.len(), |index| (index + 1).min(intervals.len()));
-        let longest_us = intervals
-            .get(fault_index..until)
-            .unwrap_or_default()
-            .iter()
-            .map(|figures| figures.max_us)
-            .max()
-            .unwrap_or(0);
-        FaultFigures {
-            failed: failed_by_kind.values().sum(),
-            failed_by_kind,
-            unavailable: errors.get(&accepted).copied().unwrap_or(0),
-            longest_ms: longest_us as f64 / 1_000.0,
-            before_ok_per_second: before_per_interval / interval,
-            first_ok_after_seconds: first_ok.map(after_return),
-            recovered_after_seconds: recovered.map(after_return),
-        }
-    }
-
-    pub fn recovered(&self) -> bool {
-        self.recovered_after_seconds.is_some()
-    }
-}
-
-impl FaultRecord {
-    /// The record of `fault` as it happened (`times`, placed against the engine's
-    /// `window_start`), with the figures of the cell's `errors` and `series`.
-    pub fn of(
-        fault: &FaultSpec,
-        times: &FaultTimes,
-        window_start: Instant,
-        errors: &BTreeMap<String, u64>,
-        series: &Series,
-    ) -> FaultRecord {
-        let offset = |at: Instant| signed_seconds(at, window_start);
-        let started_seconds = offset(times.started);
-        let returned_seconds = offset(times.returned);
-        FaultRecord {
-            kind: fault.kind,
-            at_seconds: fault.at.as_secs_f64(),
-            for_seconds: fault.length.as_secs_f64(),
-            started_seconds,
-            returned_seconds,
-            figures: FaultFigures::of(errors, series, started_seconds, returned_seconds),
-        }
-    }
-}
-
-fn signed_seconds(at: Instant, origin: Instant) -> f64 {
-    if at >= origin {
-        at.duration_since(origin).as_secs_f64()
-    } else {
-        -origin.duration_since(at).as_secs_f64()
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::engine::IntervalFigures;
 
     #[test]
     fn faults_parse_with_or_without_their_window() {
@@ -541,43 +409,5 @@ mod tests {
         assert!(check(&[kill], Duration::from_secs(10), &external).is_ok());
         let early = FaultSpec::parse("db-stall:at=0s").unwrap();
         assert!(check(&[early], Duration::from_secs(10), &throwaway).is_err());
-    }
-
-    fn interval(ok: u64, unavailable: u64, max_us: u64) -> IntervalFigures {
-        IntervalFigures {
-            ok,
-            unavailable,
-            max_us,
-            ..IntervalFigures::default()
-        }
-    }
-
-    #[test]
-    fn recovery_is_read_from_the_series() {
-        // 1 s before the fault at 100 per interval, 1 s of 503s, then 50 and back to 95.
-        let mut intervals = vec![interval(100, 0, 5_000); 10];
-        intervals.extend(vec![interval(0, 20, 2_000_000); 10]);
-        intervals.extend(vec![interval(50, 0, 9_000); 2]);
-        intervals.extend(vec![interval(95, 0, 6_000); 10]);
-        let series = Series {
-            interval_ms: 100,
-            intervals,
-        };
-        let errors = BTreeMap::from([("status-503".to_string(), 200), ("timeout".to_string(), 3)]);
-        let figures = FaultFigures::of(&errors, &series, 1.0, 2.05);
-        assert_eq!(figures.failed, 3);
-        assert_eq!(figures.unavailable, 200);
-        assert_eq!(figures.before_ok_per_second, 1_000.0);
-        // The first 2xx came in the interval 2.0-2.1 s; 90 % was reached from 2.2 s on (the
-        // half-second from 2.1 s averages (50 + 4 x 95) / 5 = 86 per interval, short of 90).
-        assert!((figures.first_ok_after_seconds.unwrap() - 0.05).abs() < 1e-9);
-        assert!((figures.recovered_after_seconds.unwrap() - 0.25).abs() < 1e-9);
-        assert_eq!(figures.longest_ms, 2_000.0);
-        // Never back to 90 %: reported as such.
-        let mut stuck = series.clone();
-        stuck.intervals.truncate(22);
-        let figures = FaultFigures::of(&errors, &stuck, 1.0, 2.05);
-        assert!(!figures.recovered());
-        assert!(figures.first_ok_after_seconds.is_some());
     }
 }

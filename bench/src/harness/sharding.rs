@@ -362,6 +362,7 @@ pub async fn run(
             // Shards send different sequences of the same requests.
             seed: seed ^ (plan.shard.index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
             allow_remote: plan.allow_remote,
+            mark: None,
         };
         let engine_live = Arc::clone(&live);
         let outcome = tokio::task::spawn_blocking(move || engine::run(&spec, &engine_live))

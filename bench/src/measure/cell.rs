@@ -10,13 +10,14 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 
-use crate::engine::{self, LiveCounters, LoadOutcome, LoadSpec, PlannedRequest};
+use crate::engine::{self, LiveCounters, LoadOutcome, LoadSpec, Mark, PlannedRequest};
 use crate::harness::database::Database;
-use crate::harness::faults::{self, FaultRecord, FaultSpec};
+use crate::harness::faults::{self, FaultSpec};
 use crate::harness::lifecycle::RunningServer;
 use crate::measure::sides::Sides;
 use crate::monitor::{DatabaseWatch, Sampler};
 use crate::placement::Placement;
+use crate::recovery::FaultWindow;
 use crate::results::run::Measurement;
 use crate::scenarios::{Pools, Scenario};
 
@@ -84,13 +85,16 @@ pub struct CellLoad {
 
 /// Measures one cell: the engine loads the server for the cell's window while the monitor
 /// watches it from outside; with `fault`, the fault is injected into the database beside the
-/// load, and the cell's fault record is returned with its figures.
+/// load, and where it fell in the window is returned with the figures, with what the engine saw
+/// when the database returned (the caller judges the recovery, against a reference of its
+/// choosing: `recovery::FaultRecord::of`).
 pub async fn measure(
     bench: &Bench<'_>,
     target: &LoadTarget<'_>,
     load: &CellLoad,
     fault: Option<&FaultSpec>,
-) -> Result<(Measurement, Option<FaultRecord>)> {
+) -> Result<(Measurement, Option<FaultWindow>)> {
+    let mark = fault.map(|_| Arc::new(Mark::default()));
     let spec = LoadSpec {
         address: target.server.address,
         requests: target.requests(load.scenario)?,
@@ -104,6 +108,7 @@ pub async fn measure(
         cpus: bench.placement.engine_cpus.clone(),
         seed: load.seed,
         allow_remote: bench.allow_remote,
+        mark: mark.clone(),
     };
     let sampler = match target.server.watched() {
         Some(watched) => Some(
@@ -129,9 +134,10 @@ pub async fn measure(
                 at: fault.at + load.warmup,
                 ..*fault
             };
+            let mark = mark.as_deref().context("a fault cell has a mark")?;
             let (outcome, times) = tokio::join!(
                 run_engine(spec, bench.live),
-                faults::inject(&shifted, database)
+                faults::inject(&shifted, database, mark)
             );
             let times = times.with_context(|| format!("injecting {}", fault.label()))?;
             (outcome?, Some(times))
@@ -152,17 +158,9 @@ pub async fn measure(
         .map(|(before, after)| (after - before).max(0.0));
     measurement.deviating_bodies = deviating_bodies;
     bench.sides.record_since(sides_before, &mut measurement);
-    let record = match (fault, fault_times) {
-        (Some(fault), Some(times)) => Some(FaultRecord::of(
-            fault,
-            &times,
-            outcome.window_start,
-            &measurement.errors,
-            &outcome.series,
-        )),
-        _ => None,
-    };
-    Ok((measurement, record))
+    let window = fault_times
+        .map(|times| FaultWindow::place(&times, outcome.window_start, outcome.after_mark.as_ref()));
+    Ok((measurement, window))
 }
 
 /// Runs the engine on its own threads until the window is over.

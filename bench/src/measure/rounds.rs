@@ -8,21 +8,26 @@
 //! every server of a block alike, and the per-round ratio of two servers cancels it.
 //!
 //! The stages of a group: a warm-up per server; the closed-loop rounds; the efficiency rounds,
-//! every server at the same open-loop rate; the fault cells, one after another, after all the
-//! others so that no fault's aftermath is in their figures. Between rounds the machine's speed
-//! is timed on the servers' CPUs ([`drift`]).
+//! every server at the same open-loop rate; the fault rounds, after all the others so that no
+//! fault's aftermath is in their figures. A fault hits the database every server shares, so
+//! fault cells run one at a time like every cell, in rounds and shuffled like the others: each
+//! round measures every server's fault cell of a scenario, level and fault one after the other,
+//! each followed at once by its reference cell (the same server, scenario and level without a
+//! fault, for [`crate::recovery`] to judge "back" against a level that shares the machine's
+//! state). Between rounds the machine's speed is timed on the servers' CPUs ([`drift`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::engine::{PlannedRequest, SplitMix64};
 use crate::harness::faults::FaultSpec;
 use crate::measure::cell::{self, Bench, CellLoad, LoadTarget};
 use crate::measure::drift;
 use crate::placement::CpuList;
+use crate::recovery::FaultRecord;
 use crate::results::run::{Cell, CellRef, Measurement, RoundRecord, Stage};
 use crate::scenarios::Scenario;
 
@@ -60,6 +65,10 @@ pub struct RoundsPlan {
     pub faults: Vec<FaultSpec>,
     /// A fault cell's window.
     pub fault_duration: Duration,
+    /// Rounds of the fault cells.
+    pub fault_rounds: usize,
+    /// The window of the reference cell after each fault cell.
+    pub fault_reference: Duration,
     pub seed: u64,
     /// Where the speed reference is timed: the servers' CPUs.
     pub server_cpus: Option<CpuList>,
@@ -89,7 +98,7 @@ impl RoundsPlan {
             EfficiencyRate::Off => 0,
             _ => self.scenarios.len() * self.efficiency_rounds(),
         };
-        levels * self.rounds + efficiency + levels * self.faults.len()
+        levels * self.rounds + efficiency + levels * self.faults.len() * self.fault_rounds
     }
 }
 
@@ -118,13 +127,15 @@ pub struct GroupMeasurement {
     pub rounds: Vec<RoundRecord>,
 }
 
-/// One cell of the group in a round: which server, which scenario at which level.
+/// One cell of the group in a round: which server, which scenario at which level, under which
+/// fault (an index into the plan's faults).
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Slot {
     server: usize,
     scenario: Scenario,
     connections: usize,
     rate: Option<f64>,
+    fault: Option<usize>,
 }
 
 /// Measures a group of servers (already started and verified) in rounds; `group` numbers it in
@@ -156,6 +167,7 @@ pub async fn measure_group(
                     scenario,
                     connections,
                     rate: None,
+                    fault: None,
                 })
             })
         })
@@ -193,24 +205,31 @@ pub async fn measure_group(
         )
         .await;
     }
-    let mut fault_cells: Vec<Vec<Cell>> = targets.iter().map(|_| Vec::new()).collect();
-    for (index, target) in targets.iter().enumerate() {
-        if failures[index].is_some() || !target.faults_apply {
-            continue;
-        }
-        match measure_faults(bench, target, plan, progress).await {
-            Ok(cells) => fault_cells[index] = cells,
-            Err(error) => failures[index] = Some(error),
-        }
+    let faulted = fault_slots(plan, targets);
+    if !faulted.is_empty() {
+        run_stage(
+            bench,
+            targets,
+            plan,
+            StageRun {
+                group,
+                stage: Stage::Fault,
+                slots: &faulted,
+                duration: plan.fault_duration,
+                rounds: plan.fault_rounds,
+            },
+            progress,
+            (&mut runs, &mut failures, &mut rounds, &mut sequence),
+        )
+        .await;
     }
     let servers = failures
         .into_iter()
-        .zip(fault_cells)
         .enumerate()
-        .map(|(index, (failure, fault_cells))| match failure {
+        .map(|(index, failure)| match failure {
             Some(error) => Err(error),
             None => {
-                let mut cells = collect_cells(index, plan, &mut runs, fault_cells);
+                let mut cells = collect_cells(index, plan, &mut runs);
                 cells.warmup_seconds = Some(
                     plan.warmup_at_level(0, targets[index].minimum_warmup)
                         .as_secs_f64(),
@@ -231,7 +250,9 @@ struct StageRun<'a> {
     rounds: usize,
 }
 
-type RunsByCell = BTreeMap<(usize, Scenario, usize, Option<u64>), Vec<Measurement>>;
+/// A cell's key: server, scenario, connections, rate (its bits), fault (its index).
+type CellKey = (usize, Scenario, usize, Option<u64>, Option<usize>);
+type RunsByCell = BTreeMap<CellKey, Vec<Measurement>>;
 
 /// Runs the rounds of one stage: per round, the speed reference, then every slot once in the
 /// round's order. A server whose cell fails is left out of the rest of the run.
@@ -263,12 +284,16 @@ async fn run_stage(
                 continue;
             }
             let target = &targets[slot.server];
+            let fault = slot.fault.and_then(|index| plan.faults.get(index));
             progress.phase(format!(
-                "{}: {} at {} connections{}, round {}/{}",
+                "{}: {} at {} connections{}{}, round {}/{}",
                 target.label,
                 slot.scenario,
                 slot.connections,
                 rate_text(slot.rate),
+                fault
+                    .map(|fault| format!(", {}", fault.label()))
+                    .unwrap_or_default(),
                 round + 1,
                 stage.rounds
             ));
@@ -280,8 +305,14 @@ async fn run_stage(
                 duration: stage.duration,
                 seed: plan.seed.wrapping_add(round as u64),
             };
-            match cell::measure(bench, target, &load, None).await {
-                Ok((mut measurement, _)) => {
+            let measured = match fault {
+                None => cell::measure(bench, target, &load, None)
+                    .await
+                    .map(|(measurement, _)| measurement),
+                Some(fault) => measure_fault(bench, target, plan, &load, fault).await,
+            };
+            match measured {
+                Ok(mut measurement) => {
                     measurement.group = Some(stage.group);
                     measurement.round = Some(round);
                     measurement.sequence = Some(*sequence);
@@ -292,6 +323,7 @@ async fn run_stage(
                         scenario: slot.scenario,
                         connections: slot.connections,
                         rate: slot.rate,
+                        fault: fault.map(|fault| fault.kind),
                     });
                     runs.entry(key(&slot)).or_default().push(measurement);
                 }
@@ -302,12 +334,50 @@ async fn run_stage(
     }
 }
 
-fn key(slot: &Slot) -> (usize, Scenario, usize, Option<u64>) {
+/// A fault cell and its reference cell right after it: the same server, scenario and level
+/// without a fault, whose level "back" is judged against (measured seconds after the recovery,
+/// it shares the machine's state with it). The fault's record, judged, goes with the fault
+/// cell's figures.
+async fn measure_fault(
+    bench: &Bench<'_>,
+    target: &LoadTarget<'_>,
+    plan: &RoundsPlan,
+    load: &CellLoad,
+    fault: &FaultSpec,
+) -> Result<Measurement> {
+    let faulted = CellLoad {
+        // Earlier faults closed its idle connections too: it meets the load again before the
+        // window.
+        warmup: plan.cell_warmup.max(Duration::from_secs(1)),
+        ..*load
+    };
+    let (mut measurement, window) = cell::measure(bench, target, &faulted, Some(fault)).await?;
+    let window = window.context("a fault cell places its fault in its window")?;
+    let reference = CellLoad {
+        duration: plan.fault_reference,
+        ..*load
+    };
+    let (reference, _) = cell::measure(bench, target, &reference, None)
+        .await
+        .context("measuring the reference cell after a fault cell")?;
+    let series = measurement.series.clone().unwrap_or_default();
+    measurement.fault = Some(FaultRecord::of(
+        fault,
+        &window,
+        &measurement.errors,
+        &series,
+        Some(reference.ok_per_second),
+    ));
+    Ok(measurement)
+}
+
+fn key(slot: &Slot) -> CellKey {
     (
         slot.server,
         slot.scenario,
         slot.connections,
         slot.rate.map(f64::to_bits),
+        slot.fault,
     )
 }
 
@@ -317,6 +387,7 @@ fn shuffled(slots: &[Slot], seed: u64, stage: Stage, round: usize) -> Vec<Slot> 
     let salt = match stage {
         Stage::ClosedLoop => 0x5eed_0001,
         Stage::Efficiency => 0x5eed_0002,
+        Stage::Fault => 0x5eed_0003,
     };
     let mut blocks: Vec<Vec<Slot>> = Vec::new();
     for slot in slots {
@@ -324,6 +395,7 @@ fn shuffled(slots: &[Slot], seed: u64, stage: Stage, round: usize) -> Vec<Slot> 
             block[0].scenario == slot.scenario
                 && block[0].connections == slot.connections
                 && block[0].rate == slot.rate
+                && block[0].fault == slot.fault
         }) {
             Some(block) => block.push(*slot),
             None => blocks.push(vec![*slot]),
@@ -386,6 +458,7 @@ async fn warm_up(
             cpus: bench.placement.engine_cpus.clone(),
             seed: plan.seed,
             allow_remote: bench.allow_remote,
+            mark: None,
         };
         cell::run_engine(spec, bench.live).await?;
     }
@@ -406,7 +479,7 @@ fn efficiency_slots(plan: &RoundsPlan, servers: usize, runs: &RunsByCell) -> Vec
             EfficiencyRate::HalfOfSlowest => {
                 let medians: Vec<f64> = (0..servers)
                     .filter_map(|server| {
-                        let measured = runs.get(&(server, scenario, connections, None))?;
+                        let measured = runs.get(&(server, scenario, connections, None, None))?;
                         let rates: Vec<f64> = measured.iter().map(|m| m.ok_per_second).collect();
                         Some(crate::stats::median(&rates))
                     })
@@ -425,84 +498,59 @@ fn efficiency_slots(plan: &RoundsPlan, servers: usize, runs: &RunsByCell) -> Vec
             scenario,
             connections,
             rate: Some(rate),
+            fault: None,
         }));
     }
     slots
 }
 
-/// Every scenario at every level once per fault, one after another.
-async fn measure_faults(
-    bench: &Bench<'_>,
-    target: &LoadTarget<'_>,
-    plan: &RoundsPlan,
-    progress: &dyn Progress,
-) -> Result<Vec<Cell>> {
-    let mut cells = Vec::new();
+/// The fault slots: every scenario at every level under every fault, for each server the
+/// faults reach.
+fn fault_slots(plan: &RoundsPlan, targets: &[LoadTarget<'_>]) -> Vec<Slot> {
+    let mut slots = Vec::new();
     for &connections in &plan.connections {
         for &scenario in &plan.scenarios {
-            for fault in &plan.faults {
-                progress.phase(format!(
-                    "{}: {scenario} at {connections} connections, {}",
-                    target.label,
-                    fault.label()
-                ));
-                let load = CellLoad {
-                    scenario,
-                    connections,
-                    rate: None,
-                    // Earlier faults closed its idle connections too: it meets the load again
-                    // before the window.
-                    warmup: plan.cell_warmup.max(Duration::from_secs(1)),
-                    duration: plan.fault_duration,
-                    seed: plan.seed,
-                };
-                let (measurement, record) =
-                    cell::measure(bench, target, &load, Some(fault)).await?;
-                if let Some(record) = &record {
-                    let recovery = match record.figures.recovered_after_seconds {
-                        Some(seconds) => format!("back in {seconds:.1} s"),
-                        None => "never recovered".to_string(),
-                    };
-                    progress.cell_done(format!(
-                        "{:<22} {:<16} c={connections:<4} {:<13} failed {}  503 {}  longest {:.0} ms  {recovery}",
-                        target.label,
-                        scenario.to_string(),
-                        fault.kind.to_string(),
-                        record.figures.failed,
-                        record.figures.unavailable,
-                        record.figures.longest_ms,
-                    ));
-                }
-                let mut cell = Cell::new(scenario, connections, None, vec![measurement]);
-                cell.fault = record;
-                cells.push(cell);
+            for fault in 0..plan.faults.len() {
+                slots.extend(
+                    (0..targets.len())
+                        .filter(|&server| targets[server].faults_apply)
+                        .map(|server| Slot {
+                            server,
+                            scenario,
+                            connections,
+                            rate: None,
+                            fault: Some(fault),
+                        }),
+                );
             }
         }
     }
-    Ok(cells)
+    slots
 }
 
 /// One server's cells from the runs of every round, in the plan's order.
-fn collect_cells(
-    server: usize,
-    plan: &RoundsPlan,
-    runs: &mut RunsByCell,
-    fault_cells: Vec<Cell>,
-) -> ServerCells {
+fn collect_cells(server: usize, plan: &RoundsPlan, runs: &mut RunsByCell) -> ServerCells {
     let mut cells = Vec::new();
-    let mut efficiency_cells = Vec::new();
+    let mut fault_cells = Vec::new();
     for &connections in &plan.connections {
         for &scenario in &plan.scenarios {
-            if let Some(measured) = runs.remove(&(server, scenario, connections, None)) {
+            if let Some(measured) = runs.remove(&(server, scenario, connections, None, None)) {
                 cells.push(Cell::new(scenario, connections, None, measured));
+            }
+            for fault in 0..plan.faults.len() {
+                let key = (server, scenario, connections, None, Some(fault));
+                if let Some(measured) = runs.remove(&key) {
+                    fault_cells.push(Cell::of_fault_rounds(scenario, connections, measured));
+                }
             }
         }
     }
     let keys: Vec<_> = runs
         .keys()
-        .filter(|(owner, _, _, rate)| *owner == server && rate.is_some())
+        .filter(|(owner, _, _, rate, _)| *owner == server && rate.is_some())
         .copied()
         .collect();
+    let mut efficiency_cells = Vec::new();
     for key in keys {
         if let Some(measured) = runs.remove(&key) {
             let rate = key.3.map(f64::from_bits);
@@ -529,6 +577,9 @@ fn rate_text(rate: Option<f64>) -> String {
 }
 
 fn cell_line(label: &str, slot: &Slot, measurement: &Measurement) -> String {
+    if let Some(fault) = &measurement.fault {
+        return fault_line(label, slot, fault);
+    }
     let cpu = measurement
         .server
         .as_ref()
@@ -552,6 +603,28 @@ fn cell_line(label: &str, slot: &Slot, measurement: &Measurement) -> String {
     )
 }
 
+fn fault_line(label: &str, slot: &Slot, fault: &FaultRecord) -> String {
+    let figures = &fault.figures;
+    let backlog = match (figures.backlog, figures.drained_after_seconds) {
+        (Some(backlog), Some(drained)) => format!("  backlog {backlog} drained in {drained:.2} s"),
+        _ => String::new(),
+    };
+    let recovery = match figures.recovered_after_seconds {
+        Some(seconds) => format!("back in {seconds:.1} s"),
+        None => "not back within the cell".to_string(),
+    };
+    format!(
+        "{label:<22} {:<16} c={:<4} {:<13} failed {}  503 {}  longest {:.0} ms{backlog}  {recovery} (reference {} req/s)",
+        slot.scenario.to_string(),
+        slot.connections,
+        fault.kind.to_string(),
+        figures.failed,
+        figures.unavailable,
+        figures.longest_ms,
+        crate::format::group_thousands(figures.reference_level().round() as i64),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -565,6 +638,7 @@ mod tests {
                     scenario,
                     connections: 64,
                     rate: None,
+                    fault: None,
                 });
             }
         }

@@ -1,7 +1,9 @@
 //! Timeline charts: a cell over time, one line per server, from the series the engine records.
 //! One chart per scenario and level: 2xx answers per second above, p99 latency below (log
 //! scale: a fault moves it by orders of magnitude). Fault cells get a chart of their own per
-//! fault, with the fault's window shaded.
+//! fault (the round with the median time back), with the fault's window shaded and, per server,
+//! the reference level its recovery was judged against (dashed) above the band that counts as
+//! back (tinted), from the database's return on.
 
 use std::path::Path;
 
@@ -11,6 +13,7 @@ use plotters::prelude::*;
 
 use crate::engine::Series;
 use crate::harness::faults::FaultKind;
+use crate::recovery::RECOVERED_SHARE;
 use crate::render::charts::{SIZE, color, draw_legend, draw_line, drawing_error, svg_canvas};
 use crate::results::run::{Cell, Level, RunResults, ServerResult};
 use crate::scenarios::Scenario;
@@ -20,6 +23,9 @@ struct Line {
     server_index: usize,
     name: String,
     series: Series,
+    /// In a fault chart: from when (the database's return, seconds into the cell) and at which
+    /// level (2xx per second) the reference is drawn.
+    reference: Option<(f64, f64)>,
 }
 
 /// Writes the timeline of every scenario at every level, and of every fault cell; returns the
@@ -56,9 +62,17 @@ fn write_faults(results: &RunResults, directory: &Path) -> Result<Vec<String>> {
                 && cell.scenario == scenario
                 && cell.fault.as_ref().is_some_and(|fault| fault.kind == kind)
         };
-        let lines = lines_of(results, |server| server.fault_cells.iter().find(matching));
+        let mut lines = lines_of(results, |server| server.fault_cells.iter().find(matching));
         if lines.is_empty() {
             continue;
+        }
+        for line in &mut lines {
+            line.reference = results.servers[line.server_index]
+                .fault_cells
+                .iter()
+                .find(matching)
+                .and_then(|cell| cell.fault.as_ref())
+                .map(|fault| (fault.returned_seconds, fault.figures.reference_level()));
         }
         // The window shaded spans every server's: they differ by the time a restart took.
         let windows: Vec<(f64, f64)> = results
@@ -74,7 +88,7 @@ fn write_faults(results: &RunResults, directory: &Path) -> Result<Vec<String>> {
             .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)));
         let name = format!("timeline-{kind}-{scenario}-{}.svg", level.slug());
         let title = format!(
-            "{scenario} through {kind} (shaded: the database away), {}",
+            "{scenario} through {kind} (shaded: the database away; dashed: reference, tinted: back), {}",
             level.label()
         );
         draw(&directory.join(&name), &title, &lines, window)?;
@@ -120,6 +134,7 @@ fn lines_of<'a>(
                 server_index,
                 name: server.record.shown_name().to_string(),
                 series,
+                reference: None,
             })
         })
         .collect()
@@ -160,6 +175,7 @@ fn draw(path: &Path, title: &str, lines: &[Line], window: Option<(f64, f64)>) ->
         .iter()
         .flatten()
         .map(|point| point.1)
+        .chain(lines.iter().filter_map(|line| line.reference.map(|r| r.1)))
         .fold(0.0f64, f64::max)
         .max(1.0)
         * 1.1;
@@ -182,6 +198,11 @@ fn draw(path: &Path, title: &str, lines: &[Line], window: Option<(f64, f64)>) ->
                 BLACK.mix(0.12).filled(),
             )))
             .map_err(drawing_error)?;
+    }
+    for line in lines {
+        if let Some((from, level)) = line.reference {
+            draw_reference(&mut chart, (from, end), level, color(line.server_index))?;
+        }
     }
     for (line, points) in lines.iter().zip(throughput) {
         draw_plain_line(
@@ -233,6 +254,37 @@ fn draw(path: &Path, title: &str, lines: &[Line], window: Option<(f64, f64)>) ->
         draw_plain_line(&mut chart, points, color(line.server_index), None)?;
     }
     root.present().map_err(drawing_error)?;
+    Ok(())
+}
+
+/// A server's reference level from the database's return to the cell's end, dashed, above the
+/// band that counts as back (from [`RECOVERED_SHARE`] of it up to it), tinted in its colour.
+fn draw_reference<CT>(
+    chart: &mut ChartContext<'_, SVGBackend<'_>, CT>,
+    (from, to): (f64, f64),
+    level: f64,
+    stroke: RGBColor,
+) -> Result<()>
+where
+    CT: CoordTranslate<From = (f64, f64)>,
+{
+    if level <= 0.0 || from >= to {
+        return Ok(());
+    }
+    chart
+        .draw_series(std::iter::once(Rectangle::new(
+            [(from.max(0.0), level * RECOVERED_SHARE), (to, level)],
+            stroke.mix(0.15).filled(),
+        )))
+        .map_err(drawing_error)?;
+    chart
+        .draw_series(DashedLineSeries::new(
+            [(from.max(0.0), level), (to, level)],
+            6,
+            4,
+            stroke.stroke_width(1),
+        ))
+        .map_err(drawing_error)?;
     Ok(())
 }
 

@@ -10,11 +10,12 @@ use serde::{Deserialize, Serialize};
 use crate::engine::{LoadOutcome, Series};
 use crate::harness::containers::ContainerRecord;
 use crate::harness::database::DatabaseKind;
-use crate::harness::faults::FaultRecord;
+use crate::harness::faults::FaultKind;
 use crate::harness::record::ServerRecord;
 use crate::harness::settings::Dimensions;
 use crate::machine::Machine;
 use crate::placement::Placement;
+use crate::recovery::{FaultRecord, Recovery};
 use crate::results::ResultsFile;
 use crate::results::shard::ShardLoad;
 use crate::scenarios::Scenario;
@@ -25,7 +26,8 @@ use crate::stats::{Interval, median_of_all};
 /// and `status-503` counts only 503s with `Retry-After`; 4 measures in interleaved rounds: a
 /// cell's runs are its rounds (each with its round and place in the order), the rounds and the
 /// machine's speed reference are recorded, summaries carry intervals, and efficiency cells are
-/// kept apart (version 1 to 3 files are still read).
+/// kept apart; fault cells are measured in rounds too, each round with its fault record and the
+/// cell with its recovery over the rounds (version 1 to 3 files are still read).
 pub const FORMAT_VERSION: u32 = 4;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,6 +60,9 @@ pub enum Stage {
     ClosedLoop,
     /// Every server at the same open-loop rate.
     Efficiency,
+    /// Every fault cell, each followed by its reference cell (the same server, scenario and
+    /// level without a fault).
+    Fault,
 }
 
 /// One round of one group: the machine's speed before it, and the cells in the order they ran.
@@ -80,6 +85,9 @@ pub struct CellRef {
     pub scenario: Scenario,
     pub connections: usize,
     pub rate: Option<f64>,
+    /// In a fault round: the fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<FaultKind>,
 }
 
 /// The containers around the servers in a compose run.
@@ -114,6 +122,12 @@ pub struct Settings {
     /// Each efficiency cell's window per round; `None`: no efficiency cells (version 4).
     #[serde(default)]
     pub efficiency_seconds: Option<f64>,
+    /// Rounds per fault cell (version 4; 0 in older files, which measured each once).
+    #[serde(default)]
+    pub fault_rounds: usize,
+    /// The window of the reference cell measured right after each fault cell (version 4).
+    #[serde(default)]
+    pub fault_reference_seconds: Option<f64>,
     pub quick: bool,
     pub timeout_seconds: f64,
     /// Every how-many-th answer per connection has its body checked.
@@ -165,9 +179,13 @@ pub struct Cell {
     pub rate: Option<f64>,
     pub runs: Vec<Measurement>,
     pub summary: Summary,
-    /// The fault injected during the cell, in a fault cell.
+    /// The fault injected during the cell, in a fault cell: the record of the round the report
+    /// shows (every round's is in its run, from version 4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<FaultRecord>,
+    /// A fault cell's figures over its rounds (version 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<Recovery>,
 }
 
 /// The median run and the spread of throughput over the rounds.
@@ -206,7 +224,48 @@ impl Cell {
             runs,
             summary,
             fault: None,
+            recovery: None,
         }
+    }
+
+    /// A fault cell from its rounds, each run with its fault record: the recovery over the
+    /// rounds, and the round with the median time back as the one shown (not the one with the
+    /// median throughput, which a fault cell's is not about).
+    pub fn of_fault_rounds(scenario: Scenario, connections: usize, runs: Vec<Measurement>) -> Cell {
+        let mut cell = Cell::new(scenario, connections, None, runs);
+        let records: Vec<&FaultRecord> = cell
+            .runs
+            .iter()
+            .filter_map(|run| run.fault.as_ref())
+            .collect();
+        if records.len() == cell.runs.len() && !records.is_empty() {
+            let shown = Recovery::shown_round(&records);
+            cell.recovery = Recovery::of(&records);
+            cell.fault = Some(records[shown].clone());
+            cell.summary.median_run = shown;
+        }
+        cell
+    }
+
+    /// A fault cell's record of every round: each run's, or the cell's one (version 3).
+    pub fn fault_records(&self) -> Vec<&FaultRecord> {
+        let records: Vec<&FaultRecord> = self
+            .runs
+            .iter()
+            .filter_map(|run| run.fault.as_ref())
+            .collect();
+        if records.is_empty() {
+            self.fault.iter().collect()
+        } else {
+            records
+        }
+    }
+
+    /// A fault cell's recovery over its rounds (computed for version 3 files, which have one).
+    pub fn recovery(&self) -> Option<Recovery> {
+        self.recovery
+            .clone()
+            .or_else(|| Recovery::of(&self.fault_records()))
     }
 
     /// The run the report shows.
@@ -303,6 +362,9 @@ pub struct Measurement {
     /// the throwaway cluster's processes otherwise; `None` for another database.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database_cpu_seconds: Option<f64>,
+    /// In a fault cell's round: the fault and how the server rode it out (version 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<FaultRecord>,
 }
 
 impl Measurement {
@@ -342,6 +404,7 @@ impl Measurement {
             engine_cpu_seconds: Some(outcome.engine_cpu.as_secs_f64()),
             engine_container_cpu_seconds: None,
             database_cpu_seconds: None,
+            fault: None,
         }
     }
 
@@ -576,6 +639,7 @@ pub fn test_measurement(ok_per_second: f64, p99_us: u64) -> Measurement {
         engine_cpu_seconds: None,
         engine_container_cpu_seconds: None,
         database_cpu_seconds: None,
+        fault: None,
     }
 }
 

@@ -397,6 +397,8 @@ pub fn merge(mut shards: Vec<ShardFile>, merge_command: &str) -> Result<RunResul
             rounds: 0,
             cell_warmup_seconds: 0.0,
             efficiency_seconds: None,
+            fault_rounds: 0,
+            fault_reference_seconds: None,
             quick: false,
             timeout_seconds: plan.timeout_seconds,
             check_every: plan.check_every,
@@ -542,6 +544,7 @@ fn merged_measurement(parts: &[(&ShardFile, &ShardCell)]) -> Result<Measurement>
         engine_cpu_seconds: None,
         engine_container_cpu_seconds: None,
         database_cpu_seconds: None,
+        fault: None,
         shards,
     })
 }

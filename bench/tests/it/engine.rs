@@ -33,6 +33,7 @@ pub fn spec(
         cpus: None,
         seed: 7,
         allow_remote: false,
+        mark: None,
     }
 }
 

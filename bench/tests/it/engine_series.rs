@@ -1,9 +1,11 @@
 //! The engine's series against the test server: the intervals add up to the run's totals, over
-//! one engine thread and over several, and a stall shows where it happened.
+//! one engine thread and over several, a stall shows where it happened, and a mark set during
+//! the run counts what was waiting then.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use bakeoff::engine::{ErrorKind, LoadOutcome, Series};
+use bakeoff::engine::{ErrorKind, LoadOutcome, Mark, Series};
 
 use crate::engine::{run, spec};
 use crate::test_server::TestServer;
@@ -96,4 +98,35 @@ fn a_stall_shows_in_the_series_where_it_happened() {
     // The answers released at the end of the stall waited about half a second.
     let longest = intervals[9..=10].iter().map(|i| i.max_us).max().unwrap();
     assert!((400_000..700_000).contains(&longest), "{longest}");
+}
+
+#[test]
+fn a_mark_counts_the_requests_waiting_then_and_when_they_drained() {
+    let server = TestServer::start();
+    let mut spec = spec(&server, &["/stall"], 4, Duration::from_millis(1_200));
+    spec.threads = 2;
+    let mark = Arc::new(Mark::default());
+    spec.mark = Some(Arc::clone(&mark));
+    // The server holds every request from 0.3 s to 0.8 s; the mark falls 0.1 s before the end
+    // of the stall, while all four connections wait, as a database coming back would.
+    server.stall_once(Duration::from_millis(300), Duration::from_millis(500));
+    let marker = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(700));
+        mark.set(Instant::now());
+    });
+    let outcome = run(&spec);
+    marker.join().unwrap();
+    let after = outcome.after_mark.expect("the mark was set during the run");
+    let mark = after.mark.unwrap();
+    // One request per connection was waiting, answered when the stall ended, about 0.1 s later
+    // (the bound leaves room for a busy machine).
+    assert_eq!(after.waiting, 4, "{after:?}");
+    let drained = after.drained.unwrap().duration_since(mark);
+    assert!(drained < Duration::from_millis(500), "{drained:?}");
+    let first_ok = after.first_ok.unwrap().duration_since(mark);
+    assert!(first_ok <= drained, "{first_ok:?} after {drained:?}");
+    // A run without a mark watches nothing.
+    let mut plain = crate::engine::spec(&server, &["/ok"], 2, Duration::from_millis(200));
+    plain.mark = None;
+    assert_eq!(run(&plain).after_mark, None);
 }

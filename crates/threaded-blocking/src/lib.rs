@@ -92,12 +92,13 @@ pub fn run(config: Config) -> Result<(), ServeError> {
     });
 
     // std's backlog for `TcpListener::bind`; SO_REUSEPORT when one of PROCESSES copies.
-    let listener = bakeoff_core::process_group::bind_listener(config.bind, 128).map_err(|source| {
-        ServeError::Bind {
-            address: config.bind,
-            source,
-        }
-    })?;
+    let listener =
+        bakeoff_core::process_group::bind_listener(config.bind, 128).map_err(|source| {
+            ServeError::Bind {
+                address: config.bind,
+                source,
+            }
+        })?;
     let address = listener.local_addr().map_err(|source| ServeError::Bind {
         address: config.bind,
         source,
