@@ -17,6 +17,7 @@
 //! the modules directly.
 
 pub mod burst;
+pub mod callgrind;
 pub mod commands;
 pub mod delay_line;
 pub mod engine;
@@ -31,4 +32,5 @@ pub mod processes;
 pub mod render;
 pub mod results;
 pub mod scenarios;
+pub mod sequence;
 pub mod stats;

@@ -1,6 +1,8 @@
-//! The results directory and its versioned JSON files: `results.json` of a run ([`run`]) and
-//! `concurrency.json` of the concurrency study ([`study`]), written and read back the same way.
+//! The results directory and its versioned JSON files: `results.json` of a run ([`run`]),
+//! `concurrency.json` of the concurrency study ([`study`]) and `cost.json` of `bakeoff cost`
+//! ([`cost`]), written and read back the same way.
 
+pub mod cost;
 pub mod run;
 pub mod study;
 
