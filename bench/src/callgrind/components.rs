@@ -259,11 +259,17 @@ fn component_of_object(name: &str) -> Component {
 /// glibc's malloc family (by its source, `malloc/` in libc6-dbg's information, or by name), and
 /// Rust's allocator shims.
 fn is_allocator(cost: &SelfCost) -> bool {
-    let function = cost.function.as_str();
-    if function.starts_with("__rust_alloc")
-        || function.starts_with("__rust_dealloc")
-        || function.starts_with("__rust_realloc")
-        || function.starts_with("__rdl_")
+    // Rust 1.9x names its shims `__rustc::__rust_alloc`, `__rustc::__rdl_alloc`.
+    let function = cost.function.trim_start_matches("__rustc::");
+    let shims = [
+        "__rust_alloc",
+        "__rust_dealloc",
+        "__rust_realloc",
+        "__rust_no_alloc_shim",
+        "__rdl_",
+        "__rg_",
+    ];
+    if shims.iter().any(|shim| function.starts_with(shim))
         || cost.file.contains("/library/std/src/sys/alloc/")
     {
         return true;
@@ -362,6 +368,7 @@ mod tests {
                 Component::Allocator,
             ),
             (cost(binary, "???", "__rust_dealloc"), Component::Allocator),
+            (cost(binary, "???", "__rustc::__rdl_alloc"), Component::Allocator),
             (
                 cost("/usr/lib/x86_64-linux-gnu/libc.so.6", "./malloc/malloc.c", "_int_free"),
                 Component::Allocator,

@@ -239,6 +239,15 @@ impl Callgrind {
     }
 }
 
+/// The C library's clock functions, which natively read the clock in the vDSO without entering
+/// the kernel.
+fn is_clock_read(function: &str) -> bool {
+    matches!(
+        function.trim_start_matches("__"),
+        "clock_gettime" | "clock_gettime64" | "gettimeofday" | "time" | "getcpu"
+    )
+}
+
 /// A profile is complete once its last line, `totals:`, is written.
 fn is_complete(path: &Path) -> bool {
     std::fs::read_to_string(path).is_ok_and(|text| {
@@ -264,7 +273,16 @@ pub struct Counts {
     /// Processes that were counted (1 for a variant with one process).
     pub processes: usize,
     pub instructions: u64,
+    /// System calls, less the clock reads: the times the process entered the kernel.
     pub system_calls: u64,
+    /// Reads of the clock (`clock_gettime`, `gettimeofday`, `time`): system calls under
+    /// Valgrind, which gives its programs no vDSO, but served in user space (the vDSO) natively.
+    #[serde(default)]
+    pub clock_reads: u64,
+    /// System calls by the C library function that made them (`epoll_wait`, `recv`, `writev`,
+    /// clock reads included).
+    #[serde(default)]
+    pub system_calls_by_function: BTreeMap<String, u64>,
     /// Instructions per component of the request path, every component present (0 where none).
     pub components: BTreeMap<Component, u64>,
     /// Instructions per crate, or per object where there is no source information.
@@ -294,7 +312,19 @@ impl Counts {
         let mut functions: HashMap<(String, String), (u64, u64)> = HashMap::new();
         for cost in profiles.iter().flat_map(|profile| &profile.costs) {
             counts.instructions += cost.instructions;
-            counts.system_calls += cost.system_calls;
+            if cost.system_calls > 0 {
+                // `clock_gettime@@GLIBC_2.17` -> `clock_gettime`
+                let name = cost.function.split('@').next().unwrap_or(&cost.function);
+                *counts
+                    .system_calls_by_function
+                    .entry(name.to_string())
+                    .or_default() += cost.system_calls;
+                if is_clock_read(name) {
+                    counts.clock_reads += cost.system_calls;
+                } else {
+                    counts.system_calls += cost.system_calls;
+                }
+            }
             *counts.components.entry(component_of(cost)).or_default() += cost.instructions;
             let source = source_of(cost);
             *counts.sources.entry(source.clone()).or_default() += cost.instructions;
@@ -321,5 +351,67 @@ impl Counts {
         functions.truncate(top);
         counts.functions = functions;
         counts
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_frozen_profile_splits_into_components_as_annotated() {
+        let profile = parse(profile::tests::TINY).unwrap();
+        let counts = Counts::of(&[profile], 5);
+        assert_eq!((counts.processes, counts.instructions, counts.system_calls), (1, 1_858, 1));
+        assert_eq!(counts.clock_reads, 0);
+        assert_eq!(
+            counts.system_calls_by_function,
+            BTreeMap::from([("write".to_string(), 1)])
+        );
+        // From callgrind_annotate's file:function lines: malloc.c 411 (+ 8 at lines it lists
+        // under malloc.c without an object), std's allocator shims 29, the `__rust_*` symbols 8.
+        let expected = [
+            (Component::Allocator, 456),
+            (Component::Std, 1_126),
+            (Component::System, 48),
+            // tiny.rs is in no crate this project knows.
+            (Component::Other, 228),
+            (Component::Server, 0),
+            (Component::Framework, 0),
+        ];
+        for (component, instructions) in expected {
+            assert_eq!(counts.components[&component], instructions, "{component}");
+        }
+        assert_eq!(counts.components.values().sum::<u64>(), 1_858);
+        assert_eq!(counts.sources["std"], 1_126 + 26 + 3);
+        assert_eq!(counts.functions.len(), 5);
+        assert_eq!(counts.functions[0].function, "tiny::measured");
+        assert!(counts.functions[0].instructions >= 228 + 139);
+    }
+
+    #[test]
+    fn clock_reads_are_counted_apart_from_the_system_calls() {
+        let cost = |function: &str, system_calls: u64| SelfCost {
+            object: "/usr/lib/x86_64-linux-gnu/libc.so.6".to_string(),
+            file: "???".to_string(),
+            function: function.to_string(),
+            instructions: 10,
+            system_calls,
+        };
+        let profile = Profile {
+            pid: Some(1),
+            costs: vec![
+                cost("clock_gettime@@GLIBC_2.17", 6),
+                cost("epoll_wait", 1),
+                cost("recv", 1),
+                cost("__gettimeofday", 2),
+            ],
+        };
+        let counts = Counts::of(&[profile.clone(), profile], 10);
+        assert_eq!((counts.system_calls, counts.clock_reads), (4, 16));
+        assert_eq!(counts.system_calls_by_function["clock_gettime"], 12);
+        assert_eq!(counts.system_calls_by_function["epoll_wait"], 2);
+        assert_eq!(counts.processes, 2);
     }
 }

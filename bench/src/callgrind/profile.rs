@@ -288,7 +288,7 @@ impl State {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A small profile in the shape Valgrind 3.19 writes: compressed names, relative positions,
@@ -364,6 +364,54 @@ fn=(1)
         assert_eq!(libc.object, "/usr/lib/x86_64-linux-gnu/libc.so.6");
         // Largest first.
         assert_eq!(profile.costs[0].instructions, 500);
+    }
+
+    /// A real profile, frozen: `testdata/tiny.rs` built with `rustc -O -C
+    /// debuginfo=line-tables-only` and run under `valgrind --tool=callgrind
+    /// --collect-systime=yes --toggle-collect=tiny::measured` (Valgrind 3.19, glibc 2.36 with
+    /// libc6-dbg), its object path rewritten. The expected figures are callgrind's own: its
+    /// `totals:` line and `callgrind_annotate`'s per file and function.
+    pub(crate) const TINY: &str = include_str!("testdata/tiny.callgrind.out");
+
+    #[test]
+    fn a_frozen_real_profile_sums_to_callgrinds_own_totals() {
+        let profile = parse(TINY).unwrap();
+        assert_eq!(profile.pid, Some(18518));
+        // `totals: 1858 1`
+        assert_eq!(profile.instructions(), 1_858);
+        assert_eq!(profile.system_calls(), 1);
+        let find = |file_end: &str, function: &str| {
+            profile
+                .costs
+                .iter()
+                .find(|cost| cost.file.ends_with(file_end) && cost.function == function)
+                .map(|cost| (cost.instructions, cost.system_calls, cost.object.as_str()))
+        };
+        // callgrind_annotate --threshold=100: `228 /build/tiny.rs:tiny::measured [/build/tiny]`.
+        assert_eq!(
+            find("/build/tiny.rs", "tiny::measured"),
+            Some((228, 0, "/build/tiny"))
+        );
+        // Inlined from core: `139 .../core/src/slice/iter/macros.rs:tiny::measured`.
+        assert_eq!(
+            find("core/src/slice/iter/macros.rs", "tiny::measured").map(|c| c.0),
+            Some(139)
+        );
+        assert_eq!(
+            find("malloc/malloc.c", "_int_free"),
+            Some((128, 0, "/usr/lib/x86_64-linux-gnu/libc.so.6"))
+        );
+        assert_eq!(find("malloc/malloc.c", "malloc").map(|c| c.0), Some(120));
+        // The one system call: `7 1 .../sysv/linux/write.c:write`.
+        assert_eq!(
+            find("sysv/linux/write.c", "write").map(|c| (c.0, c.1)),
+            Some((7, 1))
+        );
+        // 111 file and function pairs with instructions, as callgrind_annotate lists them.
+        assert_eq!(
+            profile.costs.iter().filter(|cost| cost.instructions > 0).count(),
+            111
+        );
     }
 
     #[test]

@@ -73,7 +73,7 @@ fn cell_of(server: &ServerCost, scenario: Scenario) -> Option<&CostCell> {
 /// One scenario: each server's count, system calls, split, PostgreSQL's side and the run's CPU.
 fn scenario_table(results: &CostResults, scenario: Scenario) -> Table {
     let beside = results.settings.beside.is_some();
-    let mut headers: Vec<String> = ["server", "instructions/req", "syscalls/req"]
+    let mut headers: Vec<String> = ["server", "instructions/req", "syscalls/req", "clock reads/req"]
         .iter()
         .map(ToString::to_string)
         .collect();
@@ -94,7 +94,8 @@ fn scenario_table(results: &CostResults, scenario: Scenario) -> Table {
         let mut row = vec![
             server.record.marked_name(),
             count_with_spread(cell),
-            format!("{:.1}", batch.system_calls_per_request()),
+            format!("{:.2}", batch.system_calls_per_request()),
+            format!("{:.2}", batch.clock_reads_per_request()),
         ];
         row.extend(Component::ALL.iter().map(|&component| {
             percent(batch.component_per_request(component), per_request)
@@ -129,8 +130,8 @@ fn percent(part: f64, whole: f64) -> String {
     }
 }
 
-/// The functions that executed the most instructions themselves, per server, for one scenario.
-fn functions_table(server: &ServerCost, cell: &CostCell) -> Option<Table> {
+/// The functions that executed the most instructions themselves, for one server and scenario.
+fn functions_table(cell: &CostCell) -> Option<Table> {
     let batch = cell.median()?;
     let mut table = Table::new(&["function", "source", "instructions/req", "syscalls/req"]);
     for function in batch.counts.functions.iter().take(FUNCTIONS_SHOWN) {
@@ -142,8 +143,33 @@ fn functions_table(server: &ServerCost, cell: &CostCell) -> Option<Table> {
             format!("{:.2}", per(function.system_calls)),
         ]);
     }
-    let _ = server;
     Some(table)
+}
+
+/// System calls per request by the C library function that made them.
+fn system_calls_line(cell: &CostCell) -> String {
+    let Some(batch) = cell.median() else {
+        return String::new();
+    };
+    let mut calls: Vec<(&String, &u64)> = batch.counts.system_calls_by_function.iter().collect();
+    calls.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+    let listed: Vec<String> = calls
+        .iter()
+        .map(|(function, count)| {
+            format!(
+                "`{function}` {:.2}",
+                **count as f64 / batch.requests.max(1) as f64
+            )
+        })
+        .collect();
+    format!(
+        "System calls per request, by the function that made them (clock reads are vDSO calls natively): {}.",
+        if listed.is_empty() {
+            "none".to_string()
+        } else {
+            listed.join(", ")
+        }
+    )
 }
 
 fn settings_paragraph(results: &CostResults) -> String {
@@ -224,12 +250,13 @@ pub fn markdown(results: &CostResults, chart: Option<&str>) -> String {
             let Some(cell) = cell_of(server, scenario) else {
                 continue;
             };
-            if let Some(table) = functions_table(server, cell) {
+            if let Some(table) = functions_table(cell) {
                 let _ = writeln!(
                     text,
-                    "<details><summary>{}: where the instructions go</summary>\n\n{}\n</details>\n",
+                    "<details><summary>{}: where the instructions go</summary>\n\n{}\n{}\n</details>\n",
                     server.record.marked_name(),
-                    table.markdown()
+                    table.markdown(),
+                    system_calls_line(cell)
                 );
             }
         }

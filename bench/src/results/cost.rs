@@ -130,8 +130,13 @@ impl Batch {
         per(self.counts.instructions, self.requests)
     }
 
+    /// Entries into the kernel per request (clock reads left out, see [`Counts::clock_reads`]).
     pub fn system_calls_per_request(&self) -> f64 {
         per(self.counts.system_calls, self.requests)
+    }
+
+    pub fn clock_reads_per_request(&self) -> f64 {
+        per(self.counts.clock_reads, self.requests)
     }
 
     /// Instructions per request of one component.
