@@ -50,8 +50,14 @@ pub struct CostArgs {
     /// Requests counted per batch.
     #[arg(long, default_value_t = 2_000)]
     pub requests: usize,
-    /// Batches per scenario, each counted on its own: their spread shows what varies.
-    #[arg(long, default_value_t = 2)]
+    /// Server processes started under callgrind one after another per server, each counted on
+    /// its own: a process's count is steady, but differs from another's by up to a percent or
+    /// two where threads and the allocator's state differ, so the figure is the median of the
+    /// starts. (Each server is verified once before, natively.)
+    #[arg(long, default_value_t = 3)]
+    pub starts: usize,
+    /// Batches per scenario and start, each counted on its own.
+    #[arg(long, default_value_t = 1)]
     pub batches: usize,
     /// Requests of each scenario sent before its first batch, not counted (caches, prepared
     /// statements, pools warm).
@@ -87,6 +93,7 @@ struct Plan {
     servers: Vec<ServerSpec>,
     scenarios: Vec<Scenario>,
     requests: usize,
+    starts: usize,
     batches: usize,
     warmup: usize,
     connections: usize,
@@ -109,6 +116,10 @@ impl Plan {
             "--batches must be from 1 to 100"
         );
         anyhow::ensure!(
+            (1..=25).contains(&args.starts),
+            "--starts must be from 1 to 25"
+        );
+        anyhow::ensure!(
             (1..=256).contains(&args.connections),
             "--connections must be from 1 to 256"
         );
@@ -120,6 +131,7 @@ impl Plan {
             servers: args.servers.servers()?,
             scenarios: crate::names::chosen_or_all(&args.scenarios),
             requests: args.requests,
+            starts: args.starts,
             batches: args.batches,
             warmup: args.warmup,
             connections: args.connections,
@@ -195,25 +207,57 @@ pub async fn cost(args: CostArgs, command_line: String) -> Result<PathBuf> {
         watch: &watch,
         keep: args.keep_profiles.then(|| directory.join("profiles")),
     };
-    let outcomes = lifecycle::drive_under(
-        Some(&wrapper),
+    // Verified first, natively, as `bakeoff run` verifies: the counted processes then all
+    // start the same way, none with the verification's requests in its history (which left
+    // the allocator in a state that cost a verified process up to 2 % more per request).
+    say("verifying every server against the contract (natively)".to_string());
+    let verified = lifecycle::drive(
         &counted,
         &session,
         Verify::Contract,
         &say,
-        async |trial: &Trial, server: &RunningServer| {
-            counter.count_server(&mut callgrind, trial, server).await
-        },
+        async |_: &Trial, _: &RunningServer| Ok(()),
     )
     .await;
-
-    let mut servers: Vec<ServerCost> = outcomes
+    let mut servers: Vec<ServerCost> = verified
         .into_iter()
         .map(|outcome| ServerCost {
             record: outcome.record,
-            cells: outcome.measured.unwrap_or_default(),
+            cells: Vec::new(),
         })
         .collect();
+    let passed: Vec<Trial> = counted
+        .iter()
+        .filter(|trial| {
+            servers.iter().any(|server| {
+                server.record.shown_name() == trial.label && server.record.skipped.is_none()
+            })
+        })
+        .cloned()
+        .collect();
+    for start in 1..=plan.starts {
+        say(format!("under callgrind: start {start} of {}", plan.starts));
+        let outcomes = lifecycle::drive_under(
+            Some(&wrapper),
+            &passed,
+            &session,
+            Verify::Skip,
+            &say,
+            async |trial: &Trial, server: &RunningServer| {
+                counter
+                    .count_server(&mut callgrind, trial, server, start)
+                    .await
+            },
+        )
+        .await;
+        merge_start(&mut servers, outcomes, start);
+    }
+    for server in &mut servers {
+        // Verified, but counted in no start: its reason is the first start's.
+        if server.cells.is_empty() && server.record.skipped.is_none() {
+            server.record.skipped = server.record.notes.first().cloned();
+        }
+    }
     servers.extend(set_aside.iter().map(|trial| {
         let mut record =
             ServerRecord::new(trial.server.name(), trial.label.clone(), trial.server.kind());
@@ -241,6 +285,7 @@ pub async fn cost(args: CostArgs, command_line: String) -> Result<PathBuf> {
             command: command_line,
             scenarios: plan.scenarios.clone(),
             requests: plan.requests,
+            starts: plan.starts,
             batches: plan.batches,
             warmup_requests: plan.warmup,
             connections: plan.connections,
@@ -264,6 +309,38 @@ pub async fn cost(args: CostArgs, command_line: String) -> Result<PathBuf> {
     println!("{}", crate::render::cost_report::terminal(&results));
     println!("results: {}", directory.display());
     Ok(directory)
+}
+
+/// Adds one start's counts to the servers (verified before, so each is there): its batches to
+/// the cells of the same scenario, or a note of why the start was not counted.
+fn merge_start(
+    servers: &mut [ServerCost],
+    outcomes: Vec<lifecycle::Outcome<Vec<CostCell>>>,
+    start: usize,
+) {
+    for outcome in outcomes {
+        let Some(server) = servers
+            .iter_mut()
+            .find(|server| server.record.shown_name() == outcome.record.shown_name())
+        else {
+            continue;
+        };
+        let Some(cells) = outcome.measured else {
+            server.record.notes.push(format!(
+                "under callgrind, start {start}: {}",
+                outcome.record.skipped.unwrap_or_default()
+            ));
+            continue;
+        };
+        // PostgreSQL's side stays the first start's: it does not depend on the server's
+        // process.
+        for cell in cells {
+            match server.cells.iter_mut().find(|c| c.scenario == cell.scenario) {
+                Some(known) => known.batches.extend(cell.batches),
+                None => server.cells.push(cell),
+            }
+        }
+    }
 }
 
 /// The CPU time per request `run` measured for this server and scenario, at its lowest level.
@@ -299,6 +376,7 @@ impl Counter<'_> {
         callgrind: &mut Callgrind,
         trial: &Trial,
         server: &RunningServer,
+        start: usize,
     ) -> Result<Vec<CostCell>> {
         let pid = server.pid().context("the server has no process to count")?;
         let version = version_body(&trial.server.name());
@@ -326,13 +404,14 @@ impl Counter<'_> {
                 let keep = self.keep.as_ref().map(|folder| {
                     folder
                         .join(folder_name(&trial.label))
-                        .join(format!("{scenario}-{}", index + 1))
+                        .join(format!("{scenario}-start{start}-batch{}", index + 1))
                 });
                 let (sent, profiles) = callgrind
                     .count(pid, keep.as_deref(), send(self.plan.requests))
                     .await?;
                 let sent = sent?;
                 let batch = Batch {
+                    start,
                     requests: self.plan.requests as u64,
                     ok: sent.ok,
                     failures: sent.failures,
@@ -340,11 +419,10 @@ impl Counter<'_> {
                     counts: Counts::of(&profiles, TOP_FUNCTIONS),
                 };
                 eprintln!(
-                    "{:<22} {:<16} batch {}/{}: {:>11} instructions and {:.1} system calls per request ({} requests in {:.1} s{})",
+                    "{:<22} {:<16} start {start} batch {}: {:>11} instructions and {:.1} system calls per request ({} requests in {:.1} s{})",
                     trial.label,
                     scenario.to_string(),
                     index + 1,
-                    self.plan.batches,
                     group_thousands(batch.instructions_per_request().round() as i64),
                     batch.system_calls_per_request(),
                     batch.requests,

@@ -175,12 +175,15 @@ fn system_calls_line(cell: &CostCell) -> String {
 fn settings_paragraph(results: &CostResults) -> String {
     let settings = &results.settings;
     let mut text = format!(
-        "{} requests per batch, {} batch(es) per scenario, after {} uncounted warm-up requests; \
-         one request at a time on each of {} connection(s). Each server ran under Valgrind's \
+        "{} requests per batch, {} batch(es) per scenario in each of {} start(s) of every server \
+         (a new process each; every server verified once before, natively), after {} uncounted \
+         warm-up requests; one \
+         request at a time on each of {} connection(s). Each server ran under Valgrind's \
          callgrind ({}), counting only while its batches ran, over its whole process tree; \
          {} builds; {}. Database: {}",
         group_thousands(settings.requests as i64),
         settings.batches,
+        settings.starts,
         group_thousands(settings.warmup_requests as i64),
         settings.connections,
         settings.valgrind,
@@ -222,7 +225,8 @@ pub fn markdown(results: &CostResults, chart: Option<&str>) -> String {
     );
     text.push_str(&summary_table(results).markdown());
     text.push_str(
-        "\n(±: half the spread between the batches of a scenario.)\n",
+        "\nEach figure is the median over the starts of the server of its batches' mean; ±: half \
+         the spread of all its batches, in percent of it.\n",
     );
     if let Some(chart) = chart {
         let _ = writeln!(text, "\n![the split of the instructions]({chart})");
