@@ -55,9 +55,13 @@ pub async fn send(
             .map(|i| i % requests.len())
             .collect();
         let wire = wire.clone();
-        let expected: Vec<Option<bytes::Bytes>> =
-            requests.iter().map(|request| request.expected.clone()).collect();
-        tasks.spawn(async move { one_connection(address, &wire, &expected, &indexes, timeout).await });
+        let expected: Vec<Option<bytes::Bytes>> = requests
+            .iter()
+            .map(|request| request.expected.clone())
+            .collect();
+        tasks.spawn(
+            async move { one_connection(address, &wire, &expected, &indexes, timeout).await },
+        );
     }
     let mut sent = Sent::default();
     while let Some(outcome) = tasks.join_next().await {

@@ -15,9 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::callgrind::profile::SelfCost;
 
 /// A part of the request path.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Component {
     /// The server's own crate and bakeoff-core.
@@ -191,29 +189,77 @@ pub fn component_of_crate(name: &str) -> Component {
         "axum" | "axum-core" | "hyper" | "hyper-util" | "http" | "http-body" | "http-body-util"
         | "httparse" | "httpdate" | "tower" | "tower-layer" | "tower-service" | "tower-http"
         | "matchit" | "actix-web" | "actix-http" | "actix-router" | "actix-service"
-        | "actix-utils" | "actix-server" | "actix-codec" | "actix-macros" | "warp"
-        | "headers" | "headers-core" | "tiny-http" | "ascii" | "chunked-transfer" | "mime"
-        | "mime-guess" | "percent-encoding" | "form-urlencoded" | "url" | "idna"
-        | "language-tags" | "encoding-rs" | "regex" | "regex-automata" | "regex-syntax"
-        | "regex-lite" | "aho-corasick" | "memchr" | "derive-more" | "scoped-tls"
-        | "sync-wrapper" | "cookie" | "time" | "serde-urlencoded" => Component::Framework,
-        "tokio" | "tokio-util" | "tokio-stream" | "mio" | "futures" | "futures-util"
-        | "futures-core" | "futures-channel" | "futures-task" | "futures-sink"
-        | "futures-executor" | "futures-io" | "pin-project" | "pin-project-lite"
-        | "pin-utils" | "parking-lot" | "parking-lot-core" | "lock-api" | "crossbeam-utils"
-        | "crossbeam-channel" | "crossbeam-queue" | "crossbeam-epoch" | "actix-rt"
-        | "local-channel" | "local-waker" | "signal-hook" | "signal-hook-registry"
-        | "socket2" | "slab" | "bytes" | "bytestring" | "smallvec" | "atomic-waker"
-        | "event-listener" | "async-trait" | "libc" | "nix" | "once-cell" | "num-cpus" => {
-            Component::Runtime
-        }
-        "tokio-postgres" | "postgres-protocol" | "postgres-types" | "postgres"
-        | "deadpool" | "deadpool-postgres" | "deadpool-runtime" | "deadpool-sync" | "diesel"
-        | "diesel-async" | "diesel-derives" | "r2d2" | "pq-sys" | "scheduled-thread-pool"
-        | "fallible-iterator" | "phf" | "phf-shared" | "stringprep" | "md-5" | "sha2"
-        | "hmac" | "digest" | "base64" | "byteorder" | "whoami" | "siphasher" => {
-            Component::Database
-        }
+        | "actix-utils" | "actix-server" | "actix-codec" | "actix-macros" | "warp" | "headers"
+        | "headers-core" | "tiny-http" | "ascii" | "chunked-transfer" | "mime" | "mime-guess"
+        | "percent-encoding" | "form-urlencoded" | "url" | "idna" | "language-tags"
+        | "encoding-rs" | "regex" | "regex-automata" | "regex-syntax" | "regex-lite"
+        | "aho-corasick" | "memchr" | "derive-more" | "scoped-tls" | "sync-wrapper" | "cookie"
+        | "time" | "serde-urlencoded" => Component::Framework,
+        "tokio"
+        | "tokio-util"
+        | "tokio-stream"
+        | "mio"
+        | "futures"
+        | "futures-util"
+        | "futures-core"
+        | "futures-channel"
+        | "futures-task"
+        | "futures-sink"
+        | "futures-executor"
+        | "futures-io"
+        | "pin-project"
+        | "pin-project-lite"
+        | "pin-utils"
+        | "parking-lot"
+        | "parking-lot-core"
+        | "lock-api"
+        | "crossbeam-utils"
+        | "crossbeam-channel"
+        | "crossbeam-queue"
+        | "crossbeam-epoch"
+        | "actix-rt"
+        | "local-channel"
+        | "local-waker"
+        | "signal-hook"
+        | "signal-hook-registry"
+        | "socket2"
+        | "slab"
+        | "bytes"
+        | "bytestring"
+        | "smallvec"
+        | "atomic-waker"
+        | "event-listener"
+        | "async-trait"
+        | "libc"
+        | "nix"
+        | "once-cell"
+        | "num-cpus" => Component::Runtime,
+        "tokio-postgres"
+        | "postgres-protocol"
+        | "postgres-types"
+        | "postgres"
+        | "deadpool"
+        | "deadpool-postgres"
+        | "deadpool-runtime"
+        | "deadpool-sync"
+        | "diesel"
+        | "diesel-async"
+        | "diesel-derives"
+        | "r2d2"
+        | "pq-sys"
+        | "scheduled-thread-pool"
+        | "fallible-iterator"
+        | "phf"
+        | "phf-shared"
+        | "stringprep"
+        | "md-5"
+        | "sha2"
+        | "hmac"
+        | "digest"
+        | "base64"
+        | "byteorder"
+        | "whoami"
+        | "siphasher" => Component::Database,
         "serde" | "serde-json" | "serde-core" | "itoa" | "ryu" | "serde-path-to-error" => {
             Component::Serialization
         }
@@ -232,8 +278,9 @@ fn python_package(object: &str) -> Option<String> {
 
 fn component_of_python_package(package: &str) -> Component {
     match package.trim_start_matches('_') {
-        "asyncpg" | "psycopg" | "psycopg-binary" | "psycopg_binary" | "sqlalchemy"
-        | "greenlet" => Component::Database,
+        "asyncpg" | "psycopg" | "psycopg-binary" | "psycopg_binary" | "sqlalchemy" | "greenlet" => {
+            Component::Database
+        }
         "uvloop" => Component::Runtime,
         "httptools" | "h11" | "starlette" | "fastapi" | "flask" | "werkzeug" => {
             Component::Framework
@@ -318,20 +365,41 @@ mod tests {
     #[test]
     fn crates_are_named_from_their_source_paths() {
         let cases = [
-            (format!("{REGISTRY}/tokio-1.47.1/src/runtime/park.rs"), "tokio"),
-            (format!("{REGISTRY}/tokio-postgres-0.7.14/src/client.rs"), "tokio-postgres"),
+            (
+                format!("{REGISTRY}/tokio-1.47.1/src/runtime/park.rs"),
+                "tokio",
+            ),
+            (
+                format!("{REGISTRY}/tokio-postgres-0.7.14/src/client.rs"),
+                "tokio-postgres",
+            ),
             (format!("{REGISTRY}/md-5-0.10.6/src/lib.rs"), "md-5"),
             (format!("{REGISTRY}/h2-0.4.12/src/lib.rs"), "h2"),
-            (format!("{REGISTRY}/windows-sys-0.52.0-rc.1/src/lib.rs"), "windows-sys"),
+            (
+                format!("{REGISTRY}/windows-sys-0.52.0-rc.1/src/lib.rs"),
+                "windows-sys",
+            ),
             (
                 "/rustc/29483883eed69d5fb4db01964cdf2af4d86e9cb2/library/core/src/fmt/mod.rs"
                     .to_string(),
                 "std",
             ),
-            ("/rust/deps/hashbrown-0.15.2/src/raw/mod.rs".to_string(), "std"),
-            ("/build/bakeoff/crates/core/src/pg.rs".to_string(), "crates/core"),
-            ("crates/actix-deadpool/src/handlers.rs".to_string(), "crates/actix-deadpool"),
-            ("/b/third_party/tiny_http/src/lib.rs".to_string(), "third_party/tiny_http"),
+            (
+                "/rust/deps/hashbrown-0.15.2/src/raw/mod.rs".to_string(),
+                "std",
+            ),
+            (
+                "/build/bakeoff/crates/core/src/pg.rs".to_string(),
+                "crates/core",
+            ),
+            (
+                "crates/actix-deadpool/src/handlers.rs".to_string(),
+                "crates/actix-deadpool",
+            ),
+            (
+                "/b/third_party/tiny_http/src/lib.rs".to_string(),
+                "third_party/tiny_http",
+            ),
         ];
         for (path, name) in cases {
             assert_eq!(crate_of_path(&path).as_deref(), Some(name), "{path}");
@@ -344,42 +412,83 @@ mod tests {
     fn each_cost_goes_to_its_component() {
         let binary = "/t/release/actix-deadpool";
         let cases = [
-            (cost(binary, "crates/actix-deadpool/src/db.rs", "x"), Component::Server),
-            (cost(binary, "/b/crates/core/src/model.rs", "x"), Component::Server),
             (
-                cost(binary, &format!("{REGISTRY}/actix-http-3.11.0/src/h1/codec.rs"), "x"),
+                cost(binary, "crates/actix-deadpool/src/db.rs", "x"),
+                Component::Server,
+            ),
+            (
+                cost(binary, "/b/crates/core/src/model.rs", "x"),
+                Component::Server,
+            ),
+            (
+                cost(
+                    binary,
+                    &format!("{REGISTRY}/actix-http-3.11.0/src/h1/codec.rs"),
+                    "x",
+                ),
                 Component::Framework,
             ),
             (
-                cost(binary, &format!("{REGISTRY}/serde_json-1.0.140/src/ser.rs"), "x"),
+                cost(
+                    binary,
+                    &format!("{REGISTRY}/serde_json-1.0.140/src/ser.rs"),
+                    "x",
+                ),
                 Component::Serialization,
             ),
             (
-                cost(binary, &format!("{REGISTRY}/postgres-protocol-0.6.8/src/lib.rs"), "x"),
+                cost(
+                    binary,
+                    &format!("{REGISTRY}/postgres-protocol-0.6.8/src/lib.rs"),
+                    "x",
+                ),
                 Component::Database,
             ),
             (
                 cost(binary, &format!("{REGISTRY}/mio-1.0.4/src/poll.rs"), "x"),
                 Component::Runtime,
             ),
-            (cost(binary, "/rustc/abc/library/core/src/str/mod.rs", "x"), Component::Std),
+            (
+                cost(binary, "/rustc/abc/library/core/src/str/mod.rs", "x"),
+                Component::Std,
+            ),
             (
                 cost(binary, "/rustc/abc/library/std/src/sys/alloc/unix.rs", "x"),
                 Component::Allocator,
             ),
             (cost(binary, "???", "__rust_dealloc"), Component::Allocator),
-            (cost(binary, "???", "__rustc::__rdl_alloc"), Component::Allocator),
             (
-                cost("/usr/lib/x86_64-linux-gnu/libc.so.6", "./malloc/malloc.c", "_int_free"),
+                cost(binary, "???", "__rustc::__rdl_alloc"),
                 Component::Allocator,
             ),
-            (cost("/usr/lib/x86_64-linux-gnu/libc.so.6", "???", "malloc"), Component::Allocator),
             (
-                cost("/usr/lib/x86_64-linux-gnu/libc.so.6", "./string/memcpy.S", "memcpy"),
+                cost(
+                    "/usr/lib/x86_64-linux-gnu/libc.so.6",
+                    "./malloc/malloc.c",
+                    "_int_free",
+                ),
+                Component::Allocator,
+            ),
+            (
+                cost("/usr/lib/x86_64-linux-gnu/libc.so.6", "???", "malloc"),
+                Component::Allocator,
+            ),
+            (
+                cost(
+                    "/usr/lib/x86_64-linux-gnu/libc.so.6",
+                    "./string/memcpy.S",
+                    "memcpy",
+                ),
                 Component::System,
             ),
-            (cost("/usr/lib/x86_64-linux-gnu/libpq.so.5.15", "???", "PQexec"), Component::Database),
-            (cost("/usr/bin/python3.11", "???", "_PyEval_EvalFrameDefault"), Component::Runtime),
+            (
+                cost("/usr/lib/x86_64-linux-gnu/libpq.so.5.15", "???", "PQexec"),
+                Component::Database,
+            ),
+            (
+                cost("/usr/bin/python3.11", "???", "_PyEval_EvalFrameDefault"),
+                Component::Runtime,
+            ),
             (
                 cost(
                     "/v/lib/python3.11/site-packages/asyncpg/protocol/protocol.cpython-311-x86_64-linux-gnu.so",
@@ -389,7 +498,11 @@ mod tests {
                 Component::Database,
             ),
             (
-                cost(binary, &format!("{REGISTRY}/tracing-core-0.1.34/src/lib.rs"), "x"),
+                cost(
+                    binary,
+                    &format!("{REGISTRY}/tracing-core-0.1.34/src/lib.rs"),
+                    "x",
+                ),
                 Component::Other,
             ),
         ];
@@ -399,7 +512,11 @@ mod tests {
         let module = "/v/lib/python3.11/site-packages/uvloop/loop.cpython-311-x86_64-linux-gnu.so";
         assert_eq!(source_of(&cost(module, "???", "x")), "python:uvloop");
         assert_eq!(
-            source_of(&cost("/usr/lib/x86_64-linux-gnu/libc.so.6", "./malloc/malloc.c", "x")),
+            source_of(&cost(
+                "/usr/lib/x86_64-linux-gnu/libc.so.6",
+                "./malloc/malloc.c",
+                "x"
+            )),
             "libc.so.6"
         );
     }

@@ -140,8 +140,7 @@ impl Callgrind {
             let path = self.wait_for_dump(pid)?;
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            let profile =
-                parse(&text).with_context(|| format!("reading {}", path.display()))?;
+            let profile = parse(&text).with_context(|| format!("reading {}", path.display()))?;
             profiles.push(profile);
             match keep {
                 Some(folder) => {
@@ -202,8 +201,7 @@ impl Callgrind {
             .output()
             .context("running callgrind_control")?;
         let stdout = String::from_utf8_lossy(&output.stdout);
-        if !output.status.success() || stdout.contains("Error") || stdout.contains("not detected")
-        {
+        if !output.status.success() || stdout.contains("Error") || stdout.contains("not detected") {
             bail!(
                 "callgrind_control {} {pid} failed: {} {}",
                 arguments.join(" "),
@@ -339,12 +337,14 @@ impl Counts {
         }
         let mut functions: Vec<FunctionCount> = functions
             .into_iter()
-            .map(|((function, source), (instructions, system_calls))| FunctionCount {
-                function,
-                source,
-                instructions,
-                system_calls,
-            })
+            .map(
+                |((function, source), (instructions, system_calls))| FunctionCount {
+                    function,
+                    source,
+                    instructions,
+                    system_calls,
+                },
+            )
             .collect();
         functions.sort_by(|a, b| {
             b.instructions
@@ -366,7 +366,10 @@ mod tests {
     fn the_frozen_profile_splits_into_components_as_annotated() {
         let profile = parse(profile::tests::TINY).unwrap();
         let counts = Counts::of(&[profile], 5);
-        assert_eq!((counts.processes, counts.instructions, counts.system_calls), (1, 1_858, 1));
+        assert_eq!(
+            (counts.processes, counts.instructions, counts.system_calls),
+            (1, 1_858, 1)
+        );
         assert_eq!(counts.clock_reads, 0);
         assert_eq!(
             counts.system_calls_by_function,

@@ -150,13 +150,15 @@ pub fn parse(text: &str) -> Result<Profile, ParseError> {
         .totals
         .iter()
         .filter(|(_, (instructions, calls))| *instructions > 0 || *calls > 0)
-        .map(|(&(object, file, function), &(instructions, calls))| SelfCost {
-            object: state.objects.names[object].clone(),
-            file: state.files.names[file].clone(),
-            function: state.functions.names[function].clone(),
-            instructions,
-            system_calls: calls,
-        })
+        .map(
+            |(&(object, file, function), &(instructions, calls))| SelfCost {
+                object: state.objects.names[object].clone(),
+                file: state.files.names[file].clone(),
+                function: state.functions.names[function].clone(),
+                instructions,
+                system_calls: calls,
+            },
+        )
         .collect();
     costs.sort_by(|a, b| {
         b.instructions
@@ -255,8 +257,9 @@ impl State {
     }
 
     fn cost(&mut self, line: &str) -> Result<(), LineError> {
-        let (instructions_column, calls_column) =
-            self.events.ok_or(LineError::Profile(ParseError::NoEvents))?;
+        let (instructions_column, calls_column) = self
+            .events
+            .ok_or(LineError::Profile(ParseError::NoEvents))?;
         if std::mem::take(&mut self.call_cost_follows) {
             return Ok(());
         }
@@ -409,7 +412,11 @@ fn=(1)
         );
         // 111 file and function pairs with instructions, as callgrind_annotate lists them.
         assert_eq!(
-            profile.costs.iter().filter(|cost| cost.instructions > 0).count(),
+            profile
+                .costs
+                .iter()
+                .filter(|cost| cost.instructions > 0)
+                .count(),
             111
         );
     }
@@ -429,7 +436,10 @@ fn=g
 ";
         let profile = parse(text).unwrap();
         let f = profile.costs.iter().find(|c| c.function == "f").unwrap();
-        assert_eq!((f.object.as_str(), f.file.as_str(), f.instructions), ("/bin/x", "a.rs", 12));
+        assert_eq!(
+            (f.object.as_str(), f.file.as_str(), f.instructions),
+            ("/bin/x", "a.rs", 12)
+        );
         assert_eq!(profile.instructions(), 13);
         assert_eq!(profile.system_calls(), 0);
     }

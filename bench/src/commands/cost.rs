@@ -259,8 +259,11 @@ pub async fn cost(args: CostArgs, command_line: String) -> Result<PathBuf> {
         }
     }
     servers.extend(set_aside.iter().map(|trial| {
-        let mut record =
-            ServerRecord::new(trial.server.name(), trial.label.clone(), trial.server.kind());
+        let mut record = ServerRecord::new(
+            trial.server.name(),
+            trial.label.clone(),
+            trial.server.kind(),
+        );
         record.configuration = trial.configuration;
         record.skipped = not_applicable(&trial.server).map(str::to_string);
         ServerCost {
@@ -335,7 +338,11 @@ fn merge_start(
         // PostgreSQL's side stays the first start's: it does not depend on the server's
         // process.
         for cell in cells {
-            match server.cells.iter_mut().find(|c| c.scenario == cell.scenario) {
+            match server
+                .cells
+                .iter_mut()
+                .find(|c| c.scenario == cell.scenario)
+            {
                 Some(known) => known.batches.extend(cell.batches),
                 None => server.cells.push(cell),
             }

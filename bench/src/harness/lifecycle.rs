@@ -649,12 +649,12 @@ pub async fn drive_under<T>(
         )
         .await
         {
-                Ok(measured) => measured,
-                Err(error) => {
-                    record.skipped = Some(format!("{error:#}"));
-                    None
-                }
-            };
+            Ok(measured) => measured,
+            Err(error) => {
+                record.skipped = Some(format!("{error:#}"));
+                None
+            }
+        };
         if let Some(reason) = &record.skipped {
             say(format!("{}: not measured: {reason}", trial.label));
         }

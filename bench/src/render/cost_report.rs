@@ -24,7 +24,11 @@ pub fn write(results: &CostResults, directory: &Path) -> Result<()> {
 /// The table of instructions per request, for the terminal.
 pub fn terminal(results: &CostResults) -> String {
     let mut text = summary_table(results).terminal();
-    for server in results.servers.iter().filter(|s| s.record.skipped.is_some()) {
+    for server in results
+        .servers
+        .iter()
+        .filter(|s| s.record.skipped.is_some())
+    {
         let _ = writeln!(
             text,
             "{}: not counted: {}",
@@ -73,10 +77,15 @@ fn cell_of(server: &ServerCost, scenario: Scenario) -> Option<&CostCell> {
 /// One scenario: each server's count, system calls, split, PostgreSQL's side and the run's CPU.
 fn scenario_table(results: &CostResults, scenario: Scenario) -> Table {
     let beside = results.settings.beside.is_some();
-    let mut headers: Vec<String> = ["server", "instructions/req", "syscalls/req", "clock reads/req"]
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let mut headers: Vec<String> = [
+        "server",
+        "instructions/req",
+        "syscalls/req",
+        "clock reads/req",
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
     headers.extend(Component::ALL.iter().map(|c| format!("{c} %")));
     headers.extend(["PG stmts/req", "PG rows/req", "PG buffers/req"].map(String::from));
     if beside {
@@ -97,9 +106,11 @@ fn scenario_table(results: &CostResults, scenario: Scenario) -> Table {
             format!("{:.2}", batch.system_calls_per_request()),
             format!("{:.2}", batch.clock_reads_per_request()),
         ];
-        row.extend(Component::ALL.iter().map(|&component| {
-            percent(batch.component_per_request(component), per_request)
-        }));
+        row.extend(
+            Component::ALL
+                .iter()
+                .map(|&component| percent(batch.component_per_request(component), per_request)),
+        );
         match &cell.database {
             Some(database) => row.extend([
                 format!("{:.2}", database.statements),
@@ -197,9 +208,7 @@ fn settings_paragraph(results: &CostResults) -> String {
     if let Some(seed) = settings.data_seed {
         let _ = write!(text, ", seed {seed}");
     }
-    text.push_str(
-        "; PostgreSQL runs natively, its side read from pg_stat_statements. Servers: ",
-    );
+    text.push_str("; PostgreSQL runs natively, its side read from pg_stat_statements. Servers: ");
     text.push_str(&settings.dimensions.describe());
     text.push_str(".\n");
     text
