@@ -3,7 +3,8 @@
 //! count covers, not how fast they go, so the order never depends on timing: request `i` is
 //! `requests[i % len]`, and connection `c` of `C` sends requests `c`, `c + C`, `c + 2C`, ... one
 //! at a time, each waiting for its answer (a closed loop that keeps pace with the server, however
-//! slow it runs).
+//! slow it runs). A connection is kept alive, or opened anew for every request
+//! ([`Connections::PerRequest`], as `curl` in a loop does).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -13,6 +14,15 @@ use anyhow::{Context, Result};
 
 use crate::engine::{ErrorKind, PlannedRequest};
 use crate::http1::{BodyUse, Connection, GetRequest};
+
+/// How the requests of one sender go out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connections {
+    /// One keep-alive connection for all its requests.
+    KeptAlive,
+    /// A new connection for every request, closed after its answer.
+    PerRequest,
+}
 
 /// What a sequence came to.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -39,6 +49,7 @@ pub async fn send(
     requests: &[PlannedRequest],
     count: usize,
     connections: usize,
+    reuse: Connections,
     timeout: Duration,
 ) -> Result<Sent> {
     anyhow::ensure!(!requests.is_empty(), "no requests to send");
@@ -59,9 +70,9 @@ pub async fn send(
             .iter()
             .map(|request| request.expected.clone())
             .collect();
-        tasks.spawn(
-            async move { one_connection(address, &wire, &expected, &indexes, timeout).await },
-        );
+        tasks.spawn(async move {
+            one_connection(address, &wire, &expected, &indexes, reuse, timeout).await
+        });
     }
     let mut sent = Sent::default();
     while let Some(outcome) = tasks.join_next().await {
@@ -80,6 +91,7 @@ async fn one_connection(
     wire: &[GetRequest],
     expected: &[Option<bytes::Bytes>],
     indexes: &[usize],
+    reuse: Connections,
     timeout: Duration,
 ) -> Sent {
     let mut sent = Sent::default();
@@ -106,6 +118,9 @@ async fn one_connection(
             Ok(Err(error)) => Some(ErrorKind::from(error)),
             Err(_) => Some(ErrorKind::Timeout),
         };
+        if reuse == Connections::PerRequest {
+            connection = None;
+        }
         match failure {
             None => sent.ok += 1,
             Some(kind) => {

@@ -67,6 +67,10 @@ pub struct CostArgs {
     /// request alone, the most exact).
     #[arg(long, default_value_t = 1)]
     pub connections: usize,
+    /// Open a new connection for every request (as `curl` in a loop does), so that each
+    /// request's count includes accepting and closing its connection.
+    #[arg(long)]
+    pub connection_per_request: bool,
     /// A request not answered within this fails.
     #[arg(long, value_parser = parse_duration, default_value = "60s")]
     pub timeout: Duration,
@@ -97,6 +101,7 @@ struct Plan {
     batches: usize,
     warmup: usize,
     connections: usize,
+    reuse: sequence::Connections,
     timeout: Duration,
     placement: Placement,
     dimensions: Dimensions,
@@ -135,6 +140,11 @@ impl Plan {
             batches: args.batches,
             warmup: args.warmup,
             connections: args.connections,
+            reuse: if args.connection_per_request {
+                sequence::Connections::PerRequest
+            } else {
+                sequence::Connections::KeptAlive
+            },
             timeout: args.timeout,
             placement: Placement::choose(&args.placement).map_err(anyhow::Error::msg)?,
             dimensions: args.dimensions.dimensions(),
@@ -145,10 +155,12 @@ impl Plan {
     }
 }
 
-/// Why a server cannot be counted under callgrind, if it cannot.
+/// Why a server cannot be counted under callgrind, if it cannot. A server whose runtime
+/// compiles code as it runs (a JIT: PyPy, a JVM) or fights Valgrind's signals would be one; none
+/// of the peers is: they run on CPython, an interpreter.
 fn not_applicable(server: &ServerSpec) -> Option<&'static str> {
     match server {
-        // Native code, and CPython, an interpreter without a JIT, run under Valgrind as they are.
+        // Native code, and CPython's interpreter, run under Valgrind as they are.
         ServerSpec::Variant(_) | ServerSpec::Peer(_) => None,
         ServerSpec::Target(_) => Some(
             "not applicable: a --target runs as it was started, and only a server bakeoff starts can run under callgrind",
@@ -167,6 +179,13 @@ pub async fn cost(args: CostArgs, command_line: String) -> Result<PathBuf> {
     let (counted, set_aside): (Vec<Trial>, Vec<Trial>) = trials
         .into_iter()
         .partition(|trial| not_applicable(&trial.server).is_none());
+    if counted.is_empty()
+        && let Some(reason) = set_aside
+            .first()
+            .and_then(|trial| not_applicable(&trial.server))
+    {
+        anyhow::bail!("nothing to count: {reason}");
+    }
     let say = |line: String| eprintln!("{line}");
     for trial in &counted {
         if let Some(reason) = trial.unrunnable_reason() {
@@ -292,6 +311,7 @@ pub async fn cost(args: CostArgs, command_line: String) -> Result<PathBuf> {
             batches: plan.batches,
             warmup_requests: plan.warmup,
             connections: plan.connections,
+            connection_per_request: plan.reuse == sequence::Connections::PerRequest,
             valgrind: callgrind.version.clone(),
             dimensions: plan.dimensions.clone(),
             placement: plan.placement.clone(),
@@ -396,6 +416,7 @@ impl Counter<'_> {
                     &requests,
                     count,
                     self.plan.connections,
+                    self.plan.reuse,
                     self.plan.timeout,
                 )
             };

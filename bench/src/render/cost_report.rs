@@ -196,7 +196,14 @@ fn settings_paragraph(results: &CostResults) -> String {
         settings.batches,
         settings.starts,
         group_thousands(settings.warmup_requests as i64),
-        settings.connections,
+        if settings.connection_per_request {
+            format!(
+                "{} (a new connection for every request)",
+                settings.connections
+            )
+        } else {
+            format!("{} keep-alive", settings.connections)
+        },
         settings.valgrind,
         settings.profile,
         settings.placement.note,
@@ -305,6 +312,7 @@ pub fn comparison(before: &CostResults, after: &CostResults, changes: &[CostChan
     if before.settings.profile != after.settings.profile
         || before.settings.valgrind != after.settings.valgrind
         || before.settings.connections != after.settings.connections
+        || before.settings.connection_per_request != after.settings.connection_per_request
     {
         text.push_str(
             "warning: the runs differ in build profile, valgrind or connections; their counts are not comparable\n",

@@ -50,6 +50,9 @@ pub struct CostSettings {
     pub warmup_requests: usize,
     /// Connections the requests are spread over, each sending one request at a time.
     pub connections: usize,
+    /// Every request on a new connection (accepting and closing it counted with the request).
+    #[serde(default)]
+    pub connection_per_request: bool,
     /// `valgrind --version`.
     pub valgrind: String,
     pub dimensions: Dimensions,
