@@ -20,6 +20,7 @@
 //! the modules directly.
 
 pub mod burst;
+pub mod callgrind;
 pub mod cgroups;
 pub mod commands;
 pub mod delay_line;
@@ -37,4 +38,5 @@ pub mod recovery;
 pub mod render;
 pub mod results;
 pub mod scenarios;
+pub mod sequence;
 pub mod stats;

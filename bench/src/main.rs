@@ -8,7 +8,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use bakeoff::commands::{
-    compare, concurrency, db, delay_proxy, load, merge, peers, report, run, selftest, verify,
+    compare, concurrency, cost, db, delay_proxy, load, merge, peers, report, run, selftest, verify,
 };
 
 #[derive(Debug, Parser)]
@@ -32,6 +32,8 @@ enum Command {
     Run(run::RunArgs),
     /// The concurrency study: bursts of N requests of T seconds each, per workload and variant.
     Concurrency(concurrency::ConcurrencyArgs),
+    /// Exact cost: instructions per request of each server and scenario, under callgrind.
+    Cost(cost::CostArgs),
     /// The Python peers' environment: `peers install`, `peers list`.
     Peers(peers::PeersArgs),
     /// Print the contract's OpenAPI document (generated from core's types; every server serves it).
@@ -47,17 +49,18 @@ enum Command {
     Selftest(selftest::SelftestArgs),
     /// Render report.md and the charts of a results directory again.
     Report {
-        /// A results/<timestamp> directory (of `bakeoff run` or `bakeoff concurrency`).
+        /// A results/<timestamp> directory (of `bakeoff run`, `bakeoff concurrency` or
+        /// `bakeoff cost`).
         directory: PathBuf,
     },
     /// The delay line in front of PostgreSQL for `--db-latency` (started by the harness).
     #[command(hide = true)]
     DelayProxy(delay_proxy::DelayProxyArgs),
-    /// Show what changed between two runs.
+    /// Show what changed between two runs (or two `bakeoff cost` runs, by instructions).
     Compare {
-        /// The earlier run's directory (or its results.json).
+        /// The earlier run's directory (or its results.json or cost.json).
         a: PathBuf,
-        /// The later run's directory (or its results.json).
+        /// The later run's directory (or its results.json or cost.json).
         b: PathBuf,
     },
 }
@@ -104,6 +107,9 @@ async fn execute(command: Command) -> Result<ExitCode> {
         }
         Command::Concurrency(args) => {
             concurrency::concurrency(args, command_line).await?;
+        }
+        Command::Cost(args) => {
+            cost::cost(args, command_line).await?;
         }
         Command::Verify(args) => {
             let report = verify::verify(args).await?;

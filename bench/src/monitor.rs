@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
+use bakeoff_testkit::postgres::StatementTotals;
 use tokio::sync::{Mutex, MutexGuard, watch};
 use tokio_postgres::Client;
 
@@ -86,6 +87,15 @@ impl DatabaseWatch {
             }
         };
         row.ok()?.try_get(0).ok()
+    }
+
+    /// What the role's statements did so far in this database (calls, rows, buffers, time),
+    /// counted as [`DatabaseWatch::statements`] counts them; `None` without pg_stat_statements.
+    pub async fn statement_totals(&self) -> Option<StatementTotals> {
+        let client = self.client().await?;
+        bakeoff_testkit::postgres::statement_totals_of_role(&client, &self.role)
+            .await
+            .ok()
     }
 
     /// `SHOW server_version`.

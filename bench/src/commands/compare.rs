@@ -1,7 +1,8 @@
 //! `bakeoff compare A B`: what changed between two runs, cell by cell. A cell changed where the
 //! rank test (Mann-Whitney, two-sided, exact for the few rounds of a run) tells its rounds in A
 //! from its rounds in B at the 5 % level; a cell measured in one round in either run gets no
-//! verdict, since one figure says nothing of the run's noise.
+//! verdict, since one figure says nothing of the run's noise. Two `bakeoff cost` runs are
+//! compared by instructions per request instead, within a band of 1 % (`results::cost`).
 
 use std::path::Path;
 
@@ -10,6 +11,7 @@ use anyhow::Result;
 use crate::delay_line::RoundTrip;
 use crate::format::{Table, group_thousands};
 use crate::results::ResultsFile;
+use crate::results::cost::CostResults;
 use crate::results::run::{Cell, RunResults, ServerResult};
 use crate::scenarios::Scenario;
 use crate::stats::{SIGNIFICANCE, mann_whitney_p};
@@ -189,10 +191,28 @@ pub fn render(before: &RunResults, after: &RunResults, changes: &[Change]) -> St
 
 /// `bakeoff compare A B`.
 pub fn compare(a: &Path, b: &Path) -> Result<String> {
+    // Two cost runs are compared by instructions, within their own band.
+    if is_cost_results(a) && is_cost_results(b) {
+        let (before, after) = (CostResults::read(a)?, CostResults::read(b)?);
+        let changes = crate::results::cost::changes(&before, &after);
+        return Ok(crate::render::cost_report::comparison(
+            &before, &after, &changes,
+        ));
+    }
     let before = RunResults::read(a)?;
     let after = RunResults::read(b)?;
     let changes = changes(&before, &after);
     Ok(render(&before, &after, &changes))
+}
+
+/// A `bakeoff cost` directory, or its `cost.json`.
+fn is_cost_results(path: &Path) -> bool {
+    if path.is_dir() {
+        path.join(CostResults::FILE_NAME).is_file()
+    } else {
+        path.file_name()
+            .is_some_and(|name| name == CostResults::FILE_NAME)
+    }
 }
 
 #[cfg(test)]

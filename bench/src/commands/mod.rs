@@ -3,6 +3,7 @@
 
 pub mod compare;
 pub mod concurrency;
+pub mod cost;
 pub mod db;
 pub mod delay_proxy;
 pub mod load;

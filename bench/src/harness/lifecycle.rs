@@ -15,7 +15,9 @@ use anyhow::{Context, Result, bail};
 use bakeoff_core::config::SHUTDOWN_DEADLINE;
 use bakeoff_core::resmon::ResourceSnapshot;
 use bakeoff_testkit::conformance;
-use bakeoff_testkit::server::{ServerEnvironment, ServerProcess, workspace_binary};
+use bakeoff_testkit::server::{
+    STARTUP_TIMEOUT, ServerEnvironment, ServerProcess, workspace_binary,
+};
 use bytes::Bytes;
 
 use crate::cgroups::ContainerCgroup;
@@ -37,6 +39,16 @@ use crate::placement::Placement;
 pub const READY_TIMEOUT: Duration = Duration::from_secs(15);
 /// Where servers report their own figures and effective settings.
 pub const RESMON_PATH: &str = "/test/resmon";
+
+/// A program the servers run under (Valgrind, for `bakeoff cost`), put between the placement's
+/// `taskset` and the server's own command line, and how much slower it makes them: start-up and
+/// readiness get that many times longer.
+#[derive(Debug, Clone)]
+pub struct Wrapper {
+    pub program: PathBuf,
+    pub arguments: Vec<OsString>,
+    pub slowdown: u32,
+}
 
 /// Which build of the variants runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -426,11 +438,13 @@ async fn database_path(
     })
 }
 
-/// Starts a variant or a peer pinned to the server CPUs and waits until it answers.
+/// Starts a variant or a peer pinned to the server CPUs (under `wrapper`, when given) and waits
+/// until it answers.
 async fn start_server(
     launch: Launch,
     configuration: &Configuration,
     session: &Session<'_>,
+    wrapper: Option<&Wrapper>,
 ) -> Result<(RunningServer, f64)> {
     let database = session
         .database
@@ -449,7 +463,14 @@ async fn start_server(
         None => database.app_url.clone(),
     };
     let path = database_path(&upstream_url, configuration, session).await?;
-    let mut command = session.placement.server_command(&launch.program);
+    let mut command = match wrapper {
+        Some(wrapper) => {
+            let mut command = session.placement.server_command(&wrapper.program);
+            command.args(&wrapper.arguments).arg(&launch.program);
+            command
+        }
+        None => session.placement.server_command(&launch.program),
+    };
     command.args(&launch.arguments);
     let mut environment = environment(&path.url, configuration);
     match launch.processes_as {
@@ -464,13 +485,16 @@ async fn start_server(
     }
     environment.db_statements = launch.statements;
     environment.apply_to(&mut command);
+    let slowdown = wrapper.map_or(1, |wrapper| wrapper.slowdown.max(1));
     let started = Instant::now();
-    let process = tokio::task::spawn_blocking(move || ServerProcess::spawn(command))
-        .await
-        .context("starting the server")??;
+    let process = tokio::task::spawn_blocking(move || {
+        ServerProcess::spawn_within(command, STARTUP_TIMEOUT * slowdown)
+    })
+    .await
+    .context("starting the server")??;
     // From here the server is killed on every way out (ServerProcess kills on drop).
     let address = process.address();
-    let version = wait_until_ready(address, "/version").await?;
+    let version = wait_until_ready_within(address, "/version", READY_TIMEOUT * slowdown).await?;
     let startup_seconds = started.elapsed().as_secs_f64();
     Ok((
         RunningServer {
@@ -570,16 +594,26 @@ async fn detect_path_style(address: SocketAddr) -> PathStyle {
 /// Waits until `version_path` (`/version`, in the server's path style) answers 200; returns
 /// its body.
 pub async fn wait_until_ready(address: SocketAddr, version_path: &str) -> Result<Bytes> {
+    wait_until_ready_within(address, version_path, READY_TIMEOUT).await
+}
+
+async fn wait_until_ready_within(
+    address: SocketAddr,
+    version_path: &str,
+    ready_timeout: Duration,
+) -> Result<Bytes> {
     let started = Instant::now();
+    // A slowed server (under a wrapper) answers its first requests slowly too.
+    let request_timeout = Duration::from_secs(2).max(ready_timeout / 8);
     loop {
-        match get_once(address, version_path, Duration::from_secs(2)).await {
+        match get_once(address, version_path, request_timeout).await {
             Ok((200, body)) => return Ok(body),
-            Ok((status, _)) if started.elapsed() > READY_TIMEOUT => {
-                bail!("{address}/version answered {status}, not 200, for {READY_TIMEOUT:?}")
+            Ok((status, _)) if started.elapsed() > ready_timeout => {
+                bail!("{address}/version answered {status}, not 200, for {ready_timeout:?}")
             }
-            Err(kind) if started.elapsed() > READY_TIMEOUT => {
+            Err(kind) if started.elapsed() > ready_timeout => {
                 bail!(
-                    "{address}/version did not answer within {READY_TIMEOUT:?} ({})",
+                    "{address}/version did not answer within {ready_timeout:?} ({})",
                     kind.name()
                 )
             }
@@ -652,12 +686,13 @@ pub async fn check_contract(
     .context("running the conformance checks")
 }
 
-/// Stops a server the harness started with SIGTERM, and says how it exited.
-async fn stop(running: RunningServer) -> Result<Option<Shutdown>> {
+/// Stops a server the harness started with SIGTERM, and says how it exited (a slowed one, under
+/// a wrapper, is given `slowdown` times longer beyond the contract's deadline).
+async fn stop(running: RunningServer, slowdown: u32) -> Result<Option<Shutdown>> {
     let Some(process) = running.process else {
         return Ok(None);
     };
-    let deadline = SHUTDOWN_DEADLINE + Duration::from_secs(2);
+    let deadline = SHUTDOWN_DEADLINE + Duration::from_secs(2) * slowdown.max(1);
     let exit = tokio::task::spawn_blocking(move || process.terminate(deadline))
         .await
         .context("stopping the server")??;
@@ -698,10 +733,24 @@ pub async fn drive<T>(
     session: &Session<'_>,
     verification: Verify,
     say: &dyn Fn(String),
+    measure: impl AsyncFnMut(&Trial, &RunningServer) -> Result<T>,
+) -> Vec<Outcome<T>> {
+    drive_under(None, trials, session, verification, say, measure).await
+}
+
+/// [`drive`], each server started under `wrapper` when given (a target, which the harness does
+/// not start, runs as it is).
+pub async fn drive_under<T>(
+    wrapper: Option<&Wrapper>,
+    trials: &[Trial],
+    session: &Session<'_>,
+    verification: Verify,
+    say: &dyn Fn(String),
     mut measure: impl AsyncFnMut(&Trial, &RunningServer) -> Result<T>,
 ) -> Vec<Outcome<T>> {
     let groups: Vec<Vec<usize>> = (0..trials.len()).map(|index| vec![index]).collect();
-    drive_groups(
+    drive_groups_under(
+        wrapper,
         trials,
         &groups,
         session,
@@ -729,8 +778,22 @@ pub async fn drive_groups<T>(
     session: &Session<'_>,
     verification: Verify,
     say: &dyn Fn(String),
+    measure: impl AsyncFnMut(&[Ready<'_>]) -> Vec<Result<T>>,
+) -> Vec<Outcome<T>> {
+    drive_groups_under(None, trials, groups, session, verification, say, measure).await
+}
+
+/// [`drive_groups`], each server started under `wrapper` when given.
+async fn drive_groups_under<T>(
+    wrapper: Option<&Wrapper>,
+    trials: &[Trial],
+    groups: &[Vec<usize>],
+    session: &Session<'_>,
+    verification: Verify,
+    say: &dyn Fn(String),
     mut measure: impl AsyncFnMut(&[Ready<'_>]) -> Vec<Result<T>>,
 ) -> Vec<Outcome<T>> {
+    let slowdown = wrapper.map_or(1, |wrapper| wrapper.slowdown);
     let mut outcomes: Vec<Option<Outcome<T>>> = (0..trials.len()).map(|_| None).collect();
     for group in groups {
         let mut records: Vec<(usize, ServerRecord)> = Vec::new();
@@ -741,7 +804,7 @@ pub async fn drive_groups<T>(
                 continue;
             };
             let mut record = new_record(trial);
-            match prepare(trial, session, verification, &mut record).await {
+            match prepare(trial, session, wrapper, verification, &mut record).await {
                 Ok(Some(server)) => {
                     ready.push(Ready { trial, server });
                     ready_records.push(records.len());
@@ -767,7 +830,7 @@ pub async fn drive_groups<T>(
             }
             // Stopped whatever happened: a server that failed its measurement still shows how
             // it exits on SIGTERM.
-            match stop(one.server).await {
+            match stop(one.server, slowdown).await {
                 Ok(shutdown) => record.shutdown = shutdown,
                 Err(error) => record.skipped = Some(format!("{error:#}")),
             }
@@ -810,9 +873,11 @@ fn new_record(trial: &Trial) -> ServerRecord {
 async fn prepare(
     trial: &Trial,
     session: &Session<'_>,
+    wrapper: Option<&Wrapper>,
     verification: Verify,
     record: &mut ServerRecord,
 ) -> Result<Option<RunningServer>> {
+    let slowdown = wrapper.map_or(1, |wrapper| wrapper.slowdown);
     let launch = trial.launch.clone().map_err(anyhow::Error::msg)?;
     let running = match (&trial.server, launch, &trial.configuration) {
         (ServerSpec::Target(target), _, _) => {
@@ -822,7 +887,8 @@ async fn prepare(
             running
         }
         (_, Some(launch), Some(configuration)) => {
-            let (running, startup_seconds) = start_server(launch, configuration, session).await?;
+            let (running, startup_seconds) =
+                start_server(launch, configuration, session, wrapper).await?;
             record.startup_seconds = Some(startup_seconds);
             running
         }
@@ -838,11 +904,11 @@ async fn prepare(
     match verify(trial, session, verification, record, &running).await {
         Ok(true) => Ok(Some(running)),
         Ok(false) => {
-            record.shutdown = stop(running).await?;
+            record.shutdown = stop(running, slowdown).await?;
             Ok(None)
         }
         Err(error) => {
-            record.shutdown = stop(running).await?;
+            record.shutdown = stop(running, slowdown).await?;
             Err(error)
         }
     }

@@ -360,7 +360,7 @@ fn grouped_bars(
 }
 
 /// `123456` as `123k`, `1234` as `1.2k`, small values with one decimal.
-fn short_number(value: f64) -> String {
+pub(crate) fn short_number(value: f64) -> String {
     let magnitude = value.abs();
     if magnitude >= 1_000_000.0 {
         format!("{:.1}M", value / 1_000_000.0)

@@ -2,11 +2,14 @@
 //! of a run ([`report`], [`charts`], the database-latency section [`db_latency`], the processes and
 //! pooler section [`processes`], the containers and CPU per answer [`containers`]), its cells
 //! over time ([`timeline`]), its fault cells ([`fault_report`]) and the load shards of a merged
-//! run ([`shards`]), and of the concurrency study ([`study_report`], [`study_charts`]).
-//! [`verdicts`] decides who is ahead of whom, only where the rounds' paired ratios carry it.
+//! run ([`shards`]), of the concurrency study ([`study_report`], [`study_charts`]) and of
+//! `bakeoff cost` ([`cost_report`], [`cost_charts`]). [`verdicts`] decides who is ahead of
+//! whom, only where the rounds' paired ratios carry it.
 
 pub mod charts;
 pub mod containers;
+pub mod cost_charts;
+pub mod cost_report;
 pub mod db_latency;
 pub mod fault_report;
 pub mod processes;

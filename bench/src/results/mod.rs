@@ -1,7 +1,9 @@
-//! The results directory and its versioned JSON files: `results.json` of a run ([`run`]) and
-//! `concurrency.json` of the concurrency study ([`study`]), written and read back the same way;
-//! and the shard files of load split over several engines, merged into a run's ([`shard`]).
+//! The results directory and its versioned JSON files: `results.json` of a run ([`run`]),
+//! `concurrency.json` of the concurrency study ([`study`]) and `cost.json` of `bakeoff cost`
+//! ([`cost`]), written and read back the same way; and the shard files of load split over
+//! several engines, merged into a run's ([`shard`]).
 
+pub mod cost;
 pub mod run;
 pub mod shard;
 pub mod study;

@@ -1,6 +1,6 @@
 //! The benchmark's tests: the load engine (its totals and its series) and its HTTP/1.1 client
 //! against small servers whose behaviour is known, the delay line to the database, the
-//! concurrency study, the Docker files, a short `bakeoff run --quick` over one real variant, each
+//! concurrency study, the reproducibility of `bakeoff cost`, the Docker files, a short `bakeoff run --quick` over one real variant, each
 //! fault against a real variant, one over processes and PgBouncer, the peers (Python, Go, Java), and a near-contract target run with
 //! `--lenient`.
 //! concurrency study, the Docker files and the Kubernetes manifests, a short `bakeoff run
@@ -11,6 +11,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod concurrency;
+mod cost;
 mod delay_line;
 mod docker;
 mod engine;

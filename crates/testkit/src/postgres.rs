@@ -530,17 +530,49 @@ impl Drop for LocalPostgres {
 /// query on the statistics views (the monitor's own, where the servers and the monitor share a
 /// role on an external database).
 pub async fn statements_of_role(admin: &tokio_postgres::Client, role: &str) -> Result<i64> {
+    Ok(statement_totals_of_role(admin, role).await?.calls)
+}
+
+/// The statements of a role whose figures are counted: the role's, in the connected database,
+/// less health checks and queries on the statistics views (see [`statements_of_role`]).
+const ROLE_STATEMENTS: &str = "FROM pg_stat_statements s \
+     JOIN pg_roles r ON r.oid = s.userid \
+     JOIN pg_database d ON d.oid = s.dbid \
+     WHERE r.rolname = $1 AND d.datname = current_database() \
+     AND s.query NOT LIKE '%pg_stat%' \
+     AND s.query !~* '^\\s*select\\s+(1|\\$1)\\s*;?\\s*$' AND s.query <> ''";
+
+/// What the statements counted by [`statements_of_role`] did so far, summed.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StatementTotals {
+    pub calls: i64,
+    pub rows: i64,
+    /// Shared buffers hit or read.
+    pub buffers: i64,
+    /// Execution time, in milliseconds.
+    pub exec_ms: f64,
+}
+
+/// [`statements_of_role`] with the rows, buffers and execution time of the same statements.
+pub async fn statement_totals_of_role(
+    admin: &tokio_postgres::Client,
+    role: &str,
+) -> Result<StatementTotals> {
     let row = admin
         .query_one(
-            "SELECT coalesce(sum(s.calls), 0)::int8 FROM pg_stat_statements s \
-             JOIN pg_roles r ON r.oid = s.userid \
-             JOIN pg_database d ON d.oid = s.dbid \
-             WHERE r.rolname = $1 AND d.datname = current_database() \
-             AND s.query NOT LIKE '%pg_stat%' \
-             AND s.query !~* '^\\s*select\\s+(1|\\$1)\\s*;?\\s*$' AND s.query <> ''",
+            &format!(
+                "SELECT coalesce(sum(s.calls), 0)::int8, coalesce(sum(s.rows), 0)::int8, \
+                 coalesce(sum(s.shared_blks_hit + s.shared_blks_read), 0)::int8, \
+                 coalesce(sum(s.total_exec_time), 0)::float8 {ROLE_STATEMENTS}"
+            ),
             &[&role],
         )
         .await
         .context("reading pg_stat_statements")?;
-    Ok(row.get(0))
+    Ok(StatementTotals {
+        calls: row.get(0),
+        rows: row.get(1),
+        buffers: row.get(2),
+        exec_ms: row.get(3),
+    })
 }

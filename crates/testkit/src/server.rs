@@ -128,7 +128,13 @@ impl ExitReport {
 impl ServerProcess {
     /// Starts `command` (stdout is taken over to read the address; stderr is inherited) and waits
     /// for `listening on http://ADDR`.
-    pub fn spawn(mut command: Command) -> Result<ServerProcess> {
+    pub fn spawn(command: Command) -> Result<ServerProcess> {
+        ServerProcess::spawn_within(command, STARTUP_TIMEOUT)
+    }
+
+    /// [`ServerProcess::spawn`], giving it `timeout` to print `listening on` (a server slowed by
+    /// a profiler needs longer than [`STARTUP_TIMEOUT`]).
+    pub fn spawn_within(mut command: Command, timeout: Duration) -> Result<ServerProcess> {
         let program = command.get_program().to_string_lossy().into_owned();
         let mut child = command
             .stdin(Stdio::null())
@@ -170,11 +176,9 @@ impl ServerProcess {
             if let Some(status) = child.try_wait()? {
                 bail!("{program} exited ({status}) before printing `listening on http://ADDR`");
             }
-            if started.elapsed() > STARTUP_TIMEOUT {
+            if started.elapsed() > timeout {
                 let _ = child.kill();
-                bail!(
-                    "{program} did not print `listening on http://ADDR` within {STARTUP_TIMEOUT:?}"
-                );
+                bail!("{program} did not print `listening on http://ADDR` within {timeout:?}");
             }
         }
     }
