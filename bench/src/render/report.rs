@@ -363,7 +363,7 @@ pub fn reading(results: &RunResults, level: &Level, scenario: Scenario) -> Strin
     let mut sentence = if verdicts::engine_bound(&cells, ENGINE_BOUND_PERCENT) {
         format!(
             "The load engine was at least {ENGINE_BOUND_PERCENT:.0}% busy in this table, so its \
-             throughput is partly the engine's: ranked by CPU per request instead, {}",
+             throughput is partly the engine's, so it is ranked by CPU per request instead. {}",
             ranking(
                 &rows,
                 &verdicts::cpu_per_request,
@@ -396,15 +396,7 @@ pub fn reading(results: &RunResults, level: &Level, scenario: Scenario) -> Strin
         let _ = write!(sentence, "; {}", troubled.join("; "));
     }
     sentence.push('.');
-    capitalized(&sentence)
-}
-
-fn capitalized(text: &str) -> String {
-    let mut characters = text.chars();
-    match characters.next() {
-        Some(first) => first.to_uppercase().chain(characters).collect(),
-        None => String::new(),
-    }
+    sentence
 }
 
 /// Who is ahead by `figure`: the best by median, against the next and against the last, each
@@ -418,7 +410,8 @@ fn ranking(
 ) -> String {
     let median = |cell: &Cell| {
         let values: Vec<f64> = cell.runs.iter().filter_map(figure).collect();
-        (!values.is_empty()).then(|| crate::stats::median_of_all(&values))
+        // The same median as the tables' (the upper one of an even count).
+        (!values.is_empty()).then(|| crate::stats::median(&values))
     };
     let mut ranked: Vec<(&ServerResult, &Cell, f64)> = rows
         .iter()
@@ -481,7 +474,7 @@ fn ranking(
     }
     let (closest, closest_cell, _) = *tied[0];
     let mut sentence = format!(
-        "no server is ahead of every other: {} ({} {unit}) and {} are tied within this run's \
+        "No server is ahead of every other: {} ({} {unit}) and {} are tied within this run's \
          noise ({} against {})",
         first.record.shown_name(),
         value_text(first_value),
@@ -978,7 +971,7 @@ mod tests {
         let rows = [(&a, &fast), (&b, &slow), (&c, &close)];
         let sentence = ranking(&rows, &verdicts::throughput, Better::Higher, "req/s");
         assert!(
-            sentence.starts_with("no server is ahead of every other: a (155 req/s) and c are tied"),
+            sentence.starts_with("No server is ahead of every other: a (155 req/s) and c are tied"),
             "{sentence}"
         );
         assert!(sentence.ends_with("; a is ahead of b"), "{sentence}");

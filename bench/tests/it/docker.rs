@@ -1056,7 +1056,7 @@ fn check_compose_containers(compose: &Yaml) -> Vec<String> {
             .filter_map(|text| TargetSpec::parse(text).ok())
             .map(|target| (target.name, target.url))
             .collect();
-    for peer in Peer::all() {
+    for peer in Peer::all().iter().filter(|peer| peer.has_image()) {
         let name = peer.name();
         let service = &services[name.as_str()];
         if service.is_badvalue() {

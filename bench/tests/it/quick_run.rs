@@ -143,7 +143,7 @@ fn a_quick_run_writes_results_report_and_charts() {
     std::fs::write(version_3.path().join("report.md"), "").unwrap();
     let version_3_report = render_report_again(version_3.path());
     assert!(
-        version_3_report.contains("**Rounds:** none (a file from before rounds)"),
+        version_3_report.contains("**Rounds:** none (a file from before rounds"),
         "{version_3_report}"
     );
 
