@@ -268,7 +268,7 @@ async fn count_all(
     say("verifying every server against the contract (natively)".to_string());
     let verified = lifecycle::drive(
         counted,
-        &session,
+        session,
         Verify::Contract,
         &say,
         async |_: &Trial, _: &RunningServer| Ok(()),
