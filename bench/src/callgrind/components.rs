@@ -409,7 +409,7 @@ mod tests {
     }
 
     #[test]
-    fn each_cost_goes_to_its_component() {
+    fn rust_code_goes_to_the_component_of_its_crate() {
         let binary = "/t/release/actix-deadpool";
         let cases = [
             (
@@ -456,6 +456,16 @@ mod tests {
                 cost(binary, "/rustc/abc/library/std/src/sys/alloc/unix.rs", "x"),
                 Component::Allocator,
             ),
+        ];
+        for (cost, component) in cases {
+            assert_eq!(component_of(&cost), component, "{cost:?}");
+        }
+    }
+
+    #[test]
+    fn the_allocator_c_libraries_and_python_go_by_function_and_object() {
+        let binary = "/t/release/actix-deadpool";
+        let cases = [
             (cost(binary, "???", "__rust_dealloc"), Component::Allocator),
             (
                 cost(binary, "???", "__rustc::__rdl_alloc"),

@@ -183,15 +183,6 @@ impl Callgrind {
         Ok((outcome, profiles))
     }
 
-    /// The last lines Valgrind logged for `pid`, to say why a server did not start under it.
-    pub fn log_tail(&self, pid: u32) -> Option<String> {
-        let text =
-            std::fs::read_to_string(self.directory.path().join(format!("valgrind.{pid}.log")))
-                .ok()?;
-        let lines: Vec<&str> = text.lines().collect();
-        Some(lines[lines.len().saturating_sub(8)..].join("\n"))
-    }
-
     fn control(&self, arguments: &[&str], pid: i32) -> Result<()> {
         // Always with a pid: without one, callgrind_control acts on every callgrind process of
         // the machine.

@@ -1,10 +1,11 @@
 //! `bakeoff cost`: what a request costs each server in instructions, a figure that does not move
-//! with the machine. Every server in every configuration is started under Valgrind's callgrind by
-//! the harness (placement, environment and verification as in `bakeoff run`, counting off), then
-//! for each scenario: warm-up requests, uncounted; then each batch of a fixed number of requests
-//! in a fixed order, counted over the server's whole process tree (`callgrind`), with
-//! PostgreSQL's side read from pg_stat_statements around it (`monitor`). Writes `cost.json`,
-//! `report.md` and the chart of the split, and prints the table.
+//! with the machine. Every server in every configuration is verified once, natively, by the
+//! harness as `bakeoff run` verifies it; then started `--starts` times under Valgrind's callgrind
+//! (`lifecycle::drive_under`: the same placement and environment, counting off), each time for
+//! each scenario: uncounted warm-up requests, then each batch of a fixed number of requests in a
+//! fixed order (`sequence`), counted over the server's whole process tree (`callgrind`), with
+//! PostgreSQL's side read from pg_stat_statements around the batches (`monitor`). Writes
+//! `cost.json`, `report.md` and the chart of the split, and prints the table.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -227,13 +228,48 @@ pub async fn cost(args: CostArgs, command_line: String) -> Result<PathBuf> {
         watch: &watch,
         keep: args.keep_profiles.then(|| directory.join("profiles")),
     };
+    let mut servers = count_all(&counted, &session, &wrapper, &counter, &mut callgrind, &say).await;
+    servers.extend(set_aside.iter().map(not_counted));
+    if let Some((_, run)) = &plan.beside {
+        for server in &mut servers {
+            for cell in &mut server.cells {
+                cell.run_cpu = run_cpu(run, server.record.shown_name(), cell.scenario);
+            }
+        }
+    }
+    let (finished_at, _) = utc_now();
+    let results = CostResults {
+        format_version: crate::results::cost::FORMAT_VERSION,
+        started_at,
+        finished_at,
+        machine,
+        settings: plan.settings(command_line, &callgrind, &database, contacts),
+        servers,
+    };
+    results.write(&directory)?;
+    crate::render::cost_report::write(&results, &directory)?;
+    println!("{}", crate::render::cost_report::terminal(&results));
+    println!("results: {}", directory.display());
+    Ok(directory)
+}
+
+/// Every server verified natively, then counted under callgrind in each start; a server that
+/// passed verification but was counted in no start is skipped with the first start's reason.
+async fn count_all(
+    counted: &[Trial],
+    session: &Session<'_>,
+    wrapper: &Wrapper,
+    counter: &Counter<'_>,
+    callgrind: &mut Callgrind,
+    say: &dyn Fn(String),
+) -> Vec<ServerCost> {
     // Verified first, natively, as `bakeoff run` verifies: the counted processes then all
     // start the same way, none with the verification's requests in its history (which left
     // the allocator in a state that cost a verified process up to 2 % more per request).
     say("verifying every server against the contract (natively)".to_string());
     let verified = lifecycle::drive(
-        &counted,
-        &session,
+        counted,
+        session,
         Verify::Contract,
         &say,
         async |_: &Trial, _: &RunningServer| Ok(()),
@@ -255,18 +291,19 @@ pub async fn cost(args: CostArgs, command_line: String) -> Result<PathBuf> {
         })
         .cloned()
         .collect();
-    for start in 1..=plan.starts {
-        say(format!("under callgrind: start {start} of {}", plan.starts));
+    for start in 1..=counter.plan.starts {
+        say(format!(
+            "under callgrind: start {start} of {}",
+            counter.plan.starts
+        ));
         let outcomes = lifecycle::drive_under(
-            Some(&wrapper),
+            Some(wrapper),
             &passed,
-            &session,
+            session,
             Verify::Skip,
-            &say,
+            say,
             async |trial: &Trial, server: &RunningServer| {
-                counter
-                    .count_server(&mut callgrind, trial, server, start)
-                    .await
+                counter.count_server(callgrind, trial, server, start).await
             },
         )
         .await;
@@ -278,61 +315,56 @@ pub async fn cost(args: CostArgs, command_line: String) -> Result<PathBuf> {
             server.record.skipped = server.record.notes.first().cloned();
         }
     }
-    servers.extend(set_aside.iter().map(|trial| {
-        let mut record = ServerRecord::new(
-            trial.server.name(),
-            trial.label.clone(),
-            trial.server.kind(),
-        );
-        record.configuration = trial.configuration;
-        record.skipped = not_applicable(&trial.server).map(str::to_string);
-        ServerCost {
-            record,
-            cells: Vec::new(),
-        }
-    }));
-    if let Some((_, run)) = &plan.beside {
-        for server in &mut servers {
-            for cell in &mut server.cells {
-                cell.run_cpu = run_cpu(run, server.record.shown_name(), cell.scenario);
-            }
-        }
+    servers
+}
+
+/// The record of a server that cannot be counted, with the reason.
+fn not_counted(trial: &Trial) -> ServerCost {
+    let mut record = ServerRecord::new(
+        trial.server.name(),
+        trial.label.clone(),
+        trial.server.kind(),
+    );
+    record.configuration = trial.configuration;
+    record.skipped = not_applicable(&trial.server).map(str::to_string);
+    ServerCost {
+        record,
+        cells: Vec::new(),
     }
-    let (finished_at, _) = utc_now();
-    let results = CostResults {
-        format_version: crate::results::cost::FORMAT_VERSION,
-        started_at,
-        finished_at,
-        machine,
-        settings: CostSettings {
-            command: command_line,
-            scenarios: plan.scenarios.clone(),
-            requests: plan.requests,
-            starts: plan.starts,
-            batches: plan.batches,
-            warmup_requests: plan.warmup,
-            connections: plan.connections,
-            connection_per_request: plan.reuse == sequence::Connections::PerRequest,
+}
+
+impl Plan {
+    /// The settings recorded with the counts.
+    fn settings(
+        &self,
+        command: String,
+        callgrind: &Callgrind,
+        database: &Database,
+        contacts: Option<i64>,
+    ) -> CostSettings {
+        CostSettings {
+            command,
+            scenarios: self.scenarios.clone(),
+            requests: self.requests,
+            starts: self.starts,
+            batches: self.batches,
+            warmup_requests: self.warmup,
+            connections: self.connections,
+            connection_per_request: self.reuse == sequence::Connections::PerRequest,
             valgrind: callgrind.version.clone(),
-            dimensions: plan.dimensions.clone(),
-            placement: plan.placement.clone(),
+            dimensions: self.dimensions.clone(),
+            placement: self.placement.clone(),
             database: database.kind,
             contacts,
             data_seed: database.data.map(|data| data.seed),
-            profile: plan.profile.name().to_string(),
-            beside: plan.beside.as_ref().map(|(path, run)| BesideRun {
+            profile: self.profile.name().to_string(),
+            beside: self.beside.as_ref().map(|(path, run)| BesideRun {
                 directory: path.display().to_string(),
                 started_at: run.started_at.clone(),
                 machine: run.machine.line(),
             }),
-        },
-        servers,
-    };
-    results.write(&directory)?;
-    crate::render::cost_report::write(&results, &directory)?;
-    println!("{}", crate::render::cost_report::terminal(&results));
-    println!("results: {}", directory.display());
-    Ok(directory)
+        }
+    }
 }
 
 /// Adds one start's counts to the servers (verified before, so each is there): its batches to
