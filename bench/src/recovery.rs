@@ -7,13 +7,16 @@
 //!   time to the first 2xx and the backlog (requests waiting when the database returned, and
 //!   when the last of them was answered). Counted request by request; no throughput level is
 //!   involved, so a slow minute of the machine moves them little.
-//! - **Against a level**: whether, and when, throughput was back. It is judged against a
-//!   reference measured close in time to the recovery (the same server's plain cell right after
-//!   its fault cell, so that it shares the machine's state; the level before the fault only
-//!   where there is none), counted from the moment the backlog drained, and it must hold: the
-//!   2xx of every 100 ms interval, each counted at most up to the reference (a burst above the
-//!   level cannot make up for intervals below it), must average [`RECOVERED_SHARE`] of the
-//!   reference over [`SUSTAINED`].
+//! - **Against a level**: whether, and when, throughput was back. It is judged against the
+//!   lower of two levels of the same server measured seconds from the recovery, on either side
+//!   of it: its throughput before the fault, and its reference cell (the same scenario and level
+//!   without a fault, measured right after the fault cell). On these machines the speed moves by
+//!   tens of percent within seconds; a fast moment in either level must not raise the bar, and a
+//!   level measured minutes away would not share the machine's state at all. A server left
+//!   slower by the fault shows as a reference cell below the level before, round after round.
+//!   "Back" counts from the moment the backlog drained, and the level must hold: the 2xx of
+//!   every 100 ms interval, each counted at most up to the level (a burst above it cannot make
+//!   up for intervals below it), must average [`RECOVERED_SHARE`] of it over [`SUSTAINED`].
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -29,16 +32,16 @@ pub const RECOVERED_SHARE: f64 = 0.9;
 /// ... over this long: a sustained window, not a burst.
 pub const SUSTAINED: Duration = Duration::from_secs(1);
 
-/// What "back" was judged against.
+/// Which level "back" was judged against: the lower of the two.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Reference {
-    /// The cell's own throughput before the fault (version 3 files, and a round whose
-    /// reference cell answered nothing).
+    /// The cell's own throughput before the fault (also in version 3 files, and where no
+    /// reference cell answered).
     #[default]
     LevelBefore,
-    /// The same server's plain cell of the same scenario and level, measured right after its
-    /// fault cell.
+    /// The reference cell: the same server's plain cell of the same scenario and level,
+    /// measured right after its fault cell.
     CellAfter,
 }
 
@@ -102,8 +105,8 @@ pub struct FaultRecord {
 
 impl FaultRecord {
     /// The record of `fault` as it happened (`window`), with the figures of the cell's `errors`
-    /// and `series`, "back" judged against `reference` (2xx per second of a plain cell measured
-    /// after it; `None` or 0: the level before the fault).
+    /// and `series`; `reference`: 2xx per second of the plain cell measured after it (`None` or
+    /// 0: none).
     pub fn of(
         fault: &FaultSpec,
         window: &FaultWindow,
@@ -143,12 +146,16 @@ pub struct FaultFigures {
     /// From the database's return until throughput was back (see the module); `None`: not
     /// within the cell.
     pub recovered_after_seconds: Option<f64>,
-    /// What "back" was judged against, and its level in 2xx per second (absent in version 3
-    /// files: the level before the fault).
-    #[serde(default)]
-    pub reference: Reference,
+    /// The reference cell's 2xx per second (absent in version 3 files).
     #[serde(default)]
     pub reference_ok_per_second: Option<f64>,
+    /// The level "back" was judged against, in 2xx per second: the lower of the level before
+    /// the fault and the reference cell's; and which it was (absent in version 3 files: the
+    /// level before).
+    #[serde(default)]
+    pub level_ok_per_second: Option<f64>,
+    #[serde(default)]
+    pub reference: Reference,
     /// The window the level had to hold, in seconds (absent in version 3 files, which averaged
     /// half a second from the return, burst included).
     #[serde(default)]
@@ -163,7 +170,8 @@ pub struct FaultFigures {
 
 impl FaultFigures {
     /// The figures of a cell whose failures by kind are `errors` and whose series is `series`,
-    /// for a fault placed as `window`, "back" judged against `reference` (2xx per second).
+    /// for a fault placed as `window`, with `reference` the 2xx per second of the reference
+    /// cell after it.
     pub fn of(
         errors: &BTreeMap<String, u64>,
         series: &Series,
@@ -188,10 +196,12 @@ impl FaultFigures {
         } else {
             before.iter().map(|figures| figures.ok).sum::<u64>() as f64 / before.len() as f64
         };
-        let (reference_kind, reference_per_interval) = match reference.filter(|level| *level > 0.0)
-        {
-            Some(level) => (Reference::CellAfter, level * interval),
-            None => (Reference::LevelBefore, before_per_interval),
+        let reference = reference.filter(|level| *level > 0.0);
+        let (reference_kind, level) = match reference {
+            Some(after) if after * interval < before_per_interval => {
+                (Reference::CellAfter, after * interval)
+            }
+            _ => (Reference::LevelBefore, before_per_interval),
         };
         let returned = window.returned_seconds;
         let drained = window.drained_after_seconds.unwrap_or(0.0).max(0.0);
@@ -199,13 +209,7 @@ impl FaultFigures {
             .ceil()
             .max(1.0) as usize;
         let back_index = (index_at(returned + drained)..=intervals.len().saturating_sub(span))
-            .find(|&index| {
-                holds(
-                    &intervals[index..index + span],
-                    reference_per_interval,
-                    RECOVERED_SHARE,
-                )
-            })
+            .find(|&index| holds(&intervals[index..index + span], level, RECOVERED_SHARE))
             .filter(|&index| index + span <= intervals.len());
         let returned_index = index_at(returned);
         let first_ok = window.first_ok_after_seconds.or_else(|| {
@@ -230,8 +234,9 @@ impl FaultFigures {
             first_ok_after_seconds: first_ok,
             recovered_after_seconds: back_index
                 .map(|index| (series.start_seconds(index) - returned).max(drained)),
+            reference_ok_per_second: reference,
+            level_ok_per_second: Some(level / interval),
             reference: reference_kind,
-            reference_ok_per_second: Some(reference_per_interval / interval),
             sustained_seconds: Some(span as f64 * interval),
             backlog: window.backlog,
             drained_after_seconds: window.drained_after_seconds,
@@ -251,23 +256,23 @@ impl FaultFigures {
     }
 
     /// The level "back" was judged against, in 2xx per second.
-    pub fn reference_level(&self) -> f64 {
-        self.reference_ok_per_second
+    pub fn level(&self) -> f64 {
+        self.level_ok_per_second
             .unwrap_or(self.before_ok_per_second)
     }
 }
 
-/// Whether the level holds over `window`: its 2xx per interval, each counted at most up to
-/// `reference`, average at least `share` of it.
-fn holds(window: &[crate::engine::IntervalFigures], reference: f64, share: f64) -> bool {
-    if window.is_empty() || reference <= 0.0 {
+/// Whether `level` (2xx per interval) holds over `window`: its 2xx per interval, each counted
+/// at most up to the level, average at least `share` of it.
+fn holds(window: &[crate::engine::IntervalFigures], level: f64, share: f64) -> bool {
+    if window.is_empty() || level <= 0.0 {
         return false;
     }
     let capped: f64 = window
         .iter()
-        .map(|figures| (figures.ok as f64).min(reference))
+        .map(|figures| (figures.ok as f64).min(level))
         .sum();
-    capped / window.len() as f64 >= share * reference
+    capped / window.len() as f64 >= share * level
 }
 
 /// A figure over rounds: its median and the interval of the median.
@@ -333,8 +338,9 @@ pub struct Recovery {
     pub rounds: usize,
     /// Rounds whose throughput was back within the cell.
     pub rounds_back: usize,
-    /// Rounds judged against a reference cell (the others, against the level before the fault).
-    pub rounds_with_reference_cell: usize,
+    /// Rounds judged against the reference cell, the lower level (the others, against the
+    /// level before the fault).
+    pub rounds_level_after: usize,
     /// Rounds with a failed request, and the failed requests of all rounds together.
     pub rounds_failed: usize,
     pub failed_total: u64,
@@ -350,7 +356,10 @@ pub struct Recovery {
     pub backlog: Option<MedianFigure>,
     pub drained_after_seconds: Option<MedianFigure>,
     pub before_ok_per_second: MedianFigure,
-    pub reference_ok_per_second: MedianFigure,
+    /// The reference cells' 2xx per second (absent in version 3 files).
+    pub reference_ok_per_second: Option<MedianFigure>,
+    /// The level judged against.
+    pub level_ok_per_second: MedianFigure,
     /// The reference over the level before the fault, round by round: well below 1 in every
     /// round, the server was still slower after the fault (or the machine was).
     pub reference_over_before: Option<MedianFigure>,
@@ -380,7 +389,7 @@ impl Recovery {
         Some(Recovery {
             rounds: records.len(),
             rounds_back: count(FaultFigures::recovered),
-            rounds_with_reference_cell: count(|f| f.reference == Reference::CellAfter),
+            rounds_level_after: count(|f| f.reference == Reference::CellAfter),
             rounds_failed: count(|f| f.failed > 0),
             failed_total: records.iter().map(|r| r.figures.failed).sum(),
             failed: figure(|f| f.failed as f64)?,
@@ -394,10 +403,11 @@ impl Recovery {
             backlog: known(|f| f.backlog.map(|count| count as f64)),
             drained_after_seconds: known(|f| f.drained_after_seconds),
             before_ok_per_second: figure(|f| f.before_ok_per_second)?,
-            reference_ok_per_second: figure(FaultFigures::reference_level)?,
+            reference_ok_per_second: known(|f| f.reference_ok_per_second),
+            level_ok_per_second: figure(FaultFigures::level)?,
             reference_over_before: known(|f| {
-                (f.reference == Reference::CellAfter && f.before_ok_per_second > 0.0)
-                    .then(|| f.reference_level() / f.before_ok_per_second)
+                let after = f.reference_ok_per_second?;
+                (f.before_ok_per_second > 0.0).then(|| after / f.before_ok_per_second)
             }),
         })
     }
@@ -484,7 +494,7 @@ mod tests {
             (Some(64), Some(0.04))
         );
         assert_eq!(figures.before_ok_per_second, 1_000.0);
-        assert_eq!(figures.reference, Reference::CellAfter);
+        assert_eq!(figures.level(), 1_000.0);
         assert_eq!(figures.sustained_seconds, Some(1.0));
         // Not back: the longest answer runs to the cell's end, the 2 s of the outage.
         assert_eq!(figures.longest_ms, 2_000.0);
@@ -511,12 +521,28 @@ mod tests {
         let series = recorded(&[300, 60, 60, 95, 95, 95, 95, 95, 95, 95]);
         let figures = FaultFigures::of(&errors(), &series, &window(0, 0.0), Some(1_000.0));
         assert_eq!(figures.recovered_after_seconds, None);
-        // Judged against the level before the fault when the reference cell answered nothing.
-        let series = recorded(&[95; 12]);
-        let figures = FaultFigures::of(&errors(), &series, &window(64, 0.04), Some(0.0));
-        assert_eq!(figures.reference, Reference::LevelBefore);
-        assert_eq!(figures.reference_level(), 1_000.0);
+        // Judged against the lower of the level before (1,000/s) and the reference cell's: a
+        // reference cell measured in a fast moment of the machine does not raise the bar, one
+        // measured in a slow moment lowers it, and without one the level before counts.
+        let series = recorded(&[80; 12]);
+        let figures = FaultFigures::of(&errors(), &series, &window(64, 0.04), Some(1_500.0));
+        assert_eq!(
+            (figures.reference, figures.level()),
+            (Reference::LevelBefore, 1_000.0)
+        );
+        assert!(!figures.recovered());
+        let figures = FaultFigures::of(&errors(), &series, &window(64, 0.04), Some(850.0));
+        assert_eq!(
+            (figures.reference, figures.level()),
+            (Reference::CellAfter, 850.0)
+        );
         assert!(figures.recovered());
+        let figures = FaultFigures::of(&errors(), &series, &window(64, 0.04), Some(0.0));
+        assert_eq!(
+            (figures.reference, figures.level()),
+            (Reference::LevelBefore, 1_000.0)
+        );
+        assert_eq!(figures.reference_ok_per_second, None);
     }
 
     #[test]

@@ -614,14 +614,14 @@ fn fault_line(label: &str, slot: &Slot, fault: &FaultRecord) -> String {
         None => "not back within the cell".to_string(),
     };
     format!(
-        "{label:<22} {:<16} c={:<4} {:<13} failed {}  503 {}  longest {:.0} ms{backlog}  {recovery} (reference {} req/s)",
+        "{label:<22} {:<16} c={:<4} {:<13} failed {}  503 {}  longest {:.0} ms{backlog}  {recovery} (level {} req/s)",
         slot.scenario.to_string(),
         slot.connections,
         fault.kind.to_string(),
         figures.failed,
         figures.unavailable,
         figures.longest_ms,
-        crate::format::group_thousands(figures.reference_level().round() as i64),
+        crate::format::group_thousands(figures.level().round() as i64),
     )
 }
 

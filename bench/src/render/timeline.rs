@@ -2,7 +2,7 @@
 //! One chart per scenario and level: 2xx answers per second above, p99 latency below (log
 //! scale: a fault moves it by orders of magnitude). Fault cells get a chart of their own per
 //! fault (the round with the median time back), with the fault's window shaded and, per server,
-//! the reference level its recovery was judged against (dashed) above the band that counts as
+//! the level its recovery was judged against (dashed) above the band that counts as
 //! back (tinted), from the database's return on.
 
 use std::path::Path;
@@ -23,9 +23,9 @@ struct Line {
     server_index: usize,
     name: String,
     series: Series,
-    /// In a fault chart: from when (the database's return, seconds into the cell) and at which
-    /// level (2xx per second) the reference is drawn.
-    reference: Option<(f64, f64)>,
+    /// In a fault chart: the level its recovery was judged against, drawn from the database's
+    /// return (seconds into the cell, 2xx per second).
+    level: Option<(f64, f64)>,
 }
 
 /// Writes the timeline of every scenario at every level, and of every fault cell; returns the
@@ -67,12 +67,12 @@ fn write_faults(results: &RunResults, directory: &Path) -> Result<Vec<String>> {
             continue;
         }
         for line in &mut lines {
-            line.reference = results.servers[line.server_index]
+            line.level = results.servers[line.server_index]
                 .fault_cells
                 .iter()
                 .find(matching)
                 .and_then(|cell| cell.fault.as_ref())
-                .map(|fault| (fault.returned_seconds, fault.figures.reference_level()));
+                .map(|fault| (fault.returned_seconds, fault.figures.level()));
         }
         // The window shaded spans every server's: they differ by the time a restart took.
         let windows: Vec<(f64, f64)> = results
@@ -88,7 +88,7 @@ fn write_faults(results: &RunResults, directory: &Path) -> Result<Vec<String>> {
             .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)));
         let name = format!("timeline-{kind}-{scenario}-{}.svg", level.slug());
         let title = format!(
-            "{scenario} through {kind} (shaded: the database away; dashed: reference, tinted: back), {}",
+            "{scenario} through {kind} (shaded: the database away; dashed: the level judged against, tinted: back), {}",
             level.label()
         );
         draw(&directory.join(&name), &title, &lines, window)?;
@@ -134,7 +134,7 @@ fn lines_of<'a>(
                 server_index,
                 name: server.record.shown_name().to_string(),
                 series,
-                reference: None,
+                level: None,
             })
         })
         .collect()
@@ -175,7 +175,11 @@ fn draw(path: &Path, title: &str, lines: &[Line], window: Option<(f64, f64)>) ->
         .iter()
         .flatten()
         .map(|point| point.1)
-        .chain(lines.iter().filter_map(|line| line.reference.map(|r| r.1)))
+        .chain(
+            lines
+                .iter()
+                .filter_map(|line| line.level.map(|level| level.1)),
+        )
         .fold(0.0f64, f64::max)
         .max(1.0)
         * 1.1;
@@ -200,8 +204,8 @@ fn draw(path: &Path, title: &str, lines: &[Line], window: Option<(f64, f64)>) ->
             .map_err(drawing_error)?;
     }
     for line in lines {
-        if let Some((from, level)) = line.reference {
-            draw_reference(&mut chart, (from, end), level, color(line.server_index))?;
+        if let Some((from, level)) = line.level {
+            draw_level(&mut chart, (from, end), level, color(line.server_index))?;
         }
     }
     for (line, points) in lines.iter().zip(throughput) {
@@ -257,9 +261,10 @@ fn draw(path: &Path, title: &str, lines: &[Line], window: Option<(f64, f64)>) ->
     Ok(())
 }
 
-/// A server's reference level from the database's return to the cell's end, dashed, above the
-/// band that counts as back (from [`RECOVERED_SHARE`] of it up to it), tinted in its colour.
-fn draw_reference<CT>(
+/// The level a server's recovery was judged against, from the database's return to the cell's
+/// end, dashed, above the band that counts as back (from [`RECOVERED_SHARE`] of it up to it),
+/// tinted in its colour.
+fn draw_level<CT>(
     chart: &mut ChartContext<'_, SVGBackend<'_>, CT>,
     (from, to): (f64, f64),
     level: f64,
