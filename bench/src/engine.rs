@@ -660,8 +660,6 @@ impl ConnectionWorker {
             let done = Instant::now();
             match result {
                 Ok(Ok(answer)) => {
-                    let outcome = Outcome::of(&answer, expected.is_some());
-                    self.note_mark(sent, done, matches!(outcome, Outcome::Ok));
                     responses += 1;
                     // The shared counter is for the progress display: every 64th answer is
                     // enough, and spares the hot path an atomic operation each time.
@@ -672,27 +670,11 @@ impl ConnectionWorker {
                     if current.is_reusable() {
                         link = Some(current);
                     }
-                    // Open loop: a request that found its connection still busy when it was due
-                    // waited for the server, and that wait counts (coordinated omission
-                    // corrected). One that found it free waited only for the engine's timer
-                    // (millisecond granularity), which is not the server's doing.
-                    let start = match intended {
-                        Some(due) if free_since > due => due,
-                        _ => sent,
-                    };
-                    let latency = done.saturating_duration_since(start);
-                    let uncorrected = intended.map(|_| done.saturating_duration_since(sent));
-                    let body_checked = expected.is_some();
-                    self.count_response(done, &answer, outcome, body_checked, latency, uncorrected);
+                    let timing = Timing::of(sent, done, intended, free_since);
+                    self.count_response(&answer, expected.is_some(), &timing);
                 }
-                Ok(Err(error)) => {
-                    self.note_mark(sent, done, false);
-                    self.count_error(error.into(), done);
-                }
-                Err(()) => {
-                    self.note_mark(sent, done, false);
-                    self.count_error(ErrorKind::Timeout, done);
-                }
+                Ok(Err(error)) => self.count_failure(error.into(), sent, done),
+                Err(()) => self.count_failure(ErrorKind::Timeout, sent, done),
             }
             free_since = done;
         }
@@ -709,6 +691,12 @@ impl ConnectionWorker {
         tally.after_mark.count(sent, done, ok);
     }
 
+    /// A request that got no usable answer.
+    fn count_failure(&self, kind: ErrorKind, sent: Instant, done: Instant) {
+        self.note_mark(sent, done, false);
+        self.count_error(kind, done);
+    }
+
     fn count_error(&self, kind: ErrorKind, at: Instant) {
         if self.clock.in_window(at) {
             let mut tally = self.tally.borrow_mut();
@@ -717,15 +705,15 @@ impl ConnectionWorker {
         }
     }
 
-    fn count_response(
-        &self,
-        done: Instant,
-        answer: &http1::Answer,
-        outcome: Outcome,
-        body_checked: bool,
-        latency: Duration,
-        uncorrected: Option<Duration>,
-    ) {
+    fn count_response(&self, answer: &http1::Answer, body_checked: bool, timing: &Timing) {
+        let outcome = Outcome::of(answer, body_checked);
+        self.note_mark(timing.sent, timing.done, matches!(outcome, Outcome::Ok));
+        let Timing {
+            done,
+            latency,
+            uncorrected,
+            ..
+        } = *timing;
         let mut tally = self.tally.borrow_mut();
         tally.total_responses += 1;
         tally.last_completion = Some(tally.last_completion.map_or(done, |last| last.max(done)));
@@ -749,6 +737,35 @@ impl ConnectionWorker {
             }
         }
         tally.series.count(done, outcome, Some(latency_micros));
+    }
+}
+
+/// When an answered request was sent and answered, and its latency.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    sent: Instant,
+    done: Instant,
+    latency: Duration,
+    /// Open loop only: from the actual send time.
+    uncorrected: Option<Duration>,
+}
+
+impl Timing {
+    /// Open loop: a request that found its connection still busy when it was `intended` waited
+    /// for the server, and that wait counts (coordinated omission corrected). One that found it
+    /// free waited only for the engine's timer (millisecond granularity), which is not the
+    /// server's doing.
+    fn of(sent: Instant, done: Instant, intended: Option<Instant>, free_since: Instant) -> Timing {
+        let start = match intended {
+            Some(due) if free_since > due => due,
+            _ => sent,
+        };
+        Timing {
+            sent,
+            done,
+            latency: done.saturating_duration_since(start),
+            uncorrected: intended.map(|_| done.saturating_duration_since(sent)),
+        }
     }
 }
 

@@ -5,8 +5,9 @@
 //! Two kinds of figures, read differently:
 //! - **Exact**: failed requests, 503s with and without `Retry-After`, the longest answer, the
 //!   time to the first 2xx and the backlog (requests waiting when the database returned, and
-//!   when the last of them was answered). Counted request by request; no throughput level is
-//!   involved, so a slow minute of the machine moves them little.
+//!   when the last of them was answered). Counted request by request and judged against no
+//!   level (though a server that refuses at once answers its 503s as fast as the machine lets
+//!   it, so their count moves with the machine's speed).
 //! - **Against a level**: whether, and when, throughput was back. It is judged against the
 //!   lower of two levels of the same server measured seconds from the recovery, on either side
 //!   of it: its throughput before the fault, and its reference cell (the same scenario and level

@@ -317,8 +317,9 @@ fn method(results: &RunResults) -> String {
         "Each fault cell is a scenario measured again with a fault injected into the database \
          during it, {rounds_text}; its figures are not in the tables above. Every figure is the \
          median over the rounds{coverage}.\n\n\
-         **Exact figures**, counted request by request with no throughput level involved, so a \
-         slow minute of the machine barely moves them: `failed` is every request that ended in \
+         **Exact figures**, counted request by request and judged against no level (a slow \
+         minute of the machine still moves the 503s of a server that refuses at once, which it \
+         answers as fast as it can): `failed` is every request that ended in \
          anything but a 2xx or a 503 with `Retry-After` (connection errors, timeouts, resets, \
          500s, 503s without it) over the cell; `503s` those with `Retry-After`; `503s without \
          Retry-After` those without (counted among the failed); `longest ms` the longest answer \

@@ -195,14 +195,7 @@ fn draw(path: &Path, title: &str, lines: &[Line], window: Option<(f64, f64)>) ->
         .x_desc("seconds into the cell")
         .draw()
         .map_err(drawing_error)?;
-    if let Some((from, to)) = window {
-        chart
-            .draw_series(std::iter::once(Rectangle::new(
-                [(from, 0.0), (to, top)],
-                BLACK.mix(0.12).filled(),
-            )))
-            .map_err(drawing_error)?;
-    }
+    shade(&mut chart, window, (0.0, top))?;
     for line in lines {
         if let Some((from, level)) = line.level {
             draw_level(&mut chart, (from, end), level, color(line.server_index))?;
@@ -218,18 +211,7 @@ fn draw(path: &Path, title: &str, lines: &[Line], window: Option<(f64, f64)>) ->
     }
     draw_legend(&mut chart, SeriesLabelPosition::LowerRight, 11)?;
 
-    let (low, high) = latency
-        .iter()
-        .flatten()
-        .map(|point| point.1)
-        .fold((f64::MAX, 0.0f64), |(low, high), v| {
-            (low.min(v), high.max(v))
-        });
-    let (low, high) = if high <= 0.0 {
-        (0.01, 10.0)
-    } else {
-        ((low / 2.0).max(0.001), (high * 2.0).max(low * 4.0))
-    };
+    let (low, high) = log_bounds(latency.iter().flatten().map(|point| point.1));
     let mut chart = ChartBuilder::on(&panels[1])
         .caption(
             "p99 latency of each interval, ms (log scale)",
@@ -246,6 +228,36 @@ fn draw(path: &Path, title: &str, lines: &[Line], window: Option<(f64, f64)>) ->
         .y_label_formatter(&|y: &f64| format!("{y}"))
         .draw()
         .map_err(drawing_error)?;
+    shade(&mut chart, window, (low, high))?;
+    for (line, points) in lines.iter().zip(latency) {
+        draw_plain_line(&mut chart, points, color(line.server_index), None)?;
+    }
+    root.present().map_err(drawing_error)?;
+    Ok(())
+}
+
+/// The bounds of a log axis for `values`: a factor of two beyond either end (the top at least
+/// eight times the bottom), or 0.01 to 10 without any.
+fn log_bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (low, high) = values.fold((f64::MAX, 0.0f64), |(low, high), v| {
+        (low.min(v), high.max(v))
+    });
+    if high <= 0.0 {
+        (0.01, 10.0)
+    } else {
+        ((low / 2.0).max(0.001), (high * 2.0).max(low * 4.0))
+    }
+}
+
+/// Shades the fault's window (seconds into the cell) from `low` to `high`.
+fn shade<CT>(
+    chart: &mut ChartContext<'_, SVGBackend<'_>, CT>,
+    window: Option<(f64, f64)>,
+    (low, high): (f64, f64),
+) -> Result<()>
+where
+    CT: CoordTranslate<From = (f64, f64)>,
+{
     if let Some((from, to)) = window {
         chart
             .draw_series(std::iter::once(Rectangle::new(
@@ -254,10 +266,6 @@ fn draw(path: &Path, title: &str, lines: &[Line], window: Option<(f64, f64)>) ->
             )))
             .map_err(drawing_error)?;
     }
-    for (line, points) in lines.iter().zip(latency) {
-        draw_plain_line(&mut chart, points, color(line.server_index), None)?;
-    }
-    root.present().map_err(drawing_error)?;
     Ok(())
 }
 
