@@ -570,7 +570,7 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
          checked) per second of the measured window; latencies are percentiles of every answer in \
          the window; `errors` counts non-2xx answers, failed connections, timeouts, resets and \
          wrong bodies. `CPU ms/1k` is the server process's user+system CPU time per 1,000 answers, \
-         `RSS MiB` its peak resident memory, `threads` its peak thread count and `procs` its processes,
+         `RSS MiB` its peak resident memory, `threads` its peak thread count and `procs` its processes, \
          all read from /proc and summed over its process tree; \
          `DB conns` is the peak of its connections in pg_stat_activity and `stmts/req` its \
          statements (pg_stat_statements) per answer. `engine %` is how busy the load engine was: \
