@@ -150,22 +150,26 @@ class RequestConnection:
         self._first_statement_done = False
 
     async def checkout(self, check: bool) -> None:
-        """Takes a connection within the deadline, checked with `SELECT 1` when `check`: one that
-        fails its check is closed and another taken, at most once per connection of the pool."""
+        """Takes a connection within the deadline, checked with `SELECT 1` when `check`: one found
+        closed (by its check, or already on taking a cursor) is dropped and another taken, at
+        most once per connection of the pool."""
         for _ in range(self._settings.db_pool_size + 1):
             remaining = self._deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
                 break
             connection = await asyncio.wait_for(self._pool.acquire(), remaining)
-            cursor = await connection.cursor(timeout=STATEMENT_TIMEOUT_SECONDS)
-            if check:
-                try:
+            try:
+                # Inside the check: aiopg watches an idle connection's socket, and may find it
+                # closed (a terminated backend's last message) between handing it out and this
+                # line, so that even creating a cursor fails with "connection already closed".
+                cursor = await connection.cursor(timeout=STATEMENT_TIMEOUT_SECONDS)
+                if check:
                     await cursor.execute("SELECT 1", timeout=remaining)
-                except Exception as error:
-                    await self._drop(connection)
-                    if is_connection_lost(connection, error):
-                        continue
-                    raise
+            except Exception as error:
+                await self._drop(connection)
+                if is_connection_lost(connection, error):
+                    continue
+                raise
             self._connection, self._cursor = connection, cursor
             return
         raise DatabaseUnavailable()
