@@ -1,8 +1,13 @@
 //! `bakeoff compare A B`: what changed between two runs, cell by cell. A cell changed where the
 //! rank test (Mann-Whitney, two-sided, exact for the few rounds of a run) tells its rounds in A
-//! from its rounds in B at the 5 % level; a cell measured in one round in either run gets no
-//! verdict, since one figure says nothing of the run's noise. Two `bakeoff cost` runs are
-//! compared by instructions per request instead, within a band of 1 % (`results::cost`).
+//! from its rounds in B at the 5 % level, both as measured and with each round's figure scaled by
+//! the machine's speed before that round (the speed reference of `measure::drift`), and both the
+//! same way. Why both: rounds a few seconds apart share the machine's mood, two runs minutes
+//! apart need not; on a quiet machine, three runs of the same binaries in a row moved two cells
+//! by 4 to 6 % that the rank test alone called changed, and that the machine's speed explained
+//! (docs/rounds.md). A cell measured in one round in either run gets no verdict, since one figure
+//! says nothing of the run's noise. Two `bakeoff cost` runs are compared by instructions per
+//! request instead, within a band of 1 % (`results::cost`).
 
 use std::path::Path;
 
@@ -14,7 +19,7 @@ use crate::results::ResultsFile;
 use crate::results::cost::CostResults;
 use crate::results::run::{Cell, RunResults, ServerResult};
 use crate::scenarios::Scenario;
-use crate::stats::{SIGNIFICANCE, mann_whitney_p};
+use crate::stats::{SIGNIFICANCE, mann_whitney_p, median};
 
 /// One cell present in both runs.
 #[derive(Debug, Clone)]
@@ -29,8 +34,20 @@ pub struct Change {
     pub percent: f64,
     /// The rank test's p-value over the two runs' rounds; `None` where either has one round.
     pub p_value: Option<f64>,
+    /// The same test over the rounds' figures scaled by the machine's speed before each round,
+    /// and whether those scaled figures say faster; `None` where a round has no reference.
+    pub speed_adjusted: Option<SpeedAdjusted>,
     pub p99_before: u64,
     pub p99_after: u64,
+}
+
+/// The rank test over figures scaled by the machine's speed: throughput times the reference's
+/// milliseconds, the throughput of a machine whose reference took one millisecond.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SpeedAdjusted {
+    pub p_value: f64,
+    /// Whether the median of the scaled figures rose from A to B.
+    pub faster: bool,
 }
 
 /// What the figures say about one cell.
@@ -46,10 +63,15 @@ pub enum Decision {
 
 impl Change {
     pub fn decision(&self) -> Decision {
+        let faster = self.after > self.before;
+        // Where the machine's speed was recorded, it must not explain the change.
+        let speed_explains = self
+            .speed_adjusted
+            .is_some_and(|adjusted| adjusted.p_value >= SIGNIFICANCE || adjusted.faster != faster);
         match self.p_value {
             None => Decision::OneRound,
-            Some(p) if p >= SIGNIFICANCE => Decision::NoChangeShown,
-            Some(_) if self.after > self.before => Decision::Faster,
+            Some(p) if p >= SIGNIFICANCE || speed_explains => Decision::NoChangeShown,
+            Some(_) if faster => Decision::Faster,
             Some(_) => Decision::Slower,
         }
     }
@@ -99,6 +121,7 @@ pub fn changes(before: &RunResults, after: &RunResults) -> Vec<Change> {
             after: after_rate,
             percent,
             p_value: p_value(old, cell),
+            speed_adjusted: speed_adjusted((before, old), (after, cell)),
             p99_before: old_run.latency_us.p99,
             p99_after: new_run.latency_us.p99,
         });
@@ -114,6 +137,31 @@ fn p_value(before: &Cell, after: &Cell) -> Option<f64> {
     let rates =
         |cell: &Cell| -> Vec<f64> { cell.runs.iter().map(|run| run.ok_per_second).collect() };
     mann_whitney_p(&rates(before), &rates(after))
+}
+
+/// The rank test over the two cells' rounds scaled by the machine's speed before each round;
+/// `None` where a round has no reference (files from before version 4, one round).
+fn speed_adjusted(
+    before: (&RunResults, &Cell),
+    after: (&RunResults, &Cell),
+) -> Option<SpeedAdjusted> {
+    let scaled = |(results, cell): (&RunResults, &Cell)| -> Option<Vec<f64>> {
+        cell.runs
+            .iter()
+            .map(|run| {
+                let reference = results.closed_loop_reference_ms(run.group?, run.round?)?;
+                Some(run.ok_per_second * reference)
+            })
+            .collect()
+    };
+    let (old, new) = (scaled(before)?, scaled(after)?);
+    if old.len() < 2 || new.len() < 2 {
+        return None;
+    }
+    Some(SpeedAdjusted {
+        p_value: mann_whitney_p(&old, &new)?,
+        faster: median(&new) > median(&old),
+    })
 }
 
 /// The round trip added to the server's database: figures at different levels are never
@@ -147,7 +195,16 @@ pub fn render(before: &RunResults, after: &RunResults, changes: &[Change]) -> St
     }
     text.push('\n');
     let mut table = Table::new(&[
-        "server", "scenario", "conns", "A req/s", "B req/s", "change", "p", "A p99 ms", "B p99 ms",
+        "server",
+        "scenario",
+        "conns",
+        "A req/s",
+        "B req/s",
+        "change",
+        "p",
+        "p speed-adj.",
+        "A p99 ms",
+        "B p99 ms",
         "verdict",
     ]);
     for change in changes {
@@ -161,6 +218,10 @@ pub fn render(before: &RunResults, after: &RunResults, changes: &[Change]) -> St
             change
                 .p_value
                 .map_or_else(|| "–".to_string(), |p| format!("{p:.3}")),
+            change.speed_adjusted.map_or_else(
+                || "–".to_string(),
+                |adjusted| format!("{:.3}", adjusted.p_value),
+            ),
             format!("{:.2}", change.p99_before as f64 / 1_000.0),
             format!("{:.2}", change.p99_after as f64 / 1_000.0),
             change.verdict().to_string(),
@@ -176,7 +237,8 @@ pub fn render(before: &RunResults, after: &RunResults, changes: &[Change]) -> St
             .filter(|change| change.decision() == Decision::OneRound)
             .count();
         text.push_str(&format!(
-            "\n{} of {} cells changed (Mann-Whitney rank test over each cell's rounds, two-sided, p < {SIGNIFICANCE}){}.\n",
+            "\n{} of {} cells changed (Mann-Whitney rank test over each cell's rounds, two-sided, p < {SIGNIFICANCE}, \
+             as measured and scaled by the machine's speed before each round){}.\n",
             changed,
             changes.len(),
             if untested > 0 {
@@ -239,6 +301,7 @@ mod tests {
             after: new.summary.ok_per_second,
             percent: 0.0,
             p_value: p_value(&old, &new),
+            speed_adjusted: None,
             p99_before: 1,
             p99_after: 1,
         }
@@ -272,5 +335,32 @@ mod tests {
         let once = change(&[100.0], &[50.0, 51.0, 52.0]);
         assert_eq!(once.decision(), Decision::OneRound);
         assert_eq!(once.verdict(), "no verdict: one round");
+    }
+
+    #[test]
+    fn a_change_the_machines_speed_explains_is_no_change() {
+        let mut change = change(
+            &[100.0, 101.0, 102.0, 103.0, 104.0],
+            &[105.0, 106.0, 107.0, 108.0, 109.0],
+        );
+        assert_eq!(change.decision(), Decision::Faster);
+        // Scaled by the machine's speed, the rounds overlap: the machine was faster in B.
+        change.speed_adjusted = Some(SpeedAdjusted {
+            p_value: 0.31,
+            faster: true,
+        });
+        assert_eq!(change.decision(), Decision::NoChangeShown);
+        // Scaled, they still separate, but the other way: no change shown either.
+        change.speed_adjusted = Some(SpeedAdjusted {
+            p_value: 0.008,
+            faster: false,
+        });
+        assert_eq!(change.decision(), Decision::NoChangeShown);
+        // Scaled, the same way: changed.
+        change.speed_adjusted = Some(SpeedAdjusted {
+            p_value: 0.008,
+            faster: true,
+        });
+        assert_eq!(change.decision(), Decision::Faster);
     }
 }

@@ -528,6 +528,17 @@ impl ResultsFile for RunResults {
 }
 
 impl RunResults {
+    /// The machine's speed reference timed before a closed-loop round of a group, where the run
+    /// recorded one (version 4).
+    pub fn closed_loop_reference_ms(&self, group: usize, round: usize) -> Option<f64> {
+        self.rounds
+            .iter()
+            .find(|record| {
+                record.stage == Stage::ClosedLoop && record.group == group && record.round == round
+            })
+            .and_then(|record| record.reference_ms)
+    }
+
     /// Every measured cell with its server's name.
     pub fn cells(&self) -> impl Iterator<Item = (&ServerResult, &Cell)> {
         self.servers
