@@ -831,7 +831,12 @@ Every server at the same open-loop rate (half of the \
             "errors",
         ]);
         let cells: Vec<&Cell> = rows.iter().map(|(_, cell)| *cell).collect();
-        let leader = verdicts::leader(&cells, &verdicts::cpu_per_request, Better::Lower);
+        let coarse = coarse_cpu_ticks(&cells);
+        let leader = if coarse.is_some() {
+            None
+        } else {
+            verdicts::leader(&cells, &verdicts::cpu_per_request, Better::Lower)
+        };
         for (index, (server, cell)) in rows.iter().enumerate() {
             let run = cell.median();
             let cpu = cell
@@ -856,18 +861,54 @@ Every server at the same open-loop rate (half of the \
             ]);
         }
         text.push_str(&table.markdown());
-        let _ = writeln!(
-            text,
-            "\n{}.\n",
-            ranking(
+        let reading = match coarse {
+            Some(tick) => format!(
+                "No server is ranked: at this rate one 10 ms tick of /proc's CPU time is {} ms per \
+                 1,000 answers in a round, too coarse against figures of {} ms; a higher `--rate` \
+                 (or the fast servers in a run of their own) measures their CPU",
+                one_decimal(tick.ms_per_1k),
+                one_decimal(tick.lowest_ms_per_1k)
+            ),
+            None => ranking(
                 &rows,
                 &verdicts::cpu_per_request,
                 Better::Lower,
-                "ms of CPU per 1,000"
-            )
-        );
+                "ms of CPU per 1,000",
+            ),
+        };
+        let _ = writeln!(text, "\n{reading}.\n");
     }
     text
+}
+
+/// The CPU time of one clock tick per 1,000 answers of a round, against the lowest CPU figure
+/// of the table, where the tick is more than a twentieth of it.
+#[derive(Debug, Clone, Copy)]
+struct CoarseTicks {
+    ms_per_1k: f64,
+    lowest_ms_per_1k: f64,
+}
+
+/// Whether /proc's 10 ms ticks are too coarse to rank these cells by CPU: a slow server in the
+/// run sets a rate at which the fast ones use a handful of ticks per round, and a server "ahead"
+/// by one tick is not ahead.
+fn coarse_cpu_ticks(cells: &[&Cell]) -> Option<CoarseTicks> {
+    const TICK_MS: f64 = 10.0;
+    let ms_per_1k = cells
+        .iter()
+        .filter_map(|cell| cell.median())
+        .map(|run| run.ok_per_second * run.seconds)
+        .filter(|&answers| answers > 0.0)
+        .map(|answers| TICK_MS * 1_000.0 / answers)
+        .fold(0.0, f64::max);
+    let lowest_ms_per_1k = cells
+        .iter()
+        .filter_map(|cell| cell.summary.cpu_ms_per_1k)
+        .fold(f64::INFINITY, f64::min);
+    (lowest_ms_per_1k.is_finite() && ms_per_1k > 0.05 * lowest_ms_per_1k).then_some(CoarseTicks {
+        ms_per_1k,
+        lowest_ms_per_1k,
+    })
 }
 
 fn uncorrected_note(results: &RunResults, level: &Level, scenario: Scenario) -> String {
@@ -975,5 +1016,21 @@ mod tests {
             "{sentence}"
         );
         assert!(sentence.ends_with("; a is ahead of b"), "{sentence}");
+    }
+
+    #[test]
+    fn cpu_is_not_ranked_where_a_tick_is_too_coarse_for_it() {
+        // 37 answers a round (a slow peer set the rate): one 10 ms tick is 270.3 ms per 1,000.
+        let mut slow_rate = cell(&[37.0, 37.0, 37.0]);
+        slow_rate.summary.cpu_ms_per_1k = Some(487.8);
+        let coarse = coarse_cpu_ticks(&[&slow_rate]).unwrap();
+        assert!((coarse.ms_per_1k - 270.27).abs() < 0.01, "{coarse:?}");
+        assert_eq!(coarse.lowest_ms_per_1k, 487.8);
+        // 11,510 answers a round: a tick is 0.87 ms per 1,000, under a twentieth of 22.9.
+        let mut fast_rate = cell(&[11_510.0, 11_510.0, 11_510.0]);
+        fast_rate.summary.cpu_ms_per_1k = Some(22.9);
+        assert!(coarse_cpu_ticks(&[&fast_rate]).is_none());
+        // The coarsest row decides for the table.
+        assert!(coarse_cpu_ticks(&[&fast_rate, &slow_rate]).is_some());
     }
 }
