@@ -45,7 +45,7 @@ pub struct Probe {
 
 /// What one request of a burst got.
 #[derive(Debug, Clone)]
-pub struct Answer {
+pub struct RequestOutcome {
     /// The status and body, or how the exchange failed.
     pub result: Result<(u16, Bytes), TransportError>,
     /// From the release to the end of the answer (or the failure).
@@ -71,7 +71,7 @@ pub struct BurstOutcome {
     /// From the release to the last answer (or failure): the figure the study plots.
     pub seconds: f64,
     /// One per request, in connection order.
-    pub answers: Vec<Answer>,
+    pub answers: Vec<RequestOutcome>,
     pub probe: Option<ProbeOutcome>,
 }
 
@@ -132,7 +132,7 @@ pub async fn run(spec: &BurstSpec) -> anyhow::Result<BurstOutcome> {
         let request = &request;
         async move {
             let result = get_within(link, request, spec.timeout).await;
-            Answer {
+            RequestOutcome {
                 result,
                 seconds: released.elapsed().as_secs_f64(),
             }

@@ -20,7 +20,7 @@ use indicatif::{MultiProgress, ProgressDrawTarget};
 use crate::format::human_duration;
 use crate::harness::database::{Database, DatabaseKind};
 use crate::harness::flags::{DatabaseArgs, DimensionArgs, ServerArgs, parse_duration};
-use crate::harness::lifecycle::{self, Profile, Ready, Session, Verify};
+use crate::harness::lifecycle::{self, BuildProfile, Ready, Session, Verify};
 use crate::harness::record::ServerRecord;
 use crate::harness::settings::Dimensions;
 use crate::machine::{Machine, utc_now};
@@ -89,7 +89,7 @@ struct Plan {
     server_cpus: usize,
     placement: Placement,
     dimensions: Dimensions,
-    profile: Profile,
+    profile: BuildProfile,
     allow_remote: bool,
 }
 

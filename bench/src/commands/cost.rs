@@ -17,7 +17,7 @@ use crate::callgrind::{self, Callgrind, Counts};
 use crate::format::group_thousands;
 use crate::harness::database::Database;
 use crate::harness::flags::{DatabaseArgs, DimensionArgs, ServerArgs, parse_duration};
-use crate::harness::lifecycle::{self, Profile, RunningServer, Session, Trial, Verify, Wrapper};
+use crate::harness::lifecycle::{self, BuildProfile, RunningServer, Session, Trial, Verify, Wrapper};
 use crate::harness::record::ServerRecord;
 use crate::harness::servers::ServerSpec;
 use crate::harness::settings::Dimensions;
@@ -106,7 +106,7 @@ struct Plan {
     timeout: Duration,
     placement: Placement,
     dimensions: Dimensions,
-    profile: Profile,
+    profile: BuildProfile,
     seed: u64,
     beside: Option<(PathBuf, RunResults)>,
 }

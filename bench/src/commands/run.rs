@@ -21,7 +21,7 @@ use crate::harness::containers::Containers;
 use crate::harness::database::Database;
 use crate::harness::faults::{self, FaultSpec};
 use crate::harness::flags::{DatabaseArgs, DimensionArgs, ServerArgs, parse_duration};
-use crate::harness::lifecycle::{self, Profile, Ready, Session, Verify};
+use crate::harness::lifecycle::{self, BuildProfile, Ready, Session, Verify};
 use crate::harness::servers::{ServerSpec, TargetConformance};
 use crate::harness::settings::Dimensions;
 use crate::machine::{Machine, utc_now};
@@ -104,7 +104,7 @@ struct Plan {
     check_every: u64,
     placement: Placement,
     dimensions: Dimensions,
-    profile: Profile,
+    profile: BuildProfile,
     allow_remote: bool,
     seed: u64,
     /// The whole time of a cell (all its rounds together).

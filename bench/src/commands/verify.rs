@@ -7,7 +7,7 @@ use indicatif::MultiProgress;
 
 use crate::harness::database::{Database, DatabaseChoice};
 use crate::harness::flags::DimensionArgs;
-use crate::harness::lifecycle::{self, Profile, RunningServer, Session, Trial, Verify};
+use crate::harness::lifecycle::{self, BuildProfile, RunningServer, Session, Trial, Verify};
 use crate::harness::peers::Peer;
 use crate::harness::servers::{ServerSpec, Variant};
 use crate::placement::Placement;
@@ -67,9 +67,9 @@ pub async fn verify(args: VerifyArgs) -> Result<Report> {
 
 async fn verify_started(server: ServerSpec, args: &VerifyArgs) -> Result<Report> {
     let profile = if args.debug {
-        Profile::Debug
+        BuildProfile::Debug
     } else {
-        Profile::Release
+        BuildProfile::Release
     };
     let dimensions = args.dimensions.dimensions();
     let trials = lifecycle::trials(std::slice::from_ref(&server), &dimensions, profile)?;

@@ -11,7 +11,7 @@ use bakeoff_testkit::seed::SeedSpec;
 
 use crate::harness::containers::Containers;
 use crate::harness::database::DatabaseChoice;
-use crate::harness::lifecycle::Profile;
+use crate::harness::lifecycle::BuildProfile;
 use crate::harness::peers::{PeerChoice, chosen_peers};
 use crate::harness::servers::{
     ServerSpec, TargetConformance, TargetPaths, TargetSpec, VariantChoice, chosen_variants, servers,
@@ -96,11 +96,11 @@ impl ServerArgs {
             .transpose()
     }
 
-    pub fn profile(&self) -> Profile {
+    pub fn profile(&self) -> BuildProfile {
         if self.debug {
-            Profile::Debug
+            BuildProfile::Debug
         } else {
-            Profile::Release
+            BuildProfile::Release
         }
     }
 }

@@ -53,16 +53,16 @@ pub struct Wrapper {
 /// Which build of the variants runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Profile {
+pub enum BuildProfile {
     Release,
     Debug,
 }
 
-impl Profile {
+impl BuildProfile {
     pub fn name(self) -> &'static str {
         match self {
-            Profile::Release => "release",
-            Profile::Debug => "debug",
+            BuildProfile::Release => "release",
+            BuildProfile::Debug => "debug",
         }
     }
 }
@@ -132,10 +132,10 @@ enum ProcessesVariable {
 }
 
 impl Launch {
-    fn of(server: &ServerSpec, profile: Profile) -> Result<Option<Launch>, String> {
+    fn of(server: &ServerSpec, profile: BuildProfile) -> Result<Option<Launch>, String> {
         let launch = match server {
             ServerSpec::Variant(variant) => {
-                workspace_binary(&variant.name(), profile == Profile::Release).map(|program| {
+                workspace_binary(&variant.name(), profile == BuildProfile::Release).map(|program| {
                     Launch {
                         program,
                         arguments: Vec::new(),
@@ -188,7 +188,7 @@ fn one_process_only(
 pub fn trials(
     servers: &[ServerSpec],
     dimensions: &Dimensions,
-    profile: Profile,
+    profile: BuildProfile,
 ) -> Result<Vec<Trial>> {
     let pgbouncer = if dimensions
         .poolers

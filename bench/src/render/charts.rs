@@ -9,7 +9,7 @@ use anyhow::Result;
 use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 
-use crate::render::db_latency;
+use crate::render::db_latency_report;
 use crate::results::run::{Cell, Level, Measurement, Percentiles, RunResults, ServerResult};
 use crate::scenarios::Scenario;
 
@@ -105,7 +105,7 @@ pub(crate) fn draw_legend<'a, CT: CoordTranslate>(
 }
 
 /// One series of a chart: a server and its value per category (absent where not measured).
-struct Series {
+struct ChartSeries {
     name: String,
     values: Vec<Option<f64>>,
 }
@@ -119,12 +119,12 @@ pub fn write_all(results: &RunResults, directory: &Path) -> Result<Vec<String>> 
         return Ok(written);
     }
     for level in results.levels() {
-        let series_of = |value: fn(&Cell, &Measurement) -> Option<f64>| -> Vec<Series> {
+        let series_of = |value: fn(&Cell, &Measurement) -> Option<f64>| -> Vec<ChartSeries> {
             results
                 .servers
                 .iter()
                 .filter(|server| !server.cells.is_empty())
-                .map(|server| Series {
+                .map(|server| ChartSeries {
                     name: server.record.marked_name(),
                     values: scenarios
                         .iter()
@@ -141,7 +141,7 @@ pub fn write_all(results: &RunResults, directory: &Path) -> Result<Vec<String>> 
                 .collect()
         };
         let slug = level.slug();
-        let charts: [(&str, String, &str, Vec<Series>); 3] = [
+        let charts: [(&str, String, &str, Vec<ChartSeries>); 3] = [
             (
                 "throughput",
                 format!("Throughput, {}", level.label()),
@@ -177,7 +177,7 @@ pub fn write_all(results: &RunResults, directory: &Path) -> Result<Vec<String>> 
             )?;
             written.push(name);
         }
-        match db_latency::latency_dimensions(results) {
+        match db_latency_report::latency_dimensions(results) {
             None => {
                 let name = format!("latency-{slug}.svg");
                 latency_panels(
@@ -228,7 +228,7 @@ fn throughput_against_latency(
     scenarios: &[Scenario],
     path: &Path,
 ) -> Result<()> {
-    let Some(dimensions) = db_latency::latency_dimensions(results) else {
+    let Some(dimensions) = db_latency_report::latency_dimensions(results) else {
         return Ok(());
     };
     let (root, panels) = titled_panels(
@@ -246,7 +246,7 @@ fn throughput_against_latency(
         .fold(0.0_f64, f64::max)
         .max(0.1);
     for (panel_index, (panel, scenario)) in panels.iter().zip(scenarios).enumerate() {
-        let lines = db_latency::lines(results, dimensions, level, *scenario);
+        let lines = db_latency_report::lines(results, dimensions, level, *scenario);
         let highest = lines
             .iter()
             .flat_map(|line| {
@@ -295,7 +295,7 @@ fn grouped_bars(
     title: &str,
     axis: &str,
     categories: &[String],
-    series: &[Series],
+    series: &[ChartSeries],
 ) -> Result<()> {
     let (root, panels) = titled_panels(path, &format!("{title} ({axis})"), categories.len())?;
     let bars = series.len().max(1) as f64;

@@ -540,7 +540,7 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
         settings.servers_line(),
         settings.profile
     );
-    let line_placement = if crate::render::db_latency::latency_dimensions(results).is_some() {
+    let line_placement = if crate::render::db_latency_report::latency_dimensions(results).is_some() {
         match &settings.placement.engine_cpus {
             Some(cpus) => format!("; the delay line to PostgreSQL on the engine's CPUs ({cpus})"),
             None => "; the delay line to PostgreSQL unpinned".to_string(),
@@ -651,9 +651,9 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
     }
 
     text.push_str(&efficiency_markdown(results));
-    text.push_str(&crate::render::db_latency::markdown(results, charts));
-    if crate::render::processes::applies(results) {
-        text.push_str(&crate::render::processes::markdown(results, charts));
+    text.push_str(&crate::render::db_latency_report::markdown(results, charts));
+    if crate::render::processes_report::applies(results) {
+        text.push_str(&crate::render::processes_report::markdown(results, charts));
     }
     text.push_str(&crate::render::fault_report::markdown(results));
     text.push_str(&crate::render::shards::markdown(results));
@@ -958,8 +958,8 @@ pub fn terminal(results: &RunResults) -> String {
         }
     }
     text.push_str(&crate::render::fault_report::terminal(results));
-    if crate::render::processes::applies(results) {
-        text.push_str(&crate::render::processes::terminal(results));
+    if crate::render::processes_report::applies(results) {
+        text.push_str(&crate::render::processes_report::terminal(results));
     }
     text.push_str(&crate::render::shards::terminal(results));
     text.push_str(&crate::render::containers::terminal(results));
@@ -970,8 +970,8 @@ pub fn terminal(results: &RunResults) -> String {
 pub fn write(results: &RunResults, directory: &Path) -> Result<Vec<String>> {
     let mut charts = crate::render::charts::write_all(results, directory)?;
     charts.extend(crate::render::timeline::write_all(results, directory)?);
-    if crate::render::processes::applies(results) {
-        charts.extend(crate::render::processes::write_charts(results, directory)?);
+    if crate::render::processes_report::applies(results) {
+        charts.extend(crate::render::processes_report::write_charts(results, directory)?);
     }
     crate::results::write_file(directory, "report.md", markdown(results, &charts))?;
     Ok(charts)
