@@ -52,10 +52,10 @@ pub struct CostArgs {
     #[arg(long, default_value_t = 2_000)]
     pub requests: usize,
     /// Server processes started under callgrind one after another per server, each counted on
-    /// its own: a process's count is steady, but differs from another's by up to a percent or
-    /// two where threads and the allocator's state differ, so the figure is the median of the
+    /// its own: a process's count is steady, but another process may settle a percent or two
+    /// away where threads and timers meet differently, so the figure is the mean of the
     /// starts. (Each server is verified once before, natively.)
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     pub starts: usize,
     /// Batches per scenario and start, each counted on its own.
     #[arg(long, default_value_t = 1)]

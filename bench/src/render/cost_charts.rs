@@ -46,7 +46,7 @@ pub fn write_split(results: &CostResults, directory: &Path) -> Result<Option<Str
                     .cells
                     .iter()
                     .find(|cell| cell.scenario == *scenario)
-                    .and_then(|cell| cell.median())
+                    .and_then(|cell| cell.representative())
                 else {
                     return Vec::new();
                 };

@@ -96,7 +96,7 @@ fn scenario_table(results: &CostResults, scenario: Scenario) -> Table {
         let Some(cell) = cell_of(server, scenario) else {
             continue;
         };
-        let Some(batch) = cell.median() else {
+        let Some(batch) = cell.representative() else {
             continue;
         };
         let per_request = batch.instructions_per_request();
@@ -143,7 +143,7 @@ fn percent(part: f64, whole: f64) -> String {
 
 /// The functions that executed the most instructions themselves, for one server and scenario.
 fn functions_table(cell: &CostCell) -> Option<Table> {
-    let batch = cell.median()?;
+    let batch = cell.representative()?;
     let mut table = Table::new(&["function", "source", "instructions/req", "syscalls/req"]);
     for function in batch.counts.functions.iter().take(FUNCTIONS_SHOWN) {
         let per = |value: u64| value as f64 / batch.requests.max(1) as f64;
@@ -159,7 +159,7 @@ fn functions_table(cell: &CostCell) -> Option<Table> {
 
 /// System calls per request by the C library function that made them.
 fn system_calls_line(cell: &CostCell) -> String {
-    let Some(batch) = cell.median() else {
+    let Some(batch) = cell.representative() else {
         return String::new();
     };
     let mut calls: Vec<(&String, &u64)> = batch.counts.system_calls_by_function.iter().collect();
@@ -241,7 +241,7 @@ pub fn markdown(results: &CostResults, chart: Option<&str>) -> String {
     );
     text.push_str(&summary_table(results).markdown());
     text.push_str(
-        "\nEach figure is the median over the starts of the server of its batches' mean; ±: half \
+        "\nEach figure is the mean over the starts of the server of its batches' mean; ±: half \
          the spread of all its batches, in percent of it.\n",
     );
     if let Some(chart) = chart {
