@@ -11,16 +11,16 @@
 //! run`, and the bursts of a group run in interleaved rounds (`measure::study`); this module only
 //! turns the flags into a plan and the outcome into `concurrency.json` and the report.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use indicatif::{MultiProgress, ProgressDrawTarget};
 
 use crate::format::human_duration;
-use crate::harness::database::{Database, DatabaseKind};
+use crate::harness::database::{Database, DatabaseChoice, DatabaseKind};
 use crate::harness::flags::{DatabaseArgs, DimensionArgs, ServerArgs, parse_duration};
-use crate::harness::lifecycle::{self, BuildProfile, Ready, Session, Verify};
+use crate::harness::lifecycle::{self, BuildProfile, Ready, Session, Trial, Verify};
 use crate::harness::record::ServerRecord;
 use crate::harness::settings::Dimensions;
 use crate::machine::{Machine, utc_now};
@@ -192,8 +192,33 @@ pub async fn concurrency(args: ConcurrencyArgs, command_line: String) -> Result<
             trial.label
         );
     }
+    let estimated = announce(&plan, trials.len());
 
-    let count = trials.len();
+    let database = database_if_needed(&trials, database_choice).await?;
+    let machine = Machine::describe();
+    let servers = study_all(&plan, &trials, database.as_ref()).await;
+
+    let (finished_at, _) = utc_now();
+    let results = StudyResults {
+        format_version: FORMAT_VERSION,
+        started_at,
+        finished_at,
+        machine,
+        settings: plan.settings(
+            &args,
+            command_line,
+            database.as_ref(),
+            estimated,
+            started.elapsed().as_secs_f64(),
+        ),
+        servers,
+    };
+    write_results(&results, &args.out, &directory_name)
+}
+
+/// Prints what the study will do and how long it may take, before anything starts; returns
+/// the estimate, shortest and longest, in seconds.
+fn announce(plan: &Plan, count: usize) -> [f64; 2] {
     let (shortest, longest) = plan.estimate_per_server();
     let estimated = [shortest * count as f64, longest * count as f64];
     eprintln!(
@@ -210,8 +235,12 @@ pub async fn concurrency(args: ConcurrencyArgs, command_line: String) -> Result<
         human_duration(estimated[0]),
         human_duration(estimated[1])
     );
+    estimated
+}
 
-    // The /test endpoints do not read the database, but every variant needs one to start.
+/// The database, prepared only where a trial needs one: the /test endpoints do not read it,
+/// but every variant needs one to start.
+async fn database_if_needed(trials: &[Trial], choice: DatabaseChoice) -> Result<Option<Database>> {
     let needs_database = trials.iter().any(|trial| {
         matches!(
             trial.server,
@@ -219,24 +248,27 @@ pub async fn concurrency(args: ConcurrencyArgs, command_line: String) -> Result<
                 | crate::harness::servers::ServerSpec::Peer(_)
         )
     });
-    let database = if needs_database {
-        let progress = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-        Some(Database::prepare(database_choice, &progress).await?)
-    } else {
-        None
-    };
-    let machine = Machine::describe();
+    if !needs_database {
+        return Ok(None);
+    }
+    let progress = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+    Ok(Some(Database::prepare(choice, &progress).await?))
+}
+
+/// Has the harness start each group in turn and studies it; returns every trial's server, its
+/// study's notes added to its record.
+async fn study_all(plan: &Plan, trials: &[Trial], database: Option<&Database>) -> Vec<StudyServer> {
     let session = Session {
         placement: &plan.placement,
-        database: database.as_ref(),
+        database,
         dimensions: &plan.dimensions,
         allow_remote: plan.allow_remote,
         containers: None,
     };
     let say = |line: String| eprintln!("{line}");
-    let groups = lifecycle::groups(&trials, &plan.dimensions);
+    let groups = lifecycle::groups(trials, &plan.dimensions);
     let outcomes = lifecycle::drive_groups(
-        &trials,
+        trials,
         &groups,
         &session,
         Verify::Skip,
@@ -250,7 +282,7 @@ pub async fn concurrency(args: ConcurrencyArgs, command_line: String) -> Result<
         },
     )
     .await;
-    let servers: Vec<StudyServer> = outcomes
+    outcomes
         .into_iter()
         .map(|outcome| {
             let Study {
@@ -268,39 +300,48 @@ pub async fn concurrency(args: ConcurrencyArgs, command_line: String) -> Result<
                 workloads,
             }
         })
-        .collect();
+        .collect()
+}
 
-    let (finished_at, _) = utc_now();
-    let results = StudyResults {
-        format_version: FORMAT_VERSION,
-        started_at,
-        finished_at,
-        machine,
-        settings: StudySettings {
-            command: command_line,
-            seconds: plan.study.seconds,
-            max_concurrency: plan.study.max_concurrency,
-            repeat: plan.study.repeat,
-            calibration_samples: plan.study.calibration_samples,
+impl Plan {
+    /// What the results file says of the study's settings.
+    fn settings(
+        &self,
+        args: &ConcurrencyArgs,
+        command: String,
+        database: Option<&Database>,
+        estimated_seconds: [f64; 2],
+        elapsed_seconds: f64,
+    ) -> StudySettings {
+        StudySettings {
+            command,
+            seconds: self.study.seconds,
+            max_concurrency: self.study.max_concurrency,
+            repeat: self.study.repeat,
+            calibration_samples: self.study.calibration_samples,
             quick: args.quick,
-            dimensions: Some(plan.dimensions.clone()),
+            dimensions: Some(self.dimensions.clone()),
             workers: None,
-            workloads: plan.study.workloads.clone(),
+            workloads: self.study.workloads.clone(),
             ceiling_factor: CEILING_FACTOR,
-            placement: plan.placement.clone(),
-            server_cpus: plan.server_cpus,
-            database: database.as_ref().map_or(DatabaseKind::None, |d| d.kind),
-            profile: plan.profile.name().to_string(),
-            estimated_seconds: estimated,
-            elapsed_seconds: started.elapsed().as_secs_f64(),
-        },
-        servers,
-    };
+            placement: self.placement.clone(),
+            server_cpus: self.server_cpus,
+            database: database.map_or(DatabaseKind::None, |d| d.kind),
+            profile: self.profile.name().to_string(),
+            estimated_seconds,
+            elapsed_seconds,
+        }
+    }
+}
+
+/// Writes `concurrency.json`, `report.md` and the charts into a new directory under `out`,
+/// and prints the tables; returns the directory.
+fn write_results(results: &StudyResults, out: &Path, directory_name: &str) -> Result<PathBuf> {
     let directory =
-        crate::results::create_directory(&args.out, &format!("{directory_name}-concurrency"))?;
+        crate::results::create_directory(out, &format!("{directory_name}-concurrency"))?;
     results.write(&directory)?;
-    crate::render::study_report::write(&results, &directory)?;
-    println!("{}", crate::render::study_report::terminal(&results));
+    crate::render::study_report::write(results, &directory)?;
+    println!("{}", crate::render::study_report::terminal(results));
     println!("results: {}", directory.display());
     Ok(directory)
 }

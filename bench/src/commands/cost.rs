@@ -17,7 +17,9 @@ use crate::callgrind::{self, Callgrind, Counts};
 use crate::format::group_thousands;
 use crate::harness::database::Database;
 use crate::harness::flags::{DatabaseArgs, DimensionArgs, ServerArgs, parse_duration};
-use crate::harness::lifecycle::{self, BuildProfile, RunningServer, Session, Trial, Verify, Wrapper};
+use crate::harness::lifecycle::{
+    self, BuildProfile, RunningServer, Session, Trial, Verify, Wrapper,
+};
 use crate::harness::record::ServerRecord;
 use crate::harness::servers::ServerSpec;
 use crate::harness::settings::Dimensions;

@@ -7,7 +7,7 @@
 //! them with SIGTERM; then `results.json`, `report.md` and the charts are written and the tables
 //! printed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -18,10 +18,10 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::engine::{self, LiveCounters};
 use crate::format::group_thousands;
 use crate::harness::containers::Containers;
-use crate::harness::database::Database;
+use crate::harness::database::{Database, DatabaseChoice};
 use crate::harness::faults::{self, FaultSpec};
 use crate::harness::flags::{DatabaseArgs, DimensionArgs, ServerArgs, parse_duration};
-use crate::harness::lifecycle::{self, BuildProfile, Ready, Session, Verify};
+use crate::harness::lifecycle::{self, BuildProfile, Outcome, Ready, Session, Trial, Verify};
 use crate::harness::servers::{ServerSpec, TargetConformance};
 use crate::harness::settings::Dimensions;
 use crate::machine::{Machine, utc_now};
@@ -31,7 +31,7 @@ use crate::measure::sides::Sides;
 use crate::monitor::DatabaseWatch;
 use crate::placement::{Placement, PlacementArgs};
 use crate::results::ResultsFile;
-use crate::results::run::{RunResults, ServerResult, Settings};
+use crate::results::run::{RoundRecord, RunResults, ServerResult, Settings};
 use crate::scenarios::{Pools, Scenario, version_body};
 
 /// The options of `bakeoff run`.
@@ -245,31 +245,103 @@ pub async fn run(args: RunArgs, command_line: String) -> Result<PathBuf> {
     }
     say(format!("placement: {}", plan.placement.note));
 
-    let database = Database::prepare(database_choice, &progress).await?;
-    let watch = Arc::new(DatabaseWatch::connect(&database.admin_url, &database.role).await?);
-    let mut machine = Machine::describe();
-    machine.postgres_version = watch.server_version().await;
-    let contacts = watch.contacts().await;
-    let pools = Pools::build(&database.admin_url, &plan.rounds.scenarios, plan.seed)
-        .await
-        .context("drawing the scenarios' requests from the database")?;
-
-    let sides = Sides::find(plan.containers.as_ref(), &database).await;
-    if plan.containers.is_some() {
-        let records = sides.records();
-        say(format!(
-            "containers: the engine's {}, the database's {}",
-            records
-                .engine
-                .map_or("not found".to_string(), |found| found.id),
-            records
-                .database
-                .map_or("not found".to_string(), |found| found.id),
-        ));
-    }
-
+    let prepared = Prepared::start(database_choice, &plan, &progress, &say).await?;
     let live = Arc::new(LiveCounters::default());
     let _stop_guard = StopOnDrop(Arc::clone(&live));
+    let (outcomes, rounds) =
+        measure_groups(&plan, &trials, &groups, &prepared, &live, &progress, &say).await;
+
+    let (servers, group_labels) = server_results(outcomes);
+    let (finished_at, _) = utc_now();
+    let results = RunResults {
+        format_version: crate::results::run::FORMAT_VERSION,
+        started_at,
+        finished_at,
+        machine: prepared.machine,
+        settings: settings(
+            &plan,
+            &args,
+            command_line,
+            &prepared.database,
+            prepared.contacts,
+        ),
+        servers,
+        rounds,
+        groups: group_labels,
+        containers: plan.containers.is_some().then(|| prepared.sides.records()),
+    };
+    write_results(&results, &args.out, &directory_name)
+}
+
+/// What every group's measurement shares, prepared once before the first server starts.
+/// Fields drop in order: what uses the database before the database itself.
+struct Prepared {
+    sides: Sides,
+    pools: Pools,
+    contacts: Option<i64>,
+    /// Described once the database is up, so that it names PostgreSQL's version.
+    machine: Machine,
+    watch: Arc<DatabaseWatch>,
+    database: Database,
+}
+
+impl Prepared {
+    /// Prepares the database, draws the scenarios' requests from it, and finds what is
+    /// measured around the servers (in a compose run, the engine's and the database's
+    /// containers).
+    async fn start(
+        choice: DatabaseChoice,
+        plan: &Plan,
+        progress: &MultiProgress,
+        say: &dyn Fn(String),
+    ) -> Result<Prepared> {
+        let database = Database::prepare(choice, progress).await?;
+        let watch = Arc::new(DatabaseWatch::connect(&database.admin_url, &database.role).await?);
+        let mut machine = Machine::describe();
+        machine.postgres_version = watch.server_version().await;
+        let contacts = watch.contacts().await;
+        let pools = Pools::build(&database.admin_url, &plan.rounds.scenarios, plan.seed)
+            .await
+            .context("drawing the scenarios' requests from the database")?;
+
+        let sides = Sides::find(plan.containers.as_ref(), &database).await;
+        if plan.containers.is_some() {
+            let records = sides.records();
+            say(format!(
+                "containers: the engine's {}, the database's {}",
+                records
+                    .engine
+                    .map_or("not found".to_string(), |found| found.id),
+                records
+                    .database
+                    .map_or("not found".to_string(), |found| found.id),
+            ));
+        }
+        Ok(Prepared {
+            sides,
+            pools,
+            contacts,
+            machine,
+            watch,
+            database,
+        })
+    }
+}
+
+/// What the harness hands back for each trial: the group it was measured in, and its cells.
+type MeasuredServer = (usize, ServerCells);
+
+/// Has the harness start each group in turn and measures it in rounds, under a progress bar
+/// over every cell of the run; returns each trial's outcome and the rounds of every group.
+async fn measure_groups(
+    plan: &Plan,
+    trials: &[Trial],
+    groups: &[Vec<usize>],
+    prepared: &Prepared,
+    live: &Arc<LiveCounters>,
+    progress: &MultiProgress,
+    say: &dyn Fn(String),
+) -> (Vec<Outcome<MeasuredServer>>, Vec<RoundRecord>) {
     let bar = progress.add(ProgressBar::new(
         (trials.len() * plan.rounds.cells_per_server()) as u64,
     ));
@@ -278,19 +350,19 @@ pub async fn run(args: RunArgs, command_line: String) -> Result<PathBuf> {
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
-    let meter = Meter::start(bar.clone(), Arc::clone(&live));
+    let meter = Meter::start(bar.clone(), Arc::clone(live));
     let bench = Bench {
         placement: &plan.placement,
         timeout: plan.timeout,
         check_every: plan.check_every,
         allow_remote: plan.allow_remote,
-        live: &live,
-        database: Some(&database),
-        sides: &sides,
+        live,
+        database: Some(&prepared.database),
+        sides: &prepared.sides,
     };
     let session = Session {
         placement: &plan.placement,
-        database: Some(&database),
+        database: Some(&prepared.database),
         dimensions: &plan.dimensions,
         allow_remote: plan.allow_remote,
         containers: plan.containers.as_ref(),
@@ -298,45 +370,65 @@ pub async fn run(args: RunArgs, command_line: String) -> Result<PathBuf> {
     let mut rounds = Vec::new();
     let mut group_number = 0;
     let outcomes = lifecycle::drive_groups(
-        &trials,
-        &groups,
+        trials,
+        groups,
         &session,
         Verify::Contract,
-        &say,
+        say,
         async |ready: &[Ready<'_>]| {
             let group = group_number;
             group_number += 1;
-            let mut targets = Vec::new();
-            let mut results: Vec<Option<anyhow::Error>> = Vec::new();
-            for one in ready {
-                match load_target(one, &watch, &pools, &plan).await {
-                    Ok(target) => {
-                        targets.push(target);
-                        results.push(None);
-                    }
-                    Err(error) => results.push(Some(error)),
-                }
-            }
-            let measured =
-                rounds::measure_group(&bench, &targets, &plan.rounds, group, &meter).await;
-            rounds.extend(measured.rounds);
-            let mut measured = measured.servers.into_iter();
-            results
-                .into_iter()
-                .map(|failure| match failure {
-                    Some(error) => Err(error),
-                    None => measured
-                        .next()
-                        .unwrap_or_else(|| Err(anyhow::anyhow!("no figures measured")))
-                        .map(|cells| (group, cells)),
-                })
-                .collect()
+            let (servers, group_rounds) =
+                measure_ready(ready, group, prepared, plan, &bench, &meter).await;
+            rounds.extend(group_rounds);
+            servers
         },
     )
     .await;
     meter.stop();
     bar.finish_and_clear();
+    (outcomes, rounds)
+}
 
+/// Measures one started group: a server whose requests cannot be drawn fails alone, the others
+/// are measured together. Returns a result per server of `ready`, in its order, and the
+/// group's rounds.
+async fn measure_ready(
+    ready: &[Ready<'_>],
+    group: usize,
+    prepared: &Prepared,
+    plan: &Plan,
+    bench: &Bench<'_>,
+    meter: &Meter,
+) -> (Vec<Result<MeasuredServer>>, Vec<RoundRecord>) {
+    let mut targets = Vec::new();
+    let mut results: Vec<Option<anyhow::Error>> = Vec::new();
+    for one in ready {
+        match load_target(one, &prepared.watch, &prepared.pools, plan).await {
+            Ok(target) => {
+                targets.push(target);
+                results.push(None);
+            }
+            Err(error) => results.push(Some(error)),
+        }
+    }
+    let measured = rounds::measure_group(bench, &targets, &plan.rounds, group, meter).await;
+    let mut servers = measured.servers.into_iter();
+    let results = results
+        .into_iter()
+        .map(|failure| match failure {
+            Some(error) => Err(error),
+            None => servers
+                .next()
+                .unwrap_or_else(|| Err(anyhow::anyhow!("no figures measured")))
+                .map(|cells| (group, cells)),
+        })
+        .collect();
+    (results, measured.rounds)
+}
+
+/// Each trial's result, and the labels of each group's servers (the results file's groups).
+fn server_results(outcomes: Vec<Outcome<MeasuredServer>>) -> (Vec<ServerResult>, Vec<Vec<String>>) {
     let mut group_labels: Vec<Vec<String>> = Vec::new();
     let servers: Vec<ServerResult> = outcomes
         .into_iter()
@@ -362,22 +454,16 @@ pub async fn run(args: RunArgs, command_line: String) -> Result<PathBuf> {
             }
         })
         .collect();
-    let (finished_at, _) = utc_now();
-    let results = RunResults {
-        format_version: crate::results::run::FORMAT_VERSION,
-        started_at,
-        finished_at,
-        machine,
-        settings: settings(&plan, &args, command_line, &database, contacts),
-        servers,
-        rounds,
-        groups: group_labels,
-        containers: plan.containers.is_some().then(|| sides.records()),
-    };
-    let directory = crate::results::create_directory(&args.out, &directory_name)?;
+    (servers, group_labels)
+}
+
+/// Writes `results.json`, `report.md` and the charts into a new directory under `out`, and
+/// prints the tables; returns the directory.
+fn write_results(results: &RunResults, out: &Path, directory_name: &str) -> Result<PathBuf> {
+    let directory = crate::results::create_directory(out, directory_name)?;
     results.write(&directory)?;
-    crate::render::report::write(&results, &directory)?;
-    println!("{}", crate::render::report::terminal(&results));
+    crate::render::report::write(results, &directory)?;
+    println!("{}", crate::render::report::terminal(results));
     println!("results: {}", directory.display());
     Ok(directory)
 }

@@ -119,103 +119,145 @@ pub fn write_all(results: &RunResults, directory: &Path) -> Result<Vec<String>> 
         return Ok(written);
     }
     for level in results.levels() {
-        let series_of = |value: fn(&Cell, &Measurement) -> Option<f64>| -> Vec<ChartSeries> {
-            results
-                .servers
+        written.extend(write_bar_charts(
+            results,
+            &level,
+            &scenarios,
+            &scenario_names,
+            directory,
+        )?);
+        written.extend(write_latency_charts(
+            results, &level, &scenarios, directory,
+        )?);
+    }
+    Ok(written)
+}
+
+/// Each server's `value` per scenario at one load level: a series of a bar chart. Servers
+/// without cells are left out.
+fn level_series(
+    results: &RunResults,
+    level: &Level,
+    scenarios: &[Scenario],
+    value: fn(&Cell, &Measurement) -> Option<f64>,
+) -> Vec<ChartSeries> {
+    results
+        .servers
+        .iter()
+        .filter(|server| !server.cells.is_empty())
+        .map(|server| ChartSeries {
+            name: server.record.marked_name(),
+            values: scenarios
                 .iter()
-                .filter(|server| !server.cells.is_empty())
-                .map(|server| ChartSeries {
-                    name: server.record.marked_name(),
-                    values: scenarios
-                        .iter()
-                        .map(|scenario| {
-                            let cell = server.cells.iter().find(|cell| {
-                                cell.scenario == *scenario
-                                    && cell.connections == level.connections
-                                    && cell.rate == level.rate
-                            })?;
-                            value(cell, cell.median()?)
-                        })
-                        .collect(),
+                .map(|scenario| {
+                    let cell = server.cells.iter().find(|cell| {
+                        cell.scenario == *scenario
+                            && cell.connections == level.connections
+                            && cell.rate == level.rate
+                    })?;
+                    value(cell, cell.median()?)
                 })
-                .collect()
+                .collect(),
+        })
+        .collect()
+}
+
+/// The bar charts of one load level: throughput, CPU per 1,000 requests and memory, each left
+/// out where no server has a figure; returns their file names.
+fn write_bar_charts(
+    results: &RunResults,
+    level: &Level,
+    scenarios: &[Scenario],
+    scenario_names: &[String],
+    directory: &Path,
+) -> Result<Vec<String>> {
+    let series_of = |value| level_series(results, level, scenarios, value);
+    let slug = level.slug();
+    let charts: [(&str, String, &str, Vec<ChartSeries>); 3] = [
+        (
+            "throughput",
+            format!("Throughput, {}", level.label()),
+            "2xx answers per second",
+            series_of(|cell, _| Some(cell.summary.ok_per_second)),
+        ),
+        (
+            "cpu",
+            format!("Server CPU per 1,000 requests, {}", level.label()),
+            "user + system CPU ms",
+            series_of(|_, run| run.server.as_ref()?.cpu_ms_per_1k),
+        ),
+        (
+            "memory",
+            format!("Server peak memory, {}", level.label()),
+            "peak RSS, MiB",
+            series_of(|_, run| {
+                Some(run.server.as_ref()?.rss_peak_bytes as f64 / (1u64 << 20) as f64)
+            }),
+        ),
+    ];
+    let mut written = Vec::new();
+    for (kind, title, axis, series) in charts {
+        if series.iter().all(|s| s.values.iter().all(Option::is_none)) {
+            continue;
+        }
+        let name = format!("{kind}-{slug}.svg");
+        grouped_bars(
+            &directory.join(&name),
+            &title,
+            axis,
+            scenario_names,
+            &series,
+        )?;
+        written.push(name);
+    }
+    Ok(written)
+}
+
+/// The latency charts of one load level: the percentiles of every server, or, in a run over
+/// database latency levels, throughput against the added latency and the percentiles at each
+/// level; returns their file names.
+fn write_latency_charts(
+    results: &RunResults,
+    level: &Level,
+    scenarios: &[Scenario],
+    directory: &Path,
+) -> Result<Vec<String>> {
+    let slug = level.slug();
+    let Some(dimensions) = db_latency_report::latency_dimensions(results) else {
+        let name = format!("latency-{slug}.svg");
+        latency_panels(
+            results,
+            level,
+            scenarios,
+            &|_| true,
+            "",
+            &directory.join(&name),
+        )?;
+        return Ok(vec![name]);
+    };
+    let mut written = Vec::new();
+    let name = format!("db-latency-throughput-{slug}.svg");
+    throughput_against_latency(results, level, scenarios, &directory.join(&name))?;
+    written.push(name);
+    // One percentile chart per latency level: every server's lines at once would be
+    // unreadable.
+    for &round_trip in &dimensions.db_latencies {
+        let name = format!("db-latency-percentiles-{slug}-{}.svg", round_trip.slug());
+        let at_level = move |server: &ServerResult| {
+            server
+                .record
+                .configuration
+                .map_or(round_trip.is_zero(), |c| c.db_latency == round_trip)
         };
-        let slug = level.slug();
-        let charts: [(&str, String, &str, Vec<ChartSeries>); 3] = [
-            (
-                "throughput",
-                format!("Throughput, {}", level.label()),
-                "2xx answers per second",
-                series_of(|cell, _| Some(cell.summary.ok_per_second)),
-            ),
-            (
-                "cpu",
-                format!("Server CPU per 1,000 requests, {}", level.label()),
-                "user + system CPU ms",
-                series_of(|_, run| run.server.as_ref()?.cpu_ms_per_1k),
-            ),
-            (
-                "memory",
-                format!("Server peak memory, {}", level.label()),
-                "peak RSS, MiB",
-                series_of(|_, run| {
-                    Some(run.server.as_ref()?.rss_peak_bytes as f64 / (1u64 << 20) as f64)
-                }),
-            ),
-        ];
-        for (kind, title, axis, series) in charts {
-            if series.iter().all(|s| s.values.iter().all(Option::is_none)) {
-                continue;
-            }
-            let name = format!("{kind}-{slug}.svg");
-            grouped_bars(
-                &directory.join(&name),
-                &title,
-                axis,
-                &scenario_names,
-                &series,
-            )?;
-            written.push(name);
-        }
-        match db_latency_report::latency_dimensions(results) {
-            None => {
-                let name = format!("latency-{slug}.svg");
-                latency_panels(
-                    results,
-                    &level,
-                    &scenarios,
-                    &|_| true,
-                    "",
-                    &directory.join(&name),
-                )?;
-                written.push(name);
-            }
-            Some(dimensions) => {
-                let name = format!("db-latency-throughput-{slug}.svg");
-                throughput_against_latency(results, &level, &scenarios, &directory.join(&name))?;
-                written.push(name);
-                // One percentile chart per latency level: every server's lines at once would
-                // be unreadable.
-                for &round_trip in &dimensions.db_latencies {
-                    let name = format!("db-latency-percentiles-{slug}-{}.svg", round_trip.slug());
-                    let at_level = move |server: &ServerResult| {
-                        server
-                            .record
-                            .configuration
-                            .map_or(round_trip.is_zero(), |c| c.db_latency == round_trip)
-                    };
-                    latency_panels(
-                        results,
-                        &level,
-                        &scenarios,
-                        &at_level,
-                        &format!(", database +{round_trip}"),
-                        &directory.join(&name),
-                    )?;
-                    written.push(name);
-                }
-            }
-        }
+        latency_panels(
+            results,
+            level,
+            scenarios,
+            &at_level,
+            &format!(", database +{round_trip}"),
+            &directory.join(&name),
+        )?;
+        written.push(name);
     }
     Ok(written)
 }

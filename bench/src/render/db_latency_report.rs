@@ -101,6 +101,28 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
         return String::new();
     };
     let mut text = String::from("## The database across a network\n\n");
+    text.push_str(&checks_markdown(results, dimensions));
+    text.push_str(&off_setting_markdown(results));
+    text.push_str(&saturated_markdown(results));
+    text.push_str(&targets_markdown(results));
+    text.push_str(&scenarios_markdown(results, dimensions));
+    for chart in charts
+        .iter()
+        .filter(|chart| chart.starts_with("db-latency"))
+    {
+        let _ = writeln!(text, "![{chart}]({chart})\n");
+    }
+    text.push_str(
+        "The delay line is user-space code on the engine's CPUs: on a small machine the CPU it \
+         costs (`line CPU ms/1k` above) is taken from the load engine and, through PostgreSQL's \
+         unpinned processes, from the database; a real network costs the server's machine \
+         nothing for the wait.\n\n",
+    );
+    text
+}
+
+/// The levels of the delay line and how its checks measured them, with their table.
+fn checks_markdown(results: &RunResults, dimensions: &Dimensions) -> String {
     let levels: Vec<String> = dimensions
         .db_latencies
         .iter()
@@ -112,6 +134,7 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
             }
         })
         .collect();
+    let mut text = String::new();
     let _ = writeln!(
         text,
         "Each server reached PostgreSQL through a delay line adding {} per round trip (half each \
@@ -126,6 +149,12 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
             .unwrap_or(0),
     );
     text.push_str(&checks_table(results).markdown());
+    text
+}
+
+/// Whether every level's measured added time was within tolerance of its setting, else which
+/// were off.
+fn off_setting_markdown(results: &RunResults) -> String {
     let off: Vec<String> = results
         .servers
         .iter()
@@ -143,19 +172,22 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
         })
         .collect();
     if off.is_empty() {
-        let _ = writeln!(
-            text,
-            "\nEvery level's measured added time was within {TOLERANCE_PERCENT:.0} % of its setting.\n"
-        );
+        format!(
+            "\nEvery level's measured added time was within {TOLERANCE_PERCENT:.0} % of its setting.\n\n"
+        )
     } else {
-        let _ = writeln!(
-            text,
+        format!(
             "\n**Off by more than {TOLERANCE_PERCENT:.0} %:** {}. Either the line or a busy machine \
              (both sides of the check are slow then) missed the setting: read those rows as at \
-             the measured latency.\n",
+             the measured latency.\n\n",
             off.join("; ")
-        );
+        )
     }
+}
+
+/// The servers whose engine CPUs the load engine and the delay line kept saturated; empty when
+/// none.
+fn saturated_markdown(results: &RunResults) -> String {
     let saturated: Vec<String> = results
         .servers
         .iter()
@@ -165,29 +197,39 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
                 .then(|| format!("{} on {scenario} ({busy:.0} %)", server.record.shown_name()))
         })
         .collect();
-    if !saturated.is_empty() {
-        let _ = writeln!(
-            text,
-            "**The engine's CPUs were {SATURATED_PERCENT:.0} % busy or more** with the load \
-             engine and the delay line together: {}. There the line, not the server, may be what \
-             limits the throughput: read those rows as a floor.\n",
-            saturated.join("; ")
-        );
+    if saturated.is_empty() {
+        return String::new();
     }
+    format!(
+        "**The engine's CPUs were {SATURATED_PERCENT:.0} % busy or more** with the load \
+         engine and the delay line together: {}. There the line, not the server, may be what \
+         limits the throughput: read those rows as a floor.\n\n",
+        saturated.join("; ")
+    )
+}
+
+/// The targets measured at zero added latency only; empty when none.
+fn targets_markdown(results: &RunResults) -> String {
     let targets: Vec<&str> = results
         .servers
         .iter()
         .filter(|server| server.record.configuration.is_none() && !server.cells.is_empty())
         .map(|server| server.record.shown_name())
         .collect();
-    if !targets.is_empty() {
-        let _ = writeln!(
-            text,
-            "{} ran as started, on its own database connection: the run cannot point it at the \
-             delay line, so it was measured at zero added latency only.\n",
-            targets.join(", ")
-        );
+    if targets.is_empty() {
+        return String::new();
     }
+    format!(
+        "{} ran as started, on its own database connection: the run cannot point it at the \
+         delay line, so it was measured at zero added latency only.\n\n",
+        targets.join(", ")
+    )
+}
+
+/// Per load level and scenario: the throughput each line kept across the levels, and its
+/// reading.
+fn scenarios_markdown(results: &RunResults, dimensions: &Dimensions) -> String {
+    let mut text = String::new();
     for level in results.levels() {
         for scenario in results.scenarios() {
             let lines = lines(results, dimensions, &level, scenario);
@@ -203,18 +245,6 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
             let _ = writeln!(text, "\n{}\n", reading(&lines, dimensions));
         }
     }
-    for chart in charts
-        .iter()
-        .filter(|chart| chart.starts_with("db-latency"))
-    {
-        let _ = writeln!(text, "![{chart}]({chart})\n");
-    }
-    text.push_str(
-        "The delay line is user-space code on the engine's CPUs: on a small machine the CPU it \
-         costs (`line CPU ms/1k` above) is taken from the load engine and, through PostgreSQL's \
-         unpinned processes, from the database; a real network costs the server's machine \
-         nothing for the wait.\n\n",
-    );
     text
 }
 

@@ -509,8 +509,28 @@ fn server_notes(results: &RunResults) -> Vec<String> {
         .collect()
 }
 
-/// The whole report as Markdown.
+/// The whole report as Markdown: its sections in order, then the other layers' sections (each
+/// empty where it does not apply), the charts and the caveats.
 pub fn markdown(results: &RunResults, charts: &[String]) -> String {
+    let mut text = header_markdown(results);
+    text.push_str(HOW_TO_READ);
+    text.push_str(&servers_markdown(results));
+    text.push_str(&throughput_markdown(results));
+    text.push_str(&efficiency_markdown(results));
+    text.push_str(&crate::render::db_latency_report::markdown(results, charts));
+    if crate::render::processes_report::applies(results) {
+        text.push_str(&crate::render::processes_report::markdown(results, charts));
+    }
+    text.push_str(&crate::render::fault_report::markdown(results));
+    text.push_str(&crate::render::shards::markdown(results));
+    text.push_str(&crate::render::containers::markdown(results));
+    text.push_str(&charts_markdown(charts));
+    text.push_str(caveats_markdown(results));
+    text
+}
+
+/// The title and the run's settings, a bullet each: what a reader needs to reproduce the run.
+fn header_markdown(results: &RunResults) -> String {
     let settings = &results.settings;
     let mut text = String::new();
     let _ = writeln!(text, "# bakeoff results, {}\n", results.started_at);
@@ -540,18 +560,11 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
         settings.servers_line(),
         settings.profile
     );
-    let line_placement = if crate::render::db_latency_report::latency_dimensions(results).is_some() {
-        match &settings.placement.engine_cpus {
-            Some(cpus) => format!("; the delay line to PostgreSQL on the engine's CPUs ({cpus})"),
-            None => "; the delay line to PostgreSQL unpinned".to_string(),
-        }
-    } else {
-        String::new()
-    };
     let _ = writeln!(
         text,
-        "- **Placement:** {}{line_placement}",
-        settings.placement.note
+        "- **Placement:** {}{}",
+        settings.placement.note,
+        delay_line_placement(results)
     );
     let contacts = settings.contacts.map_or_else(String::new, |count| {
         format!(", {} contacts", group_thousands(count))
@@ -564,74 +577,103 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
         "- **Database:** {}{contacts}{seed}\n",
         settings.database
     );
+    text
+}
 
-    text.push_str(
-        "How to read: `req/s` counts answers with status 2xx (and the expected body where it was \
-         checked) per second of the measured window; latencies are percentiles of every answer in \
-         the window; `errors` counts non-2xx answers, failed connections, timeouts, resets and \
-         wrong bodies. `CPU ms/1k` is the server process's user+system CPU time per 1,000 answers, \
-         `RSS MiB` its peak resident memory, `threads` its peak thread count and `procs` its processes, \
-         all read from /proc and summed over its process tree; \
-         `DB conns` is the peak of its connections in pg_stat_activity and `stmts/req` its \
-         statements (pg_stat_statements) per answer. `engine %` is how busy the load engine was: \
-         near 100 the engine, not the server, limits that row. Every cell is the median of its \
-         rounds; `±%` is half the width of the interval of that median (order statistics over the \
-         rounds; its coverage is in the rounds line above). A value is in bold only where its server \
-         is ahead of every other server by the rule of this report: the ratio of the two servers' \
-         figures, round by round (the rounds measured them seconds apart), has an interval that \
-         excludes 1; otherwise the servers are tied within this run's noise.\n\n",
-    );
+/// Where the delay line ran, for the placement line; empty for a run without one.
+fn delay_line_placement(results: &RunResults) -> String {
+    if crate::render::db_latency_report::latency_dimensions(results).is_none() {
+        return String::new();
+    }
+    match &results.settings.placement.engine_cpus {
+        Some(cpus) => format!("; the delay line to PostgreSQL on the engine's CPUs ({cpus})"),
+        None => "; the delay line to PostgreSQL unpinned".to_string(),
+    }
+}
 
-    text.push_str("## Servers\n\n");
+/// How to read the tables, under the header.
+const HOW_TO_READ: &str = "How to read: `req/s` counts answers with status 2xx (and the expected body where it was \
+     checked) per second of the measured window; latencies are percentiles of every answer in \
+     the window; `errors` counts non-2xx answers, failed connections, timeouts, resets and \
+     wrong bodies. `CPU ms/1k` is the server process's user+system CPU time per 1,000 answers, \
+     `RSS MiB` its peak resident memory, `threads` its peak thread count and `procs` its processes, \
+     all read from /proc and summed over its process tree; \
+     `DB conns` is the peak of its connections in pg_stat_activity and `stmts/req` its \
+     statements (pg_stat_statements) per answer. `engine %` is how busy the load engine was: \
+     near 100 the engine, not the server, limits that row. Every cell is the median of its \
+     rounds; `±%` is half the width of the interval of that median (order statistics over the \
+     rounds; its coverage is in the rounds line above). A value is in bold only where its server \
+     is ahead of every other server by the rule of this report: the ratio of the two servers' \
+     figures, round by round (the rounds measured them seconds apart), has an interval that \
+     excludes 1; otherwise the servers are tied within this run's noise.\n\n";
+
+/// The servers table, the notes of their records, and what each unverified or failing server
+/// deviated in.
+fn servers_markdown(results: &RunResults) -> String {
+    let mut text = String::from("## Servers\n\n");
     text.push_str(&servers_table(results).markdown());
     for note in server_notes(results) {
         let _ = writeln!(text, "\n{note}");
     }
     for server in &results.servers {
-        if server.record.is_unverified() {
-            let checked: u64 = server
-                .cells
-                .iter()
-                .flat_map(|cell| cell.runs.iter())
-                .map(|run| run.checked_bodies)
-                .sum();
-            let _ = writeln!(
-                text,
-                "\n{} was measured unverified (`--lenient`{}): its rows count every 2xx answer; \
-                 of the bodies compared under load, {} matched the contract and {} deviated. \
-                 Its deviations from the contract ({} in {} checks):\n",
-                server.record.shown_name(),
-                server
-                    .record
-                    .path_style
-                    .map_or_else(String::new, |style| format!(", {style}")),
-                group_thousands(checked as i64),
-                group_thousands(deviating_bodies(server) as i64),
-                server.record.verification.failures.len(),
-                server.record.verification.checks
-            );
-        } else if server.record.verification.ran && !server.record.verification.passed {
-            let _ = writeln!(
-                text,
-                "\n{} failed verification:\n",
-                server.record.shown_name()
-            );
-        }
-        if server.record.verification.ran && !server.record.verification.passed {
-            for failure in server.record.verification.failures.iter().take(20) {
-                let _ = writeln!(text, "- {failure}");
-            }
-            if server.record.verification.failures.len() > 20 {
-                let _ = writeln!(
-                    text,
-                    "- … and {} more (see results.json)",
-                    server.record.verification.failures.len() - 20
-                );
-            }
-        }
+        text.push_str(&verification_markdown(server));
     }
     text.push('\n');
+    text
+}
 
+/// A server's verification where it did not simply pass: measured unverified (`--lenient`), or
+/// failed, with its first failures; empty otherwise.
+fn verification_markdown(server: &ServerResult) -> String {
+    let mut text = String::new();
+    let verification = &server.record.verification;
+    if server.record.is_unverified() {
+        let checked: u64 = server
+            .cells
+            .iter()
+            .flat_map(|cell| cell.runs.iter())
+            .map(|run| run.checked_bodies)
+            .sum();
+        let _ = writeln!(
+            text,
+            "\n{} was measured unverified (`--lenient`{}): its rows count every 2xx answer; \
+             of the bodies compared under load, {} matched the contract and {} deviated. \
+             Its deviations from the contract ({} in {} checks):\n",
+            server.record.shown_name(),
+            server
+                .record
+                .path_style
+                .map_or_else(String::new, |style| format!(", {style}")),
+            group_thousands(checked as i64),
+            group_thousands(deviating_bodies(server) as i64),
+            verification.failures.len(),
+            verification.checks
+        );
+    } else if verification.ran && !verification.passed {
+        let _ = writeln!(
+            text,
+            "\n{} failed verification:\n",
+            server.record.shown_name()
+        );
+    }
+    if verification.ran && !verification.passed {
+        for failure in verification.failures.iter().take(20) {
+            let _ = writeln!(text, "- {failure}");
+        }
+        if verification.failures.len() > 20 {
+            let _ = writeln!(
+                text,
+                "- … and {} more (see results.json)",
+                verification.failures.len() - 20
+            );
+        }
+    }
+    text
+}
+
+/// Per load level: the summary table, then each scenario's table with its reading.
+fn throughput_markdown(results: &RunResults) -> String {
+    let mut text = String::new();
     for level in results.levels() {
         let _ = writeln!(text, "## Throughput at {}\n", level.label());
         text.push_str(&summary_table(results, &level, Style::Markdown).markdown());
@@ -649,29 +691,29 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
             }
         }
     }
+    text
+}
 
-    text.push_str(&efficiency_markdown(results));
-    text.push_str(&crate::render::db_latency_report::markdown(results, charts));
-    if crate::render::processes_report::applies(results) {
-        text.push_str(&crate::render::processes_report::markdown(results, charts));
-    }
-    text.push_str(&crate::render::fault_report::markdown(results));
-    text.push_str(&crate::render::shards::markdown(results));
-    text.push_str(&crate::render::containers::markdown(results));
-
-    // The latency and processes sections show their own charts.
+/// The charts no section showed: the latency and processes sections show their own.
+fn charts_markdown(charts: &[String]) -> String {
     let general: Vec<&String> = charts
         .iter()
         .filter(|chart| !chart.starts_with("db-latency") && !chart.starts_with("processes-"))
         .collect();
+    let mut text = String::new();
     if !general.is_empty() {
         text.push_str("## Charts\n\n");
         for chart in general {
             let _ = writeln!(text, "![{chart}]({chart})\n");
         }
     }
+    text
+}
 
-    text.push_str(if crate::render::shards::applies(results) {
+/// What the figures cannot say, for the way the run was placed: shards over the network,
+/// containers under quotas, or one machine over loopback.
+fn caveats_markdown(results: &RunResults) -> &'static str {
+    if crate::render::shards::applies(results) {
         "## Caveats\n\n\
          - The load came from several engines over the network to servers placed by their hosts \
          (not pinned by bakeoff): the figures include real network round trips, and the machine \
@@ -695,8 +737,7 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
          adds, and no other clients.\n\
          - Figures from different machines, or different placements, are not comparable; use \
          `bakeoff compare` between runs on the same machine.\n"
-    });
-    text
+    }
 }
 
 /// The load line: time per cell, rounds, warm-ups, connections.
@@ -971,7 +1012,9 @@ pub fn write(results: &RunResults, directory: &Path) -> Result<Vec<String>> {
     let mut charts = crate::render::charts::write_all(results, directory)?;
     charts.extend(crate::render::timeline::write_all(results, directory)?);
     if crate::render::processes_report::applies(results) {
-        charts.extend(crate::render::processes_report::write_charts(results, directory)?);
+        charts.extend(crate::render::processes_report::write_charts(
+            results, directory,
+        )?);
     }
     crate::results::write_file(directory, "report.md", markdown(results, &charts))?;
     Ok(charts)

@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use anyhow::Result;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::render::charts::{SIZE, color, draw_legend, draw_line, drawing_error, svg_canvas};
@@ -52,44 +53,17 @@ pub fn worker_counts(results: &StudyResults) -> Vec<usize> {
     counts
 }
 
+/// A reference line of the chart: its legend label and (N, seconds) points.
+type Reference = (String, Vec<(f64, f64)>);
+
+/// The chart of one workload, written to `path`.
 fn burst_chart(results: &StudyResults, workload: Workload, path: &Path) -> Result<()> {
     let t = results.settings.seconds;
     let k = results.settings.max_concurrency;
-    let lines: Vec<Line<'_>> = results
-        .servers
-        .iter()
-        .enumerate()
-        .filter_map(|(index, server)| {
-            let points: Vec<(f64, f64)> = server
-                .workload(workload)?
-                .points
-                .iter()
-                .map(|point| (point.concurrency as f64, point.median_seconds))
-                .collect();
-            (!points.is_empty()).then_some((index, server.record.shown_name(), points))
-        })
-        .collect();
+    let lines = server_lines(results, workload);
     let workers = worker_counts(results);
-    let references: Vec<(String, Vec<(f64, f64)>)> = workers
-        .iter()
-        .map(|&w| {
-            (
-                format!("T x ceil(N / {w}): {w} worker(s) in waves"),
-                (1..=k)
-                    .map(|n| (n as f64, t * n.div_ceil(w) as f64))
-                    .collect(),
-            )
-        })
-        .collect();
-
-    // CPU work shares the CPUs whatever the threads: N requests of T need N x T / C at least.
-    let cpus = results.settings.server_cpus.max(1);
-    let cpu_floor: Option<Vec<(f64, f64)>> = workload.is_cpu().then(|| {
-        (1..=k)
-            .map(|n| (n as f64, t * n as f64 / cpus as f64))
-            .collect()
-    });
-
+    let references = wave_references(&workers, t, k);
+    let cpu_floor = cpu_floor(results, workload);
     let highest = lines
         .iter()
         .flat_map(|(_, _, points)| points.iter().map(|&(_, y)| y))
@@ -101,25 +75,13 @@ fn burst_chart(results: &StudyResults, workload: Workload, path: &Path) -> Resul
         .chain(cpu_floor.iter().flatten().map(|&(_, y)| y))
         .fold(t, f64::max);
     let root = svg_canvas(path, SIZE)?;
-    let workers = worker_counts(results);
-    let workers_label = match workers.as_slice() {
-        [] => "WORKERS unknown".to_string(),
-        [only] => format!("WORKERS={only}"),
-        several => format!(
-            "WORKERS={}",
-            several
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("/")
-        ),
-    };
     let mut chart = ChartBuilder::on(&root)
         .caption(
             format!(
-                "{}: {} (T = {t} s), {workers_label}",
+                "{}: {} (T = {t} s), {}",
                 workload,
-                workload.description()
+                workload.description(),
+                workers_label(&workers)
             ),
             ("sans-serif", 20),
         )
@@ -136,7 +98,88 @@ fn burst_chart(results: &StudyResults, workload: Workload, path: &Path) -> Resul
         .y_desc("time until the last answer, s (median)")
         .draw()
         .map_err(drawing_error)?;
+    draw_references(&mut chart, results, references, cpu_floor)?;
+    for (index, name, points) in lines {
+        draw_line(&mut chart, points, color(index), Some(name.to_string()))?;
+    }
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft, 13)?;
+    root.present().map_err(drawing_error)?;
+    Ok(())
+}
 
+/// Each server's burst times in `workload`, in the servers' order (their colours); servers
+/// without points are left out.
+fn server_lines(results: &StudyResults, workload: Workload) -> Vec<Line<'_>> {
+    results
+        .servers
+        .iter()
+        .enumerate()
+        .filter_map(|(index, server)| {
+            let points: Vec<(f64, f64)> = server
+                .workload(workload)?
+                .points
+                .iter()
+                .map(|point| (point.concurrency as f64, point.median_seconds))
+                .collect();
+            (!points.is_empty()).then_some((index, server.record.shown_name(), points))
+        })
+        .collect()
+}
+
+/// T x ceil(N / W) for each worker count W, N from 1 to `k`: the workers taking the requests
+/// in waves.
+fn wave_references(workers: &[usize], t: f64, k: usize) -> Vec<Reference> {
+    workers
+        .iter()
+        .map(|&w| {
+            (
+                format!("T x ceil(N / {w}): {w} worker(s) in waves"),
+                (1..=k)
+                    .map(|n| (n as f64, t * n.div_ceil(w) as f64))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// N x T / C for a CPU workload, `None` for the others: CPU work shares the CPUs whatever the
+/// threads, so N requests of T need that at least.
+fn cpu_floor(results: &StudyResults, workload: Workload) -> Option<Vec<(f64, f64)>> {
+    let t = results.settings.seconds;
+    let k = results.settings.max_concurrency;
+    let cpus = results.settings.server_cpus.max(1);
+    workload.is_cpu().then(|| {
+        (1..=k)
+            .map(|n| (n as f64, t * n as f64 / cpus as f64))
+            .collect()
+    })
+}
+
+/// The worker counts for the caption.
+fn workers_label(workers: &[usize]) -> String {
+    match workers {
+        [] => "WORKERS unknown".to_string(),
+        [only] => format!("WORKERS={only}"),
+        several => format!(
+            "WORKERS={}",
+            several
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("/")
+        ),
+    }
+}
+
+/// The dashed reference lines: T, the waves of each worker count and the CPU floor.
+fn draw_references(
+    chart: &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    results: &StudyResults,
+    references: Vec<Reference>,
+    cpu_floor: Option<Vec<(f64, f64)>>,
+) -> Result<()> {
+    let t = results.settings.seconds;
+    let k = results.settings.max_concurrency;
     let dashed = |stroke: RGBColor, width: u32| ShapeStyle {
         color: stroke.to_rgba(),
         filled: false,
@@ -169,6 +212,7 @@ fn burst_chart(results: &StudyResults, workload: Workload, path: &Path) -> Resul
             });
     }
     if let Some(points) = cpu_floor {
+        let cpus = results.settings.server_cpus.max(1);
         chart
             .draw_series(DashedLineSeries::new(points, 1, 4, dashed(REFERENCE, 2)))
             .map_err(drawing_error)?
@@ -180,10 +224,5 @@ fn burst_chart(results: &StudyResults, workload: Workload, path: &Path) -> Resul
                 )
             });
     }
-    for (index, name, points) in lines {
-        draw_line(&mut chart, points, color(index), Some(name.to_string()))?;
-    }
-    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft, 13)?;
-    root.present().map_err(drawing_error)?;
     Ok(())
 }
