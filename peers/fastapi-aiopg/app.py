@@ -81,7 +81,14 @@ def is_connection_lost(connection: aiopg.Connection, error: BaseException) -> bo
     """Whether a statement failed because its connection was closed under it, so that another
     connection may well work."""
     if isinstance(error, psycopg2.Error):
-        return bool(connection.closed) or (error.pgcode or "").startswith(_LOST_SQLSTATES)
+        code = error.pgcode or ""
+        # No SQLSTATE on an OperationalError or InterfaceError: the driver itself found the
+        # socket closed ("server closed the connection unexpectedly"). psycopg2cffi, under PyPy,
+        # raises it without marking the connection closed.
+        found_by_driver = not code and isinstance(
+            error, (psycopg2.OperationalError, psycopg2.InterfaceError)
+        )
+        return bool(connection.closed) or code.startswith(_LOST_SQLSTATES) or found_by_driver
     return isinstance(error, ConnectionError)
 
 
