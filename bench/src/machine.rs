@@ -72,6 +72,17 @@ impl Machine {
         }
     }
 
+    /// The first lines of a comparison of two runs: each run's start and machine, A then B.
+    pub fn compared(before: (&str, &Machine), after: (&str, &Machine)) -> String {
+        format!(
+            "A: {} ({})\nB: {} ({})\n",
+            before.0,
+            before.1.line(),
+            after.0,
+            after.1.line()
+        )
+    }
+
     /// One line for reports: `Intel Xeon ... (2 CPUs), Linux 6.1, PostgreSQL 17.2, rustc 1.95`.
     pub fn line(&self) -> String {
         let memory = self

@@ -15,6 +15,7 @@ use anyhow::Result;
 
 use crate::delay_line::RoundTrip;
 use crate::format::{Table, group_thousands};
+use crate::machine::Machine;
 use crate::results::ResultsFile;
 use crate::results::cost::CostResults;
 use crate::results::run::{Cell, RunResults, ServerResult};
@@ -180,12 +181,9 @@ fn same_cell(a: &Cell, b: &Cell) -> bool {
 
 /// The comparison as text for the terminal.
 pub fn render(before: &RunResults, after: &RunResults, changes: &[Change]) -> String {
-    let mut text = format!(
-        "A: {} ({})\nB: {} ({})\n",
-        before.started_at,
-        before.machine.line(),
-        after.started_at,
-        after.machine.line()
+    let mut text = Machine::compared(
+        (&before.started_at, &before.machine),
+        (&after.started_at, &after.machine),
     );
     if before.machine.cpu_model != after.machine.cpu_model
         || before.machine.cpu_count != after.machine.cpu_count

@@ -9,6 +9,7 @@ use anyhow::Result;
 
 use crate::callgrind::Component;
 use crate::format::{Table, group_thousands};
+use crate::machine::Machine;
 use crate::results::cost::{BAND_PERCENT, CostCell, CostChange, CostResults, ServerCost};
 use crate::scenarios::Scenario;
 
@@ -302,12 +303,9 @@ pub fn markdown(results: &CostResults, chart: Option<&str>) -> String {
 
 /// Two cost runs compared by instructions per request, changes within the band marked.
 pub fn comparison(before: &CostResults, after: &CostResults, changes: &[CostChange]) -> String {
-    let mut text = format!(
-        "A: {} ({})\nB: {} ({})\n",
-        before.started_at,
-        before.machine.line(),
-        after.started_at,
-        after.machine.line()
+    let mut text = Machine::compared(
+        (&before.started_at, &before.machine),
+        (&after.started_at, &after.machine),
     );
     if before.settings.profile != after.settings.profile
         || before.settings.valgrind != after.settings.valgrind

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::format::{Style, Table, group_thousands};
-use crate::render::verdicts::{self, Better};
+use crate::render::verdicts::{self, Better, ENGINE_BOUND_PERCENT};
 use crate::results::run::{Cell, Level, Measurement, Percentiles, RunResults, ServerResult};
 use crate::scenarios::Scenario;
 
@@ -348,9 +348,6 @@ pub fn servers_table(results: &RunResults) -> Table {
     }
     table
 }
-
-/// Above this share of its time busy, the engine may be what limits a cell.
-pub const ENGINE_BOUND_PERCENT: f64 = 90.0;
 
 /// One sentence about a scenario table: who leads and by how much where the rounds carry it,
 /// who is tied within the run's noise where they do not, and what went wrong.

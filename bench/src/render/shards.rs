@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::format::{Table, group_thousands};
-use crate::render::report::ENGINE_BOUND_PERCENT;
+use crate::render::verdicts::ENGINE_BOUND_PERCENT;
 use crate::results::run::RunResults;
 
 /// Whether the run merges shards.

@@ -8,6 +8,9 @@
 use std::collections::BTreeMap;
 
 use crate::results::run::{Cell, Measurement, ServerResult};
+
+/// Above this share of its time busy, the engine may be what limits a cell.
+pub const ENGINE_BOUND_PERCENT: f64 = 90.0;
 use crate::stats::{PairedRatio, Verdict};
 
 /// Which direction is better for a figure.

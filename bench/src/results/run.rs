@@ -13,11 +13,11 @@ use crate::harness::database::DatabaseKind;
 use crate::harness::faults::FaultKind;
 use crate::harness::record::ServerRecord;
 use crate::harness::settings::Dimensions;
+use crate::harness::sharding::ShardIndex;
 use crate::machine::Machine;
 use crate::placement::Placement;
 use crate::recovery::{FaultRecord, Recovery};
 use crate::results::ResultsFile;
-use crate::results::shard::ShardLoad;
 use crate::scenarios::Scenario;
 use crate::stats::{Interval, median_of_all};
 
@@ -525,6 +525,20 @@ impl ResultsFile for RunResults {
     const FORMAT_VERSION: u32 = FORMAT_VERSION;
     const OLDEST_FORMAT_VERSION: u32 = 1;
     const DESCRIPTION: &'static str = "bakeoff results file";
+}
+
+/// One shard's part of a merged run, kept for the report: how busy its engine was.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardLoad {
+    pub shard: ShardIndex,
+    pub host: String,
+    pub connections: usize,
+    pub engine_threads: usize,
+    pub ok_per_second: f64,
+    /// Its engine threads' CPU time over their time in the window, in percent.
+    pub engine_busy_percent: Option<f64>,
+    /// Its window's start after the earliest shard's, in milliseconds.
+    pub start_offset_ms: f64,
 }
 
 impl RunResults {

@@ -27,7 +27,9 @@ use crate::harness::servers::ServerKind;
 use crate::harness::sharding::{CellRun, ShardIndex, ShardPlan, SlotKind};
 use crate::machine::Machine;
 use crate::placement::Placement;
-use crate::results::run::{Cell, Measurement, Percentiles, RunResults, ServerResult, Settings};
+use crate::results::run::{
+    Cell, Measurement, Percentiles, RunResults, ServerResult, Settings, ShardLoad,
+};
 use crate::scenarios::Scenario;
 
 /// Bumped when the shard file's shape changes; `bakeoff merge` reads only its own version, as
@@ -160,20 +162,6 @@ impl EncodedHistogram {
             .deserialize(&mut bytes.as_slice())
             .map_err(|error| anyhow::anyhow!("decoding a histogram: {error:?}"))
     }
-}
-
-/// One shard's part of a merged run, kept for the report: how busy its engine was.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ShardLoad {
-    pub shard: ShardIndex,
-    pub host: String,
-    pub connections: usize,
-    pub engine_threads: usize,
-    pub ok_per_second: f64,
-    /// Its engine threads' CPU time over their time in the window, in percent.
-    pub engine_busy_percent: Option<f64>,
-    /// Its window's start after the earliest shard's, in milliseconds.
-    pub start_offset_ms: f64,
 }
 
 impl ShardCell {
