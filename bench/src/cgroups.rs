@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use crate::results::setup::ContainerLimits;
 
 /// How deep below a hierarchy's root container cgroups are looked for (`/docker/<id>`,
 /// `/system.slice/docker-<id>.scope`, or under a `cgroup_parent`).
@@ -202,17 +202,6 @@ pub struct ContainerCgroup {
     /// Its path below each controller's root.
     relative: PathBuf,
     hierarchy: Hierarchy,
-}
-
-/// What a container may use, as its cgroup enforces it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ContainerLimits {
-    /// CPU time quota in CPUs' worth (`cpus:` in compose); `None` when unlimited.
-    pub cpus: Option<f64>,
-    /// The CPUs it may run on (`cpuset:`), when the cgroup says.
-    pub cpuset: Option<String>,
-    /// Memory limit in bytes; `None` when unlimited.
-    pub memory_bytes: Option<u64>,
 }
 
 impl ContainerCgroup {

@@ -14,125 +14,17 @@
 //! its own process (so that its CPU time can be read and its CPUs chosen).
 
 use std::collections::VecDeque;
-use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::str::FromStr;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
-/// The most a round trip may be set to.
-pub const MAX_ROUND_TRIP: Duration = Duration::from_secs(1);
 /// Bytes a direction holds in flight before it stops reading (the sender then waits on TCP's
 /// own flow control): bounds memory however fast one side writes.
 pub const BYTES_IN_FLIGHT_PER_DIRECTION: usize = 32 * 1024 * 1024;
 const READ_BUFFER: usize = 64 * 1024;
 const THREAD_STACK: usize = 256 * 1024;
-
-/// A round-trip time to add, from 0 to 1 s: half is added on the way there, half on the way back.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-#[serde(try_from = "String", into = "String")]
-pub struct RoundTrip(Duration);
-
-impl RoundTrip {
-    pub const ZERO: RoundTrip = RoundTrip(Duration::ZERO);
-
-    pub fn new(duration: Duration) -> Result<RoundTrip, String> {
-        if duration > MAX_ROUND_TRIP {
-            return Err(format!(
-                "a round trip of {} is more than the most, 1s",
-                humantime::format_duration(duration)
-            ));
-        }
-        Ok(RoundTrip(duration))
-    }
-
-    pub fn duration(self) -> Duration {
-        self.0
-    }
-
-    pub fn one_way(self) -> Duration {
-        self.0 / 2
-    }
-
-    pub fn is_zero(self) -> bool {
-        self.0.is_zero()
-    }
-
-    pub fn milliseconds(self) -> f64 {
-        self.0.as_secs_f64() * 1e3
-    }
-
-    /// For file names: `0ms`, `0_5ms`, `2ms`.
-    pub fn slug(self) -> String {
-        format!("{}ms", self.milliseconds()).replace('.', "_")
-    }
-}
-
-impl fmt::Display for RoundTrip {
-    /// `0`, `0.5ms`, `2ms`, `1s`: short, and parsed back by [`RoundTrip::from_str`].
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_zero() {
-            return formatter.write_str("0");
-        }
-        let milliseconds = self.milliseconds();
-        if milliseconds >= 1000.0 {
-            write!(formatter, "{}s", milliseconds / 1000.0)
-        } else {
-            write!(formatter, "{milliseconds}ms")
-        }
-    }
-}
-
-impl FromStr for RoundTrip {
-    type Err = String;
-
-    /// `0`, `500us`, `0.5ms`, `2ms`, `1s`; a plain number is milliseconds.
-    fn from_str(text: &str) -> Result<RoundTrip, String> {
-        let text = text.trim();
-        let bad = || format!("{text:?} is not a latency such as 0, 0.5ms, 2ms or 500us");
-        if text.starts_with('-') {
-            return Err(format!("{text:?}: a latency cannot be negative"));
-        }
-        let (number, unit_seconds) = if let Some(number) = text.strip_suffix("ms") {
-            (number, 1e-3)
-        } else if let Some(number) = text.strip_suffix("us").or_else(|| text.strip_suffix("µs")) {
-            (number, 1e-6)
-        } else if let Some(number) = text.strip_suffix('s') {
-            (number, 1.0)
-        } else {
-            (text, 1e-3)
-        };
-        let value: f64 = number.trim().parse().map_err(|_| bad())?;
-        if !value.is_finite() || value < 0.0 {
-            return Err(bad());
-        }
-        let seconds = value * unit_seconds;
-        if seconds > MAX_ROUND_TRIP.as_secs_f64() {
-            return Err(format!("{text:?} is more than the most, 1s"));
-        }
-        RoundTrip::new(Duration::from_secs_f64(seconds))
-    }
-}
-
-impl TryFrom<String> for RoundTrip {
-    type Error = String;
-
-    fn try_from(text: String) -> Result<RoundTrip, String> {
-        text.parse()
-    }
-}
-
-impl From<RoundTrip> for String {
-    fn from(round_trip: RoundTrip) -> String {
-        round_trip.to_string()
-    }
-}
 
 /// Accepts connections on `listener` for ever; each is joined to a new connection to `upstream`
 /// through a delay line of `one_way` in each direction. A connection `upstream` refuses is reset.
@@ -432,35 +324,4 @@ fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> io::Result<()> {
         .stack_size(THREAD_STACK)
         .spawn(work)
         .map(|_| ())
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn round_trips_parse_and_print() {
-        for (text, micros, shown) in [
-            ("0", 0, "0"),
-            ("0ms", 0, "0"),
-            ("0.5ms", 500, "0.5ms"),
-            ("2ms", 2_000, "2ms"),
-            ("500us", 500, "0.5ms"),
-            ("1", 1_000, "1ms"),
-            ("1s", 1_000_000, "1s"),
-        ] {
-            let round_trip: RoundTrip = text.parse().unwrap();
-            assert_eq!(
-                round_trip.duration(),
-                Duration::from_micros(micros),
-                "{text}"
-            );
-            assert_eq!(round_trip.to_string(), shown, "{text}");
-            assert_eq!(shown.parse::<RoundTrip>().unwrap(), round_trip);
-        }
-        for bad in ["-1ms", "1.5s", "2000ms", "x", "ms", "1h", "nan"] {
-            assert!(bad.parse::<RoundTrip>().is_err(), "{bad}");
-        }
-    }
 }

@@ -29,10 +29,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::future::Either;
 use hdrhistogram::Histogram;
-use serde::{Deserialize, Serialize};
 
 use crate::http1::{self, BodyUse, Connection, GetRequest, TransportError};
-use crate::placement::CpuList;
+use crate::results::series::{ErrorKind, IntervalFigures, Series};
+use crate::results::setup::CpuList;
 
 /// The highest latency the histograms hold (one hour, in microseconds); longer ones saturate.
 const HISTOGRAM_MAX_MICROS: u64 = 3_600_000_000;
@@ -235,32 +235,6 @@ impl LoadOutcome {
     }
 }
 
-/// A run over time: one entry per interval of the measured window, from its start.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Series {
-    /// The length of every interval but possibly the last, in milliseconds.
-    pub interval_ms: u64,
-    pub intervals: Vec<IntervalFigures>,
-}
-
-/// What one interval of a run saw, counted when each answer or failure completed.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct IntervalFigures {
-    /// 2xx answers (with the expected body where checked).
-    pub ok: u64,
-    /// 503 answers, with or without `Retry-After`.
-    pub unavailable: u64,
-    /// Every other non-2xx answer.
-    pub other_status: u64,
-    /// Failures by kind, as in the run's totals (`status-503`, `timeout`, ...).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub errors: BTreeMap<String, u64>,
-    /// Latency percentiles of the interval's answers, in microseconds (0 without answers).
-    pub p50_us: u64,
-    pub p99_us: u64,
-    pub max_us: u64,
-}
-
 impl IntervalFigures {
     /// Every answer of the interval, whatever its status.
     pub fn answers(&self) -> u64 {
@@ -284,25 +258,6 @@ impl Series {
     pub fn start_seconds(&self, index: usize) -> f64 {
         index as f64 * self.interval_ms as f64 / 1_000.0
     }
-}
-
-/// How a request failed: its status, its body, or the transport under it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum ErrorKind {
-    /// A response with this non-2xx status (a 503 with `Retry-After`, for 503).
-    Status(u16),
-    /// A 503 without `Retry-After`: not the contract's "come back later".
-    UnavailableWithoutRetryAfter,
-    /// The TCP connection could not be made.
-    Connect,
-    /// No complete answer within the timeout.
-    Timeout,
-    /// The connection was closed or reset before the answer was complete.
-    Reset,
-    /// The answer was not valid HTTP.
-    Protocol,
-    /// A 2xx answer whose body differs from the expected one.
-    Body,
 }
 
 impl ErrorKind {

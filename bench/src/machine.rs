@@ -3,22 +3,7 @@
 
 use std::process::Command;
 
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Machine {
-    pub cpu_model: String,
-    /// Logical CPUs online.
-    pub cpu_count: usize,
-    pub memory_bytes: Option<u64>,
-    pub kernel: String,
-    pub os: String,
-    pub postgres_version: Option<String>,
-    pub rustc_version: String,
-    pub git_commit: String,
-    /// Uncommitted changes in the work tree when the run started.
-    pub git_dirty: bool,
-}
+use crate::results::setup::Machine;
 
 impl Machine {
     /// Reads what is known here; `postgres_version` is filled in by the run once it is connected.

@@ -2,114 +2,7 @@
 //! other's cycles and the figures say what the server alone can do. PostgreSQL is left to the
 //! scheduler (it is a shared resource of every variant, not a contestant).
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
-
-/// A set of CPU numbers, written as `taskset -c` takes them: `0`, `0-3`, `0,2,4-5`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct CpuList(Vec<usize>);
-
-impl CpuList {
-    pub fn new(mut cpus: Vec<usize>) -> Option<CpuList> {
-        cpus.sort_unstable();
-        cpus.dedup();
-        (!cpus.is_empty()).then_some(CpuList(cpus))
-    }
-
-    pub fn cpus(&self) -> &[usize] {
-        &self.0
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn overlaps(&self, other: &CpuList) -> bool {
-        self.0.iter().any(|cpu| other.0.contains(cpu))
-    }
-
-    /// Restricts the calling thread (and the threads it creates later) to these CPUs.
-    pub fn pin_current_thread(&self) -> nix::Result<()> {
-        use nix::sched::{CpuSet, sched_setaffinity};
-        let mut set = CpuSet::new();
-        for &cpu in &self.0 {
-            set.set(cpu)?;
-        }
-        sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
-    }
-}
-
-impl fmt::Display for CpuList {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Consecutive CPUs are written as ranges, as taskset prints them.
-        let mut parts = Vec::new();
-        let mut index = 0;
-        while index < self.0.len() {
-            let first = self.0[index];
-            let mut last = first;
-            while index + 1 < self.0.len() && self.0[index + 1] == last + 1 {
-                index += 1;
-                last = self.0[index];
-            }
-            parts.push(if first == last {
-                first.to_string()
-            } else {
-                format!("{first}-{last}")
-            });
-            index += 1;
-        }
-        formatter.write_str(&parts.join(","))
-    }
-}
-
-impl FromStr for CpuList {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<CpuList, String> {
-        let bad = || format!("{text:?} is not a CPU list such as 0, 1-3 or 0,2");
-        let mut cpus = Vec::new();
-        for part in text.split(',').map(str::trim) {
-            match part.split_once('-') {
-                Some((first, last)) => {
-                    let first: usize = first.trim().parse().map_err(|_| bad())?;
-                    let last: usize = last.trim().parse().map_err(|_| bad())?;
-                    if first > last || last >= 1024 {
-                        return Err(bad());
-                    }
-                    cpus.extend(first..=last);
-                }
-                None => {
-                    let cpu: usize = part.parse().map_err(|_| bad())?;
-                    if cpu >= 1024 {
-                        return Err(bad());
-                    }
-                    cpus.push(cpu);
-                }
-            }
-        }
-        CpuList::new(cpus).ok_or_else(bad)
-    }
-}
-
-impl TryFrom<String> for CpuList {
-    type Error = String;
-    fn try_from(text: String) -> Result<CpuList, String> {
-        text.parse()
-    }
-}
-
-impl From<CpuList> for String {
-    fn from(list: CpuList) -> String {
-        list.to_string()
-    }
-}
+use crate::results::setup::{CpuList, Placement};
 
 /// The CPUs this process may use (its affinity mask), in order.
 pub fn allowed_cpus() -> Vec<usize> {
@@ -137,19 +30,6 @@ pub struct PlacementArgs {
     /// Engine threads (default: one per engine CPU).
     #[arg(long)]
     pub engine_threads: Option<usize>,
-}
-
-/// Where the server and the engine run during a benchmark, as recorded in the results.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Placement {
-    /// CPUs of the server process (`taskset -c`); `None`: unpinned.
-    pub server_cpus: Option<CpuList>,
-    /// CPUs of the engine threads; `None`: unpinned.
-    pub engine_cpus: Option<CpuList>,
-    /// Engine threads (one single-threaded runtime each).
-    pub engine_threads: usize,
-    /// In words, for the report.
-    pub note: String,
 }
 
 impl Placement {

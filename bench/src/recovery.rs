@@ -22,29 +22,19 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
-use crate::engine::{AfterMark, ErrorKind, Series};
-use crate::harness::faults::{FaultKind, FaultSpec, FaultTimes};
-use crate::stats::{Interval, median_of_all};
+use crate::engine::AfterMark;
+use crate::harness::faults::{FaultSpec, FaultTimes};
+use crate::results::intervals::Interval;
+use crate::results::recovery::{
+    FaultFigures, FaultRecord, MedianFigure, MedianTime, Recovery, Reference,
+};
+use crate::results::series::{ErrorKind, Series};
+use crate::stats::median_of_all;
 
 /// Throughput is back when it holds this share of the reference ...
 pub const RECOVERED_SHARE: f64 = 0.9;
 /// ... over this long: a sustained window, not a burst.
 pub const SUSTAINED: Duration = Duration::from_secs(1);
-
-/// Which level "back" was judged against: the lower of the two.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Reference {
-    /// The cell's own throughput before the fault (also in version 3 files, and where no
-    /// reference cell answered).
-    #[default]
-    LevelBefore,
-    /// The reference cell: the same server's plain cell of the same scenario and level,
-    /// measured right after its fault cell.
-    CellAfter,
-}
 
 /// Where a fault fell in a cell's window, and what the engine saw when the database returned;
 /// in seconds from the window's start, or from the return.
@@ -89,21 +79,6 @@ fn signed_seconds(at: Instant, origin: Instant) -> f64 {
     }
 }
 
-/// A fault cell's fault in one round: what was asked, when it happened, and what the server
-/// made of it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FaultRecord {
-    pub kind: FaultKind,
-    /// As asked: seconds into the window, and length.
-    pub at_seconds: f64,
-    pub for_seconds: f64,
-    /// As it happened, in seconds from the window's start: the fault began, the database was
-    /// back.
-    pub started_seconds: f64,
-    pub returned_seconds: f64,
-    pub figures: FaultFigures,
-}
-
 impl FaultRecord {
     /// The record of `fault` as it happened (`window`), with the figures of the cell's `errors`
     /// and `series`; `reference`: 2xx per second of the plain cell measured after it (`None` or
@@ -124,49 +99,6 @@ impl FaultRecord {
             figures: FaultFigures::of(errors, series, window, reference),
         }
     }
-}
-
-/// How a server rode out a fault in one round, read from its cell's totals and series.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FaultFigures {
-    /// Requests that failed over the whole cell: anything but a 2xx or a 503 with
-    /// `Retry-After` (connection errors, timeouts, resets, 500s, 503s without it, wrong bodies).
-    pub failed: u64,
-    /// The failures by kind.
-    pub failed_by_kind: BTreeMap<String, u64>,
-    /// 503 answers with `Retry-After` over the cell: the contract's "come back later".
-    pub unavailable: u64,
-    /// The longest answer from the fault's start until throughput was back (or the cell's end),
-    /// in milliseconds.
-    pub longest_ms: f64,
-    /// 2xx answers per second before the fault.
-    pub before_ok_per_second: f64,
-    /// From the database's return to the first 2xx answer (exact, from the engine; in version 3
-    /// files, to the end of the first 100 ms interval with one); `None` if none came.
-    pub first_ok_after_seconds: Option<f64>,
-    /// From the database's return until throughput was back (see the module); `None`: not
-    /// within the cell.
-    pub recovered_after_seconds: Option<f64>,
-    /// The reference cell's 2xx per second (absent in version 3 files).
-    #[serde(default)]
-    pub reference_ok_per_second: Option<f64>,
-    /// The level "back" was judged against, in 2xx per second: the lower of the level before
-    /// the fault and the reference cell's; and which it was (absent in version 3 files: the
-    /// level before).
-    #[serde(default)]
-    pub level_ok_per_second: Option<f64>,
-    #[serde(default)]
-    pub reference: Reference,
-    /// The window the level had to hold, in seconds (absent in version 3 files, which averaged
-    /// half a second from the return, burst included).
-    #[serde(default)]
-    pub sustained_seconds: Option<f64>,
-    /// Requests waiting when the database returned (sent before, answered after), and the time
-    /// from the return until the last of them was answered.
-    #[serde(default)]
-    pub backlog: Option<u64>,
-    #[serde(default)]
-    pub drained_after_seconds: Option<f64>,
 }
 
 impl FaultFigures {
@@ -265,7 +197,7 @@ impl FaultFigures {
 
 /// Whether `level` (2xx per interval) holds over `window`: its 2xx per interval, each counted
 /// at most up to the level, average at least `share` of it.
-fn holds(window: &[crate::engine::IntervalFigures], level: f64, share: f64) -> bool {
+fn holds(window: &[crate::results::series::IntervalFigures], level: f64, share: f64) -> bool {
     if window.is_empty() || level <= 0.0 {
         return false;
     }
@@ -276,14 +208,6 @@ fn holds(window: &[crate::engine::IntervalFigures], level: f64, share: f64) -> b
     capped / window.len() as f64 >= share * level
 }
 
-/// A figure over rounds: its median and the interval of the median.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct MedianFigure {
-    pub median: f64,
-    /// Order statistics (`stats::Interval`); `None` with one round.
-    pub interval: Option<Interval>,
-}
-
 impl MedianFigure {
     pub fn of(values: &[f64]) -> Option<MedianFigure> {
         (!values.is_empty()).then(|| MedianFigure {
@@ -291,17 +215,6 @@ impl MedianFigure {
             interval: Interval::of_median(values),
         })
     }
-}
-
-/// A time over rounds that may not have come within the cell: a round where it did not counts
-/// as later than any where it did. `None` stands for "not within the cell".
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct MedianTime {
-    pub median: Option<f64>,
-    pub low: Option<f64>,
-    pub high: Option<f64>,
-    /// The interval's coverage (`stats::Interval`); `None` with one round.
-    pub coverage: Option<f64>,
 }
 
 impl MedianTime {
@@ -331,39 +244,6 @@ impl MedianTime {
     pub fn came(&self) -> bool {
         self.median.is_some()
     }
-}
-
-/// A fault cell over its rounds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Recovery {
-    pub rounds: usize,
-    /// Rounds whose throughput was back within the cell.
-    pub rounds_back: usize,
-    /// Rounds judged against the reference cell, the lower level (the others, against the
-    /// level before the fault).
-    pub rounds_level_after: usize,
-    /// Rounds with a failed request, and the failed requests of all rounds together.
-    pub rounds_failed: usize,
-    pub failed_total: u64,
-    pub failed: MedianFigure,
-    pub unavailable: MedianFigure,
-    pub unavailable_without_retry_after: MedianFigure,
-    pub longest_ms: MedianFigure,
-    pub first_ok_after_seconds: MedianTime,
-    /// When throughput was back: "not within the cell" unless it was in more than half the
-    /// rounds.
-    pub back_after_seconds: MedianTime,
-    /// Absent where the engine did not watch the return (version 3 files).
-    pub backlog: Option<MedianFigure>,
-    pub drained_after_seconds: Option<MedianFigure>,
-    pub before_ok_per_second: MedianFigure,
-    /// The reference cells' 2xx per second (absent in version 3 files).
-    pub reference_ok_per_second: Option<MedianFigure>,
-    /// The level judged against.
-    pub level_ok_per_second: MedianFigure,
-    /// The reference over the level before the fault, round by round: well below 1 in every
-    /// round, the server was still slower after the fault (or the machine was).
-    pub reference_over_before: Option<MedianFigure>,
 }
 
 impl Recovery {
@@ -433,7 +313,8 @@ impl Recovery {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::engine::IntervalFigures;
+    use crate::results::series::IntervalFigures;
+    use crate::results::vocabulary::FaultKind;
 
     fn interval(ok: u64, unavailable: u64, max_us: u64) -> IntervalFigures {
         IntervalFigures {

@@ -14,35 +14,10 @@ use bakeoff_core::workload::{self, FibonacciBody};
 use bakeoff_core::{ContactId, FibonacciN, LastNamePrefix, PageRequest, pg};
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
-use serde::{Deserialize, Serialize};
 use tokio_postgres::{Client, Statement};
 
 use crate::engine::{PlannedRequest, SplitMix64};
-
-/// A named request mix.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    clap::ValueEnum,
-)]
-#[serde(rename_all = "kebab-case")]
-#[value(rename_all = "kebab-case")]
-pub enum Scenario {
-    Version,
-    Types,
-    Contact,
-    ContactsPage,
-    ContactsSearch,
-    Fibonacci,
-}
+use crate::results::vocabulary::{PathStyle, Scenario};
 
 /// The page size of the page and search scenarios.
 pub const PAGE_SIZE: i64 = 100;
@@ -95,15 +70,6 @@ impl Scenario {
     pub fn uses_database(self) -> bool {
         !matches!(self, Scenario::Version | Scenario::Fibonacci)
     }
-}
-
-/// How a server's paths are written: the contract's, or each with one trailing slash.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PathStyle {
-    #[default]
-    Bare,
-    TrailingSlash,
 }
 
 impl PathStyle {

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::engine::{ErrorKind, PlannedRequest};
+use crate::engine::PlannedRequest;
 use crate::http1::{BodyUse, Connection, GetRequest};
+use crate::results::series::ErrorKind;
 
 /// How the requests of one sender go out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 //! one given by order statistics (the binomial interval, exact for any continuous distribution);
 //! two runs are told apart by the Mann-Whitney rank test, exact for the small counts at hand.
 
-use serde::{Deserialize, Serialize};
+use crate::results::intervals::{Interval, PairedRatio, Verdict};
 
 /// The coverage an interval aims at: the narrowest order-statistic interval with at least this
 /// coverage is taken; with too few rounds for it, the widest (lowest to highest) and its own,
@@ -21,16 +21,6 @@ pub fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
-}
-
-/// An interval for the median of the population a few figures were drawn from.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Interval {
-    pub low: f64,
-    pub high: f64,
-    /// The probability that an interval made this way covers the true median (0 to 1): exact,
-    /// from the binomial distribution, whatever the figures' distribution.
-    pub coverage: f64,
 }
 
 impl Interval {
@@ -87,30 +77,6 @@ fn coverage(n: usize, k: usize) -> f64 {
 
 fn binomial(n: usize, k: usize) -> f64 {
     (0..k).fold(1.0, |acc, i| acc * (n - i) as f64 / (i + 1) as f64)
-}
-
-/// Which of two servers the figures say is ahead.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Verdict {
-    /// The first is ahead: the interval of the ratio lies above 1.
-    Ahead,
-    /// The first is behind: the interval lies below 1.
-    Behind,
-    /// The interval holds 1, or there is none (one round): no ranking.
-    Tied,
-}
-
-/// The ratio of two servers' figures round by round: each round measured both close together in
-/// time, so a slow minute of the machine falls on both and cancels.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct PairedRatio {
-    /// The median of the per-round ratios.
-    pub median: f64,
-    /// Its interval; `None` with fewer than two rounds.
-    pub interval: Option<Interval>,
-    /// How many rounds had both figures.
-    pub rounds: usize,
 }
 
 impl PairedRatio {

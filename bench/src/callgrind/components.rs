@@ -10,33 +10,8 @@
 //! into a handler is serialization. Python peers have no such paths: their interpreter, its
 //! extension modules and the C libraries are told apart by object file only.
 
-use serde::{Deserialize, Serialize};
-
 use crate::callgrind::profile::SelfCost;
-
-/// A part of the request path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Component {
-    /// The server's own crate and bakeoff-core.
-    Server,
-    /// HTTP: the framework, its HTTP implementation and router.
-    Framework,
-    /// The async runtime and I/O: tokio, mio, futures, actix's runtime, buffers, locks.
-    Runtime,
-    /// The database driver, pool and ORM (and libpq).
-    Database,
-    /// serde, serde_json, number formatting.
-    Serialization,
-    /// malloc and free (glibc) and Rust's allocator shims.
-    Allocator,
-    /// Rust's standard library (core, alloc, std).
-    Std,
-    /// glibc (less its allocator), the dynamic loader and other system libraries.
-    System,
-    /// Anything else: logging, hashing, crates not in the list.
-    Other,
-}
+use crate::results::vocabulary::Component;
 
 impl Component {
     /// Every component, in the order tables and charts show them.

@@ -18,16 +18,17 @@
 pub mod components;
 pub mod profile;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use serde::{Deserialize, Serialize};
 
-pub use components::{Component, component_of, source_of};
+use crate::results::cost::{Counts, FunctionCount};
+use crate::results::vocabulary::Component;
+pub use components::{component_of, source_of};
 pub use profile::{ParseError, Profile, SelfCost, parse};
 
 /// How many times longer than natively a server may take to start and get ready under
@@ -259,40 +260,6 @@ fn which(program: &str) -> Option<PathBuf> {
     })
 }
 
-/// What the processes of a server counted over one measured batch, summed over its processes.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Counts {
-    /// Processes that were counted (1 for a variant with one process).
-    pub processes: usize,
-    pub instructions: u64,
-    /// System calls, less the clock reads: the times the process entered the kernel.
-    pub system_calls: u64,
-    /// Reads of the clock (`clock_gettime`, `gettimeofday`, `time`): system calls under
-    /// Valgrind, which gives its programs no vDSO, but served in user space (the vDSO) natively.
-    #[serde(default)]
-    pub clock_reads: u64,
-    /// System calls by the C library function that made them (`epoll_wait`, `recv`, `writev`,
-    /// clock reads included).
-    #[serde(default)]
-    pub system_calls_by_function: BTreeMap<String, u64>,
-    /// Instructions per component of the request path, every component present (0 where none).
-    pub components: BTreeMap<Component, u64>,
-    /// Instructions per crate, or per object where there is no source information.
-    pub sources: BTreeMap<String, u64>,
-    /// The functions that executed the most instructions themselves, largest first.
-    pub functions: Vec<FunctionCount>,
-}
-
-/// One function's own instructions and system calls (all its source files together).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FunctionCount {
-    pub function: String,
-    /// Its crate, or its object without source information.
-    pub source: String,
-    pub instructions: u64,
-    pub system_calls: u64,
-}
-
 impl Counts {
     /// Sums `profiles` (one per process); keeps the `top` largest functions.
     pub fn of(profiles: &[Profile], top: usize) -> Counts {
@@ -351,6 +318,8 @@ impl Counts {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     #[test]

@@ -13,13 +13,12 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::delay_line::RoundTrip;
 use crate::format::{Table, group_thousands};
-use crate::machine::Machine;
 use crate::results::ResultsFile;
 use crate::results::cost::CostResults;
 use crate::results::run::{Cell, RunResults, ServerResult};
-use crate::scenarios::Scenario;
+use crate::results::setup::{Machine, RoundTrip};
+use crate::results::vocabulary::Scenario;
 use crate::stats::{SIGNIFICANCE, mann_whitney_p, median};
 
 /// One cell present in both runs.

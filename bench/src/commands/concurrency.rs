@@ -18,18 +18,19 @@ use anyhow::Result;
 use indicatif::{MultiProgress, ProgressDrawTarget};
 
 use crate::format::human_duration;
-use crate::harness::database::{Database, DatabaseChoice, DatabaseKind};
+use crate::harness::database::{Database, DatabaseChoice};
 use crate::harness::flags::{DatabaseArgs, DimensionArgs, ServerArgs, parse_duration};
-use crate::harness::lifecycle::{self, BuildProfile, Ready, Session, Trial, Verify};
-use crate::harness::record::ServerRecord;
-use crate::harness::settings::Dimensions;
-use crate::machine::{Machine, utc_now};
+use crate::harness::lifecycle::{self, Ready, Session, Trial, Verify};
+use crate::machine::utc_now;
 use crate::measure::study::{PAUSE, Study, StudyPlan, study_group};
-use crate::placement::{CpuList, Placement, allowed_cpus};
+use crate::placement::allowed_cpus;
 use crate::results::ResultsFile;
+use crate::results::server::{BuildProfile, ServerRecord};
+use crate::results::setup::{CpuList, Dimensions, Machine, Placement};
 use crate::results::study::{
-    CEILING_FACTOR, FORMAT_VERSION, StudyResults, StudyServer, StudySettings, Workload,
+    CEILING_FACTOR, FORMAT_VERSION, StudyResults, StudyServer, StudySettings,
 };
+use crate::results::vocabulary::{DatabaseKind, Workload};
 
 /// The default K is 2 x CPUs + 2, but at most this: the worst case grows as K squared.
 pub const DEFAULT_MAX_CONCURRENCY_CAP: usize = 12;

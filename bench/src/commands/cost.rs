@@ -13,25 +13,25 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use indicatif::{MultiProgress, ProgressDrawTarget};
 
-use crate::callgrind::{self, Callgrind, Counts};
+use crate::callgrind::{self, Callgrind};
 use crate::format::group_thousands;
 use crate::harness::database::Database;
 use crate::harness::flags::{DatabaseArgs, DimensionArgs, ServerArgs, parse_duration};
-use crate::harness::lifecycle::{
-    self, BuildProfile, RunningServer, Session, Trial, Verify, Wrapper,
-};
-use crate::harness::record::ServerRecord;
+use crate::harness::lifecycle::{self, RunningServer, Session, Trial, Verify, Wrapper};
 use crate::harness::servers::ServerSpec;
-use crate::harness::settings::Dimensions;
-use crate::machine::{Machine, utc_now};
+use crate::machine::utc_now;
 use crate::monitor::DatabaseWatch;
-use crate::placement::{Placement, PlacementArgs};
+use crate::placement::PlacementArgs;
 use crate::results::ResultsFile;
+use crate::results::cost::Counts;
 use crate::results::cost::{
     Batch, BesideRun, CostCell, CostResults, CostSettings, DatabaseCost, RunCpu, ServerCost,
 };
 use crate::results::run::RunResults;
-use crate::scenarios::{Pools, Scenario, version_body};
+use crate::results::server::{BuildProfile, ServerRecord};
+use crate::results::setup::{Dimensions, Machine, Placement};
+use crate::results::vocabulary::Scenario;
+use crate::scenarios::{Pools, version_body};
 use crate::sequence;
 
 /// The functions kept per batch, largest first.

@@ -16,7 +16,7 @@ use clap::{Args, Subcommand};
 use indicatif::MultiProgress;
 
 use crate::harness::database::seed_with_progress;
-use crate::harness::servers::Variant;
+use crate::results::vocabulary::Variant;
 
 /// Where the local cluster lives unless `--dir` says otherwise.
 pub const DEFAULT_DIRECTORY: &str = ".bakeoff";

@@ -9,7 +9,8 @@ use std::net::{SocketAddr, TcpListener};
 
 use anyhow::{Context, Result};
 
-use crate::delay_line::{self, RoundTrip};
+use crate::delay_line;
+use crate::results::setup::RoundTrip;
 
 /// The options of `bakeoff delay-proxy`.
 #[derive(Debug, Clone, clap::Args)]

@@ -14,11 +14,11 @@ use jiff::Timestamp;
 use crate::format::group_thousands;
 use crate::harness::flags::parse_duration;
 use crate::harness::servers::TargetSpec;
-use crate::harness::sharding::{self, ShardIndex, ShardPlan};
-use crate::machine::{Machine, utc_now};
-use crate::placement::CpuList;
+use crate::harness::sharding::{self, ShardPlan};
+use crate::machine::utc_now;
+use crate::results::setup::{CpuList, Machine, ShardIndex};
 use crate::results::shard::{SHARD_FORMAT_VERSION, ShardCell, ShardFile, ShardTarget, SharedPlan};
-use crate::scenarios::Scenario;
+use crate::results::vocabulary::Scenario;
 
 /// The options of `bakeoff load`.
 #[derive(Debug, Clone, clap::Args)]

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
+use crate::measure::merge::merge as merge_shards;
 use crate::results::ResultsFile;
-use crate::results::shard::{ShardFile, merge as merge_shards};
+use crate::results::shard::ShardFile;
 
 /// The options of `bakeoff merge`.
 #[derive(Debug, Clone, clap::Args)]

@@ -5,7 +5,9 @@
 use anyhow::Result;
 
 use crate::harness::peer_builds;
-use crate::harness::peers::{self, Interpreter, Peer, Runtime};
+use crate::harness::peers::{self, Runtime};
+use crate::results::server::Interpreter;
+use crate::results::vocabulary::Peer;
 
 #[derive(Debug, clap::Args)]
 pub struct PeersArgs {

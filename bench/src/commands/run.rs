@@ -21,18 +21,20 @@ use crate::harness::containers::Containers;
 use crate::harness::database::{Database, DatabaseChoice};
 use crate::harness::faults::{self, FaultSpec};
 use crate::harness::flags::{DatabaseArgs, DimensionArgs, ServerArgs, parse_duration};
-use crate::harness::lifecycle::{self, BuildProfile, Outcome, Ready, Session, Trial, Verify};
-use crate::harness::servers::{ServerSpec, TargetConformance};
-use crate::harness::settings::Dimensions;
-use crate::machine::{Machine, utc_now};
+use crate::harness::lifecycle::{self, Outcome, Ready, Session, Trial, Verify};
+use crate::harness::servers::ServerSpec;
+use crate::machine::utc_now;
 use crate::measure::cell::{Bench, BodyDeviations, LoadTarget};
 use crate::measure::rounds::{self, EfficiencyRate, RoundsPlan, ServerCells};
 use crate::measure::sides::Sides;
 use crate::monitor::DatabaseWatch;
-use crate::placement::{Placement, PlacementArgs};
+use crate::placement::PlacementArgs;
 use crate::results::ResultsFile;
 use crate::results::run::{RoundRecord, RunResults, ServerResult, Settings};
-use crate::scenarios::{Pools, Scenario, version_body};
+use crate::results::server::{BuildProfile, TargetConformance};
+use crate::results::setup::{Dimensions, Machine, Placement};
+use crate::results::vocabulary::Scenario;
+use crate::scenarios::{Pools, version_body};
 
 /// The options of `bakeoff run`.
 #[derive(Debug, Clone, clap::Args)]

@@ -8,14 +8,16 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use bakeoff_testkit::server::{ServerEnvironment, ServerProcess};
-use serde::{Deserialize, Serialize};
 
 use crate::engine::{self, LiveCounters, LoadSpec, PlannedRequest};
 use crate::format::{Table, group_thousands};
 use crate::harness::flags::parse_duration;
-use crate::harness::servers::{Variant, url_address};
-use crate::placement::{Placement, PlacementArgs};
+use crate::harness::servers::url_address;
+use crate::placement::PlacementArgs;
 use crate::results::run::Percentiles;
+use crate::results::selftest::{SelftestResults, ToolFigure};
+use crate::results::setup::Placement;
+use crate::results::vocabulary::Variant;
 use crate::stats::median;
 
 /// Splits `http://host:port/path?query` into an address and the path with its query.
@@ -57,40 +59,6 @@ pub struct SelftestArgs {
     /// Write selftest.json here as well.
     #[arg(long)]
     pub out: Option<std::path::PathBuf>,
-}
-
-/// One tool's figures in one round.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ToolFigure {
-    pub tool: String,
-    pub round: usize,
-    pub requests_per_second: f64,
-    pub p50_ms: Option<f64>,
-    pub p99_ms: Option<f64>,
-    /// The tool's own CPU time per request, in microseconds: what sending costs it.
-    pub cpu_us_per_request: Option<f64>,
-    pub note: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SelftestResults {
-    pub started_at: String,
-    pub machine: crate::machine::Machine,
-    pub url: String,
-    pub connections: usize,
-    pub duration_seconds: f64,
-    pub placement: Placement,
-    pub figures: Vec<ToolFigure>,
-    /// The engine's median round over wrk's median round (rounds alternate tools, so drift on a
-    /// shared machine hits each alike and the medians compare).
-    pub engine_over_wrk: Option<f64>,
-    pub engine_over_oha: Option<f64>,
-    /// The engine's median CPU time per request over wrk's: what sending one request costs each
-    /// tool, which a busy machine disturbs far less than the request rate.
-    #[serde(default)]
-    pub engine_cpu_over_wrk: Option<f64>,
-    #[serde(default)]
-    pub engine_cpu_over_oha: Option<f64>,
 }
 
 /// `bakeoff selftest`.
@@ -168,7 +136,7 @@ pub async fn selftest(args: SelftestArgs) -> Result<SelftestResults> {
     };
     let results = SelftestResults {
         started_at: crate::machine::utc_now().0,
-        machine: crate::machine::Machine::describe(),
+        machine: crate::results::setup::Machine::describe(),
         url,
         connections: args.connections,
         duration_seconds: args.duration.as_secs_f64(),

@@ -7,10 +7,11 @@ use indicatif::MultiProgress;
 
 use crate::harness::database::{Database, DatabaseChoice};
 use crate::harness::flags::DimensionArgs;
-use crate::harness::lifecycle::{self, BuildProfile, RunningServer, Session, Trial, Verify};
-use crate::harness::peers::Peer;
-use crate::harness::servers::{ServerSpec, Variant};
-use crate::placement::Placement;
+use crate::harness::lifecycle::{self, RunningServer, Session, Trial, Verify};
+use crate::harness::servers::ServerSpec;
+use crate::results::server::BuildProfile;
+use crate::results::setup::Placement;
+use crate::results::vocabulary::{Peer, Variant};
 
 /// The options of `bakeoff verify`.
 #[derive(Debug, Clone, clap::Args)]

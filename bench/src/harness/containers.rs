@@ -12,9 +12,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
-use serde::{Deserialize, Serialize};
 
-use crate::cgroups::{ContainerCgroup, ContainerLimits, Hierarchy, SHORT_ID_LENGTH};
+use crate::cgroups::{ContainerCgroup, Hierarchy, SHORT_ID_LENGTH};
+use crate::results::server::ContainerRecord;
 
 /// How long one container's short id may take to resolve.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -23,16 +23,6 @@ const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone)]
 pub struct Containers {
     hierarchy: Hierarchy,
-}
-
-/// What the results say of a container.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ContainerRecord {
-    /// The short id, as `docker ps` shows it.
-    pub id: String,
-    /// Its cgroup, below each controller's root.
-    pub cgroup: String,
-    pub limits: ContainerLimits,
 }
 
 impl ContainerRecord {

@@ -6,24 +6,12 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::results::vocabulary::DatabaseKind;
 use anyhow::{Context, Result};
 use bakeoff_testkit::conformance::StatementCounts;
 use bakeoff_testkit::postgres::{APP_ROLE, LocalPostgres};
 use bakeoff_testkit::seed::{SeedProgress, SeedSpec, seed};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use serde::{Deserialize, Serialize};
-
-/// Where the database came from, as recorded in the results.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DatabaseKind {
-    /// Started, seeded and removed by the command.
-    Throwaway,
-    /// Given with `DATABASE_URL`.
-    External,
-    /// No database: only targets were run.
-    None,
-}
 
 impl DatabaseKind {
     /// Whether the command owns the cluster (and may stop, restart or pause it).

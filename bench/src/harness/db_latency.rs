@@ -9,10 +9,9 @@ use std::process::{Child, ChildStdin, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use serde::{Deserialize, Serialize};
 
-use crate::delay_line::RoundTrip;
-use crate::placement::Placement;
+use crate::results::server::LatencyCheck;
+use crate::results::setup::{Placement, RoundTrip};
 
 /// `SELECT 1` round trips timed each way, per level.
 const PROBES: usize = 200;
@@ -116,19 +115,6 @@ pub fn through(url: &str, address: SocketAddr) -> Result<String> {
         .set_port(Some(address.port()))
         .map_err(|()| anyhow::anyhow!("cannot set the port of the database URL"))?;
     Ok(parsed.to_string())
-}
-
-/// What a level measured of its own setting.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct LatencyCheck {
-    /// The round trip set, in milliseconds.
-    pub set_ms: f64,
-    /// Median `SELECT 1` round trip straight to PostgreSQL, in microseconds.
-    pub around_us: f64,
-    /// Median `SELECT 1` round trip through the delay line, in microseconds.
-    pub through_us: f64,
-    /// Round trips timed each way.
-    pub probes: usize,
 }
 
 impl LatencyCheck {

@@ -21,10 +21,10 @@ use anyhow::{Context, Result, bail};
 use bakeoff_testkit::postgres::LocalPostgres;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use serde::{Deserialize, Serialize};
 
 use crate::engine::Mark;
 use crate::harness::database::{Database, DatabaseChoice};
+use crate::results::vocabulary::FaultKind;
 
 /// When a fault starts in the measured window, and how long it lasts, unless told.
 pub const DEFAULT_AT: Duration = Duration::from_secs(3);
@@ -36,30 +36,6 @@ pub const RECOVERY_ALLOWANCE: Duration = Duration::from_secs(2);
 pub const MIN_AT: Duration = Duration::from_secs(1);
 /// How often `backend-kill` terminates the servers' connections during its window.
 pub const KILL_EVERY: Duration = Duration::from_millis(250);
-
-/// What is done to the database.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    clap::ValueEnum,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum FaultKind {
-    /// PostgreSQL stopped (fast shutdown) and started again.
-    DbRestart,
-    /// Every PostgreSQL process stopped (SIGSTOP), then resumed (SIGCONT).
-    DbStall,
-    /// The servers' connections terminated with pg_terminate_backend.
-    BackendKill,
-}
 
 impl FaultKind {
     pub fn name(self) -> String {

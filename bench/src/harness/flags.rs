@@ -11,16 +11,16 @@ use bakeoff_testkit::seed::SeedSpec;
 
 use crate::harness::containers::Containers;
 use crate::harness::database::DatabaseChoice;
-use crate::harness::lifecycle::BuildProfile;
 use crate::harness::peers::{PeerChoice, chosen_peers};
 use crate::harness::servers::{
-    ServerSpec, TargetConformance, TargetPaths, TargetSpec, VariantChoice, chosen_variants, servers,
+    ServerSpec, TargetPaths, TargetSpec, VariantChoice, chosen_variants, servers,
 };
+use crate::results::server::{BuildProfile, TargetConformance};
 use clap::builder::TypedValueParser as _;
 
-use crate::delay_line::RoundTrip;
-use crate::harness::pooler::Pooler;
-use crate::harness::settings::{DimensionLists, Dimensions, Recycle};
+use crate::harness::settings::{DbRecycle, DimensionLists};
+use crate::results::setup::{Dimensions, RoundTrip};
+use crate::results::vocabulary::Pooler;
 
 /// The servers a command drives.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -122,9 +122,9 @@ pub struct DimensionArgs {
         long,
         value_delimiter = ',',
         value_parser = clap::builder::PossibleValuesParser::new(["fast", "verified"])
-            .try_map(|text| Recycle::parse(&text))
+            .try_map(|text| DbRecycle::parse(&text))
     )]
-    pub recycle: Vec<Recycle>,
+    pub recycle: Vec<DbRecycle>,
     /// Round trips added between the servers and PostgreSQL, comma-separated: 0 (direct), 0.5ms,
     /// 2ms, 500us, at most 1s. Each level above 0 puts a delay line in front of PostgreSQL, pinned
     /// with the engine; its added time is measured and reported (default: 0).

@@ -22,18 +22,19 @@ use bytes::Bytes;
 
 use crate::cgroups::ContainerCgroup;
 
-use crate::harness::containers::{ContainerRecord, Containers};
+use crate::harness::containers::Containers;
 use crate::harness::database::Database;
-use crate::harness::db_latency::{self, DelayProxy, LatencyCheck};
-use crate::harness::pooler::{self, PgBouncer, Pooler, PoolerWatch};
-use crate::harness::record::{
-    EffectiveSettings, PoolerRecord, ServerRecord, Shutdown, Verification,
-};
-use crate::harness::servers::{PathStyle, ServerSpec, TargetConformance, TargetPaths, TargetSpec};
-use crate::harness::settings::{Configuration, Dimensions, Workers};
+use crate::harness::db_latency::{self, DelayProxy};
+use crate::harness::pooler::{self, PgBouncer, PoolerWatch};
+use crate::harness::servers::{ServerSpec, TargetPaths, TargetSpec};
 use crate::http1::get_once;
 use crate::monitor::Watched;
-use crate::placement::Placement;
+use crate::results::server::{BuildProfile, ContainerRecord, LatencyCheck, TargetConformance};
+use crate::results::server::{
+    EffectiveSettings, PoolerRecord, ServerRecord, Shutdown, Verification,
+};
+use crate::results::setup::{Configuration, Dimensions, Placement, Workers};
+use crate::results::vocabulary::{PathStyle, PoolMode, Pooler};
 
 /// How long a started server has to answer `/version` with 200.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -48,14 +49,6 @@ pub struct Wrapper {
     pub program: PathBuf,
     pub arguments: Vec<OsString>,
     pub slowdown: u32,
-}
-
-/// Which build of the variants runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BuildProfile {
-    Release,
-    Debug,
 }
 
 impl BuildProfile {
@@ -215,7 +208,7 @@ pub fn trials(
         for configuration in configurations {
             let launch = one_process_only(&launch, &configuration);
             let statements_setting = match configuration.pooler {
-                Pooler::PgBouncer(pooler::PoolMode::Transaction) => {
+                Pooler::PgBouncer(PoolMode::Transaction) => {
                     pooler::transaction_mode(server).ok().flatten()
                 }
                 _ => None,
@@ -224,9 +217,7 @@ pub fn trials(
                 Pooler::None => launch.clone(),
                 Pooler::PgBouncer(mode) => match (&launch, mode) {
                     (Err(error), _) => Err(error.clone()),
-                    (Ok(_), pooler::PoolMode::Transaction)
-                        if pooler::transaction_mode(server).is_err() =>
-                    {
+                    (Ok(_), PoolMode::Transaction) if pooler::transaction_mode(server).is_err() => {
                         Err(format!(
                             "not applicable: {}",
                             pooler::transaction_mode(server).err().unwrap_or_default()
@@ -235,7 +226,7 @@ pub fn trials(
                     (Ok(launch), mode) => Ok(launch.clone().map(|mut launch| {
                         launch.pooler = pgbouncer.clone();
                         // A variant's setting is DB_STATEMENTS; a peer's would be its own.
-                        if mode == pooler::PoolMode::Transaction
+                        if mode == PoolMode::Transaction
                             && matches!(server, ServerSpec::Variant(_))
                             && statements_setting.is_some()
                         {
@@ -516,7 +507,7 @@ async fn start_server(
 /// Starts PgBouncer in front of the run's database for one server, and connects to its console.
 async fn start_pooler(
     program: &std::path::Path,
-    mode: pooler::PoolMode,
+    mode: PoolMode,
     configuration: &Configuration,
     processes_as: ProcessesVariable,
     database: &Database,
@@ -979,7 +970,7 @@ mod tests {
             },
             NonZeroUsize::new(4).unwrap(),
         );
-        let server = ServerSpec::Variant(crate::harness::servers::Variant::ActixDeadpool);
+        let server = ServerSpec::Variant(crate::results::vocabulary::Variant::ActixDeadpool);
         let [one, two] = dimensions.configurations(&server)[..] else {
             panic!("expected two configurations");
         };

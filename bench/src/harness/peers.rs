@@ -16,48 +16,14 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
 use clap::builder::PossibleValue;
-use serde::{Deserialize, Serialize};
 
 use crate::harness::peer_builds::{self, BuildPlan, which};
+use crate::results::server::Interpreter;
+use crate::results::vocabulary::Peer;
 
 /// Where the Python environments and the compiled peers go, each in its own folder, relative to
 /// the folder that holds `peers/`.
 pub const ENVIRONMENTS_DIRECTORY: &str = ".bakeoff/peers";
-
-/// A peer: a folder of `peers/` with its own program, run as its [`Runtime`] says.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    clap::ValueEnum,
-)]
-#[serde(rename_all = "kebab-case")]
-#[value(rename_all = "kebab-case")]
-pub enum Peer {
-    /// FastAPI on uvicorn workers under gunicorn, an asyncpg pool per process.
-    FastapiAsyncpg,
-    /// FastAPI with SQLAlchemy 2's async ORM over asyncpg.
-    FastapiSqlalchemy,
-    /// Flask under gunicorn sync workers, psycopg 3 with psycopg_pool.
-    FlaskGunicorn,
-    /// Go's net/http, a goroutine per request, pgxpool.
-    GoPgx,
-    /// Spring MVC 4.3 in embedded Jetty 9.4, thread-per-request, JdbcTemplate over HikariCP.
-    SpringJdbc,
-    /// Django REST framework on uvicorn workers under gunicorn, Django's psycopg 3 pool.
-    DjangoDrf,
-    /// FastAPI on uvicorn workers under gunicorn, an aiopg pool (psycopg2) per process.
-    FastapiAiopg,
-    /// fastapi-aiopg's app under PyPy (psycopg2cffi standing in for psycopg2).
-    FastapiAiopgPypy,
-}
 
 /// How a peer runs: what `bakeoff peers install` prepares for it, what the harness starts, and
 /// what its `WORKERS` count.
@@ -299,16 +265,6 @@ pub fn install_all() -> Result<()> {
         peer.prepare(true)?;
     }
     Ok(())
-}
-
-/// A Python interpreter the peers run on, each with its own environment of pinned packages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Interpreter {
-    /// The machine's `python3` (3.11 on Debian 12).
-    CPython,
-    /// Debian's `pypy3` (PyPy 7.3, Python 3.9), its JIT compiling the same Python code.
-    PyPy,
 }
 
 impl Interpreter {

@@ -19,20 +19,9 @@ use anyhow::{Context, Result, bail};
 use bakeoff_testkit::postgres::{ADMIN_ROLE, free_port, unprivileged_command};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use serde::{Deserialize, Serialize};
 
-use crate::harness::peers::Peer;
-use crate::harness::servers::{ServerSpec, Variant};
-
-/// PgBouncer's `pool_mode`: when a server connection goes back to the pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PoolMode {
-    /// When the client disconnects: a client keeps its server connection for its whole session.
-    Session,
-    /// After each transaction (each statement outside one): clients share server connections.
-    Transaction,
-}
+use crate::harness::servers::ServerSpec;
+use crate::results::vocabulary::{Peer, PoolMode, Pooler, Variant};
 
 impl PoolMode {
     pub fn as_str(self) -> &'static str {
@@ -41,19 +30,6 @@ impl PoolMode {
             PoolMode::Transaction => "transaction",
         }
     }
-}
-
-/// What stands between the servers and PostgreSQL.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum Pooler {
-    /// The servers connect to PostgreSQL themselves.
-    #[default]
-    None,
-    /// A PgBouncer the harness starts for each server, in this pool mode.
-    PgBouncer(PoolMode),
 }
 
 impl Pooler {

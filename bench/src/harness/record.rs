@@ -2,63 +2,7 @@
 //! what it was started with and what it reported running with, whether it passed verification,
 //! how long it took to start and how it stopped. The run's and the study's results embed it.
 
-use bakeoff_core::DbRecycle;
-use serde::{Deserialize, Serialize};
-
-use crate::harness::containers::ContainerRecord;
-use crate::harness::db_latency::LatencyCheck;
-use crate::harness::pooler::PoolMode;
-use crate::harness::servers::{PathStyle, ServerKind};
-use crate::harness::settings::Configuration;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ServerRecord {
-    /// The variant or target name.
-    pub name: String,
-    /// The name with the configuration where the run covers several: what reports show and
-    /// `compare` matches on. Empty in files written before configurations existed.
-    #[serde(default)]
-    pub label: String,
-    pub kind: ServerKind,
-    /// What the run set; `None` for a target (it runs as it was started).
-    #[serde(default)]
-    pub configuration: Option<Configuration>,
-    /// What the server reported running with (`/test/resmon`), read after it started.
-    #[serde(default)]
-    pub effective: Option<EffectiveSettings>,
-    #[serde(default)]
-    pub verification: Verification,
-    /// Why it was not measured, when it was not.
-    pub skipped: Option<String>,
-    /// From spawn to the first `/version` answer.
-    #[serde(default)]
-    pub startup_seconds: Option<f64>,
-    /// The load it served before its first measured cell: the run's warm-up, or longer where
-    /// its runtime needs it (the JVM's JIT). `None` where the command warms up otherwise, and in
-    /// files written before the field existed.
-    #[serde(default)]
-    pub warmup_seconds: Option<f64>,
-    #[serde(default)]
-    pub shutdown: Option<Shutdown>,
-    /// The pooler the harness put in front of its database, when the configuration has one.
-    #[serde(default)]
-    pub pooler: Option<PoolerRecord>,
-    /// What went wrong on the way without stopping the command (a failed warm-up request).
-    #[serde(default)]
-    pub notes: Vec<String>,
-    /// The round trip the delay line in front of its database added, as measured before the
-    /// server started; `None` on a direct connection.
-    #[serde(default)]
-    pub latency_check: Option<LatencyCheck>,
-    /// How a target's paths were written (detected or set); `None` for servers the run starts,
-    /// which take the contract's.
-    #[serde(default)]
-    pub path_style: Option<PathStyle>,
-    /// The container a target ran in and its limits, when the run read the host's cgroups
-    /// (`--container-cgroups`) and found it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub container: Option<ContainerRecord>,
-}
+use crate::results::server::{ServerKind, ServerRecord, Verification};
 
 impl ServerRecord {
     pub fn new(name: String, label: String, kind: ServerKind) -> ServerRecord {
@@ -113,55 +57,4 @@ impl ServerRecord {
     pub fn is_unverified(&self) -> bool {
         self.verification.ran && !self.verification.passed && self.skipped.is_none()
     }
-}
-
-/// The settings a server reported in `/test/resmon`: the effective ones, defaults resolved.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EffectiveSettings {
-    /// Processes serving its port (`PROCESSES`; a peer's worker processes); 1 in files written
-    /// before the field existed.
-    #[serde(default = "one")]
-    pub processes: usize,
-    pub workers: usize,
-    pub db_pool_size: usize,
-    /// `None` where the server does not say.
-    #[serde(default)]
-    pub db_recycle: Option<DbRecycle>,
-}
-
-fn one() -> usize {
-    1
-}
-
-/// The PgBouncer of one server, as started.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PoolerRecord {
-    pub mode: PoolMode,
-    /// Server connections it may open to PostgreSQL (see `pooler::default_pool_size`).
-    pub default_pool_size: usize,
-    /// The documented setting the server ran with to work behind it (statements unprepared in
-    /// transaction mode), when it needed one.
-    #[serde(default)]
-    pub statements_setting: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Verification {
-    pub ran: bool,
-    pub passed: bool,
-    pub checks: usize,
-    /// The deviations from the contract, one line each.
-    pub failures: Vec<String>,
-    /// The server was measured whatever the checks found (`--lenient`).
-    #[serde(default)]
-    pub lenient: bool,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Shutdown {
-    /// Exited by itself with code 0 within the deadline after SIGTERM.
-    pub clean: bool,
-    pub exit_code: Option<i32>,
-    pub killed: bool,
-    pub seconds: f64,
 }

@@ -7,34 +7,10 @@ use std::net::SocketAddr;
 
 use clap::ValueEnum;
 use clap::builder::PossibleValue;
-use serde::{Deserialize, Serialize};
 
-use crate::harness::peers::Peer;
-pub use crate::scenarios::PathStyle;
-
-/// A bakeoff server variant: a workspace package whose binary has the same name, implements the
-/// contract and reads the shared configuration. The one list to extend when a variant is added.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    clap::ValueEnum,
-)]
-#[serde(rename_all = "kebab-case")]
-#[value(rename_all = "kebab-case")]
-pub enum Variant {
-    AxumTokioPostgres,
-    ActixDeadpool,
-    WarpDieselAsync,
-    ThreadedBlocking,
-}
+use crate::results::server::{ServerKind, TargetConformance};
+pub use crate::results::vocabulary::PathStyle;
+use crate::results::vocabulary::{Peer, Variant};
 
 impl Variant {
     /// Every variant, in the order runs and reports show them.
@@ -109,18 +85,6 @@ pub fn chosen_variants(choices: &[VariantChoice]) -> Result<Vec<Variant>, String
     variants.sort();
     variants.dedup();
     Ok(variants)
-}
-
-/// How a run treats a target that deviates from the contract (`--lenient`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TargetConformance {
-    /// A target that fails verification is reported, not measured (as a variant is).
-    #[default]
-    Strict,
-    /// Its deviations are listed and it is measured anyway, its rows marked unverified; under
-    /// load only answers that match the contract count as checked bodies.
-    Lenient,
 }
 
 /// `--target-paths`: whether a target's paths are the contract's or end with a slash.
@@ -198,18 +162,6 @@ pub fn url_address(url: &str) -> anyhow::Result<SocketAddr> {
         .into_iter()
         .next()
         .with_context(|| format!("{url} resolves to no address"))
-}
-
-/// The kind of a server in the results.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ServerKind {
-    /// A bakeoff variant, started by the harness.
-    Variant,
-    /// A server already running, given with `--target`.
-    Target,
-    /// A Python peer (`peers/`), started by the harness like a variant.
-    Peer,
 }
 
 impl fmt::Display for ServerKind {

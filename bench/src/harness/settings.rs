@@ -10,22 +10,11 @@
 use std::fmt;
 use std::num::NonZeroUsize;
 
-pub use bakeoff_core::DbRecycle as Recycle;
-use serde::{Deserialize, Serialize};
+pub use bakeoff_core::DbRecycle;
 
-use crate::delay_line::RoundTrip;
-use crate::harness::pooler::Pooler;
 use crate::harness::servers::ServerSpec;
-
-/// `WORKERS`: each server's own default for the CPUs it is pinned to, or one count for all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Workers {
-    /// Not set: each server runs the worker count its architecture recommends for its CPUs.
-    OwnDefault,
-    /// The same count for every server.
-    Fixed(NonZeroUsize),
-}
+use crate::results::setup::{Configuration, Dimensions, RoundTrip, Workers};
+use crate::results::vocabulary::Pooler;
 
 impl fmt::Display for Workers {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -36,54 +25,12 @@ impl fmt::Display for Workers {
     }
 }
 
-/// One point of the dimensions: what one server is started with. `None` in a field means the
-/// dimension does not apply to that server (it is not set, and the report says so).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Configuration {
-    pub workers: Workers,
-    pub db_pool_size: NonZeroUsize,
-    /// `None` for a server without connection checkout.
-    pub recycle: Option<Recycle>,
-    /// Added between the server and PostgreSQL by a delay line; zero: a direct connection.
-    #[serde(default)]
-    pub db_latency: RoundTrip,
-    /// `PROCESSES` for a variant, `WORKERS` (its worker processes) for a peer; `None` when the
-    /// run does not set it (one process; a peer's own worker count), as in files written before
-    /// the dimension existed.
-    #[serde(default)]
-    pub processes: Option<NonZeroUsize>,
-    /// What stands between the server and PostgreSQL.
-    #[serde(default)]
-    pub pooler: Pooler,
-}
-
-/// The values of every dimension a run covers; every list has at least one value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Dimensions {
-    pub workers: Vec<Workers>,
-    pub db_pool_sizes: Vec<NonZeroUsize>,
-    pub recycle: Vec<Recycle>,
-    #[serde(default = "direct")]
-    pub db_latencies: Vec<RoundTrip>,
-    /// Empty: not set (one process). See [`Configuration::processes`].
-    #[serde(default)]
-    pub processes: Vec<NonZeroUsize>,
-    /// At least one value in a run; empty in files written before the dimension (no pooler).
-    #[serde(default)]
-    pub poolers: Vec<Pooler>,
-}
-
-/// Files written before the latency dimension ran every server on a direct connection.
-fn direct() -> Vec<RoundTrip> {
-    vec![RoundTrip::ZERO]
-}
-
 /// The lists of a run's dimensions as the flags give them; an empty list takes the default.
 #[derive(Debug, Clone, Default)]
 pub struct DimensionLists {
     pub workers: Vec<NonZeroUsize>,
     pub db_pool_sizes: Vec<NonZeroUsize>,
-    pub recycle: Vec<Recycle>,
+    pub recycle: Vec<DbRecycle>,
     pub db_latencies: Vec<RoundTrip>,
     pub processes: Vec<NonZeroUsize>,
     pub poolers: Vec<Pooler>,
@@ -113,12 +60,12 @@ impl Dimensions {
                 db_pool_sizes.to_vec()
             }),
             recycle: sorted(if recycle.is_empty() {
-                vec![Recycle::Fast]
+                vec![DbRecycle::Fast]
             } else {
                 recycle.to_vec()
             }),
             db_latencies: sorted(if db_latencies.is_empty() {
-                direct()
+                vec![RoundTrip::ZERO]
             } else {
                 db_latencies.to_vec()
             }),
@@ -152,7 +99,7 @@ impl Dimensions {
             ServerSpec::Peer(_) => true,
             ServerSpec::Target(_) => return Vec::new(),
         };
-        let recycle: Vec<Option<Recycle>> = if recycle_applies {
+        let recycle: Vec<Option<DbRecycle>> = if recycle_applies {
             self.recycle.iter().copied().map(Some).collect()
         } else {
             vec![None]
@@ -320,9 +267,8 @@ fn sorted<T: Ord>(mut values: Vec<T>) -> Vec<T> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::harness::peers::Peer;
-    use crate::harness::pooler::PoolMode;
-    use crate::harness::servers::{TargetSpec, Variant};
+    use crate::harness::servers::TargetSpec;
+    use crate::results::vocabulary::{Peer, PoolMode, Variant};
 
     fn count(value: usize) -> NonZeroUsize {
         NonZeroUsize::new(value).unwrap()
@@ -338,7 +284,7 @@ mod tests {
             [Configuration {
                 workers: Workers::OwnDefault,
                 db_pool_size: count(4),
-                recycle: Some(Recycle::Fast),
+                recycle: Some(DbRecycle::Fast),
                 db_latency: RoundTrip::ZERO,
                 processes: None,
                 pooler: Pooler::None,
@@ -356,7 +302,7 @@ mod tests {
         let dimensions = Dimensions::new(
             &DimensionLists {
                 db_pool_sizes: vec![count(16), count(4)],
-                recycle: vec![Recycle::Verified, Recycle::Fast],
+                recycle: vec![DbRecycle::Verified, DbRecycle::Fast],
                 ..DimensionLists::default()
             },
             count(4),

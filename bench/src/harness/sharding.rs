@@ -10,6 +10,7 @@
 //! past the end of the previous cell, up to the timeout) starts it late, and its window's start
 //! is recorded, so the merge shows how far apart the shards were.
 
+use crate::results::shard::{EncodedHistogram, ShardCell, SharedPlan};
 use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -23,18 +24,11 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::engine::{self, LiveCounters, LoadOutcome, LoadSpec, PlannedRequest};
 use crate::harness::lifecycle::{resource_snapshot, wait_until_ready};
-use crate::harness::record::EffectiveSettings;
 use crate::harness::servers::TargetSpec;
-use crate::placement::CpuList;
-use crate::scenarios::{Pools, Scenario};
-
-/// Which shard of how many: `2/3` is the second of three.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ShardIndex {
-    /// From 1 to `count`.
-    pub index: usize,
-    pub count: usize,
-}
+use crate::results::server::EffectiveSettings;
+use crate::results::setup::{CpuList, ShardIndex};
+use crate::results::vocabulary::Scenario;
+use crate::scenarios::Pools;
 
 impl ShardIndex {
     /// The shard of an indexed Kubernetes Job's pod: JOB_COMPLETION_INDEX counts from 0.
@@ -401,6 +395,72 @@ pub fn wall_clock_of(moment: Instant) -> Result<Timestamp> {
         .context("a moment too far in the past")?;
     wall.checked_sub(ago)
         .context("a moment too far in the past")
+}
+
+impl SharedPlan {
+    pub fn of(plan: &ShardPlan) -> SharedPlan {
+        SharedPlan {
+            start_at: plan.start_at.to_string(),
+            scenarios: plan.scenarios.clone(),
+            connections: plan.connections.clone(),
+            rate: plan.rate,
+            duration_seconds: plan.duration.as_secs_f64(),
+            warmup_seconds: plan.warmup.as_secs_f64(),
+            gap_seconds: plan.gap.as_secs_f64(),
+            repeat: plan.repeat,
+            timeout_seconds: plan.timeout.as_secs_f64(),
+            check_every: plan.check_every,
+            seed: plan.seed,
+            statuses_only: plan.statuses_only,
+            database: plan.database_url.is_some()
+                || plan.targets.iter().any(|t| t.database_url.is_some()),
+        }
+    }
+}
+
+impl ShardCell {
+    /// The cell of a finished slot.
+    pub fn of(run: &CellRun<'_>) -> Result<ShardCell> {
+        let SlotKind::Cell { scenario, repeat } = run.slot.kind else {
+            bail!("a warm-up is not recorded");
+        };
+        let outcome = &run.outcome;
+        let interval_latency = outcome
+            .interval_latency
+            .iter()
+            .map(|histogram| histogram.as_ref().map(EncodedHistogram::encode).transpose())
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ShardCell {
+            target: run.target.spec.name.clone(),
+            scenario,
+            connections: run.slot.connections,
+            rate: run.level_rate,
+            repeat,
+            shard_connections: run.connections,
+            shard_rate: run.rate,
+            scheduled_start: run.slot.start.to_string(),
+            window_start: run.window_start.to_string(),
+            seconds: outcome.measured.as_secs_f64(),
+            ok: outcome.ok,
+            responses: outcome.responses,
+            body_bytes: outcome.body_bytes,
+            checked_bodies: outcome.checked_bodies,
+            errors: outcome
+                .errors
+                .iter()
+                .map(|(kind, count)| (kind.name(), *count))
+                .collect(),
+            engine_cpu_seconds: outcome.engine_cpu.as_secs_f64(),
+            latency: EncodedHistogram::encode(&outcome.latency)?,
+            uncorrected_latency: outcome
+                .uncorrected
+                .as_ref()
+                .map(EncodedHistogram::encode)
+                .transpose()?,
+            series: outcome.series.clone(),
+            interval_latency,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! pooler too; the delay line's CPU; body deviations of a lenient target) a fault cell records
 //! as well.
 
+use crate::results::{Percentiles, ServerFigures};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,10 +17,11 @@ use crate::harness::faults::{self, FaultSpec};
 use crate::harness::lifecycle::RunningServer;
 use crate::measure::sides::Sides;
 use crate::monitor::{DatabaseWatch, Sampler};
-use crate::placement::Placement;
 use crate::recovery::FaultWindow;
 use crate::results::run::Measurement;
-use crate::scenarios::{Pools, Scenario};
+use crate::results::setup::Placement;
+use crate::results::vocabulary::Scenario;
+use crate::scenarios::Pools;
 
 /// What a 2xx answer whose body differs from the contract's is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,4 +172,47 @@ pub async fn run_engine(spec: LoadSpec, live: &Arc<LiveCounters>) -> Result<Load
         .await
         .context("the load engine stopped")??;
     Ok(outcome)
+}
+
+/// The engine's outcome of a cell's window, as the results record it.
+impl Measurement {
+    pub fn from_outcome(
+        outcome: &LoadOutcome,
+        server: Option<ServerFigures>,
+        engine_threads: usize,
+    ) -> Measurement {
+        let seconds = outcome.measured.as_secs_f64();
+        let engine_busy_percent = (seconds > 0.0 && engine_threads > 0).then(|| {
+            (outcome.engine_cpu.as_secs_f64() / (seconds * engine_threads as f64) * 100.0)
+                .min(100.0)
+        });
+        Measurement {
+            seconds,
+            ok: outcome.ok,
+            responses: outcome.responses,
+            ok_per_second: outcome.ok_per_second(),
+            body_bytes_per_second: outcome.body_bytes as f64 / seconds.max(1e-9),
+            checked_bodies: outcome.checked_bodies,
+            deviating_bodies: 0,
+            latency_us: Percentiles::of(&outcome.latency),
+            uncorrected_latency_us: outcome.uncorrected.as_ref().map(Percentiles::of),
+            errors: outcome
+                .errors
+                .iter()
+                .map(|(kind, count)| (kind.name(), *count))
+                .collect(),
+            server,
+            engine_busy_percent,
+            delay_line_cpu_seconds: None,
+            series: Some(outcome.series.clone()),
+            group: None,
+            round: None,
+            sequence: None,
+            shards: Vec::new(),
+            engine_cpu_seconds: Some(outcome.engine_cpu.as_secs_f64()),
+            engine_container_cpu_seconds: None,
+            database_cpu_seconds: None,
+            fault: None,
+        }
+    }
 }

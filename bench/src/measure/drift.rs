@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::placement::CpuList;
+use crate::results::setup::CpuList;
 
 /// The reference moved more than this during a run (largest over smallest round): the report
 /// flags the run.

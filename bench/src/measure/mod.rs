@@ -13,6 +13,8 @@
 
 pub mod cell;
 pub mod drift;
+pub mod merge;
 pub mod rounds;
 pub mod sides;
 pub mod study;
+pub mod summary;

@@ -26,10 +26,10 @@ use crate::engine::{PlannedRequest, SplitMix64};
 use crate::harness::faults::FaultSpec;
 use crate::measure::cell::{self, Bench, CellLoad, LoadTarget};
 use crate::measure::drift;
-use crate::placement::CpuList;
-use crate::recovery::FaultRecord;
+use crate::results::recovery::FaultRecord;
 use crate::results::run::{Cell, CellRef, Measurement, RoundRecord, Stage};
-use crate::scenarios::Scenario;
+use crate::results::setup::CpuList;
+use crate::results::vocabulary::Scenario;
 
 /// The most rounds of efficiency cells.
 pub const EFFICIENCY_ROUNDS: usize = 3;

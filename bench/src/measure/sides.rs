@@ -2,10 +2,11 @@
 //! compose run) and the database (its container, or the throwaway cluster's processes), so that
 //! a cell's cost per request can be told for the whole request path, not the server alone.
 
-use crate::harness::containers::{ContainerRecord, Containers};
+use crate::harness::containers::Containers;
 use crate::harness::database::Database;
 use crate::monitor::Watched;
 use crate::results::run::{Measurement, RunContainers};
+use crate::results::server::ContainerRecord;
 
 /// What is read of the load engine and the database around every cell.
 #[derive(Default)]

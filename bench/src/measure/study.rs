@@ -20,8 +20,9 @@ use crate::harness::lifecycle::{RESMON_PATH, RunningServer, resource_snapshot};
 use crate::http1::get_once;
 use crate::measure::rounds::round_order;
 use crate::results::study::{
-    BurstRun, CEILING_FACTOR, Calibration, Peak, Point, Workload, WorkloadResult, ceiling,
+    BurstRun, CEILING_FACTOR, Calibration, Peak, Point, WorkloadResult, ceiling,
 };
+use crate::results::vocabulary::Workload;
 use crate::stats::median;
 
 /// Rest between bursts, so that one burst's stragglers never overlap the next.
@@ -456,5 +457,19 @@ fn peak_of(
         resmon,
         resmon_answered_after: seen.answered_after,
         resmon_error,
+    }
+}
+
+impl Point {
+    /// The point of `concurrency` from its bursts.
+    pub fn of(concurrency: usize, runs: Vec<BurstRun>) -> Point {
+        let seconds: Vec<f64> = runs.iter().map(|run| run.seconds).collect();
+        let server: Vec<f64> = runs.iter().filter_map(|r| r.server_seconds_mean).collect();
+        Point {
+            concurrency,
+            median_seconds: median(&seconds),
+            median_server_seconds: (!server.is_empty()).then(|| median(&server)),
+            runs,
+        }
     }
 }

@@ -11,7 +11,7 @@ use plotters::prelude::*;
 
 use crate::render::db_latency_report;
 use crate::results::run::{Cell, Level, Measurement, Percentiles, RunResults, ServerResult};
-use crate::scenarios::Scenario;
+use crate::results::vocabulary::Scenario;
 
 pub(crate) const SIZE: (u32, u32) = (1100, 520);
 const COLORS: [RGBColor; 8] = [

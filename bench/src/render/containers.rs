@@ -6,8 +6,8 @@
 use std::fmt::Write as _;
 
 use crate::format::{Table, group_thousands};
-use crate::harness::containers::ContainerRecord;
 use crate::results::run::{Measurement, RunResults};
+use crate::results::server::ContainerRecord;
 
 /// Whether the run found containers (a compose run).
 pub fn applies(results: &RunResults) -> bool {

@@ -8,10 +8,9 @@ use plotters::coord::ranged1d::SegmentedCoord;
 use plotters::coord::types::{RangedCoordf64, RangedCoordusize};
 use plotters::prelude::*;
 
-use crate::callgrind::Component;
 use crate::render::charts::{Canvas, color, draw_legend, drawing_error, short_number, svg_canvas};
 use crate::results::cost::{CostResults, ServerCost};
-use crate::scenarios::Scenario;
+use crate::results::vocabulary::{Component, Scenario};
 
 /// The chart's file name.
 pub const SPLIT_CHART: &str = "cost-split.svg";

@@ -7,11 +7,10 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::callgrind::Component;
 use crate::format::{Table, group_thousands};
-use crate::machine::Machine;
 use crate::results::cost::{BAND_PERCENT, CostCell, CostChange, CostResults, ServerCost};
-use crate::scenarios::Scenario;
+use crate::results::setup::Machine;
+use crate::results::vocabulary::{Component, Scenario};
 
 /// Functions listed per server and scenario in the report.
 const FUNCTIONS_SHOWN: usize = 10;

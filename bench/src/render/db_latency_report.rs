@@ -9,13 +9,11 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use crate::delay_line::RoundTrip;
 use crate::format::{Table, group_thousands};
 use crate::harness::db_latency::TOLERANCE_PERCENT;
-use crate::harness::settings::{Configuration, Dimensions};
-use crate::placement::Placement;
 use crate::results::run::{Cell, Level, RunResults, ServerResult};
-use crate::scenarios::Scenario;
+use crate::results::setup::{Configuration, Dimensions, Placement, RoundTrip};
+use crate::results::vocabulary::Scenario;
 
 /// The share of its direct-connection throughput a pool must keep to count as enough.
 pub const ENOUGH_PERCENT: f64 = 90.0;
@@ -500,9 +498,10 @@ mod tests {
     use std::str::FromStr as _;
 
     use super::*;
-    use crate::harness::pooler::Pooler;
-    use crate::harness::settings::{DimensionLists, Recycle, Workers};
+    use crate::harness::settings::{DbRecycle, DimensionLists};
     use crate::results::run::test_measurement;
+    use crate::results::setup::Workers;
+    use crate::results::vocabulary::Pooler;
 
     fn cell(ok_per_second: f64) -> Cell {
         Cell::new(
@@ -531,7 +530,7 @@ mod tests {
         let configuration = |pool| Configuration {
             workers: Workers::OwnDefault,
             db_pool_size: pool,
-            recycle: Some(Recycle::Fast),
+            recycle: Some(DbRecycle::Fast),
             db_latency: RoundTrip::ZERO,
             processes: None,
             pooler: Pooler::None,

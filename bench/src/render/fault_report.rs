@@ -10,11 +10,11 @@
 use std::fmt::Write as _;
 
 use crate::format::{Style, Table, group_thousands};
-use crate::harness::faults::FaultKind;
-use crate::recovery::{MedianFigure, MedianTime, RECOVERED_SHARE, Recovery, SUSTAINED};
+use crate::recovery::{RECOVERED_SHARE, SUSTAINED};
 use crate::render::timeline::fault_groups;
+use crate::results::recovery::{MedianFigure, MedianTime, Recovery};
 use crate::results::run::{Cell, Level, RunResults, ServerResult};
-use crate::scenarios::Scenario;
+use crate::results::vocabulary::{FaultKind, Scenario};
 
 fn cells_of(
     results: &RunResults,
@@ -291,7 +291,7 @@ fn method(results: &RunResults) -> String {
         .settings
         .fault_reference_seconds
         .map_or_else(String::new, |seconds| format!("{seconds} s "));
-    let coverage = crate::stats::Interval::of_median(&vec![0.0; rounds.max(1)])
+    let coverage = crate::results::intervals::Interval::of_median(&vec![0.0; rounds.max(1)])
         .map(|interval| {
             format!(
                 "; in brackets the interval of the median (order statistics, {:.0} % coverage \

@@ -12,11 +12,10 @@ use anyhow::Result;
 use plotters::prelude::*;
 
 use crate::format::{Table, group_thousands};
-use crate::harness::pooler::Pooler;
-use crate::harness::settings::Configuration;
 use crate::render::charts::{color, draw_legend, draw_line, drawing_error, titled_panels};
 use crate::results::run::{Cell, Level, RunResults, ServerResult};
-use crate::scenarios::Scenario;
+use crate::results::setup::Configuration;
+use crate::results::vocabulary::{Pooler, Scenario};
 
 /// Whether the run covered processes or a pooler, so that the section has something to show.
 pub fn applies(results: &RunResults) -> bool {

@@ -9,7 +9,7 @@ use anyhow::Result;
 use crate::format::{Style, Table, group_thousands};
 use crate::render::verdicts::{self, Better, ENGINE_BOUND_PERCENT};
 use crate::results::run::{Cell, Level, Measurement, Percentiles, RunResults, ServerResult};
-use crate::scenarios::Scenario;
+use crate::results::vocabulary::Scenario;
 
 /// A figure of a cell, or of its median run; `None` where it was not measured.
 type Figure = dyn Fn(&Cell, &Measurement) -> Option<f64>;
@@ -777,7 +777,7 @@ pub fn rounds_lines(results: &RunResults) -> Vec<String> {
         );
         return lines;
     }
-    let coverage = crate::stats::Interval::of_median(&vec![0.0; rounds])
+    let coverage = crate::results::intervals::Interval::of_median(&vec![0.0; rounds])
         .map(|interval| format!("{:.1} %", interval.coverage * 100.0));
     lines.push(match coverage {
         Some(coverage) => format!(
@@ -1020,9 +1020,8 @@ pub fn write(results: &RunResults, directory: &Path) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::harness::record::ServerRecord;
-    use crate::harness::servers::ServerKind;
     use crate::results::run::test_cell_in_rounds as cell;
+    use crate::results::server::{ServerKind, ServerRecord};
 
     fn server(name: &str) -> ServerResult {
         ServerResult {

@@ -10,7 +10,8 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::render::charts::{SIZE, color, draw_legend, draw_line, drawing_error, svg_canvas};
-use crate::results::study::{StudyResults, Workload};
+use crate::results::study::StudyResults;
+use crate::results::vocabulary::Workload;
 
 const REFERENCE: RGBColor = RGBColor(90, 90, 90);
 

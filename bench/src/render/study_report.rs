@@ -9,7 +9,8 @@ use anyhow::Result;
 
 use crate::format::{Table, human_duration};
 use crate::render::study_charts::{self as charts, worker_counts};
-use crate::results::study::{Point, StudyResults, StudyServer, Workload};
+use crate::results::study::{Point, StudyResults, StudyServer};
+use crate::results::vocabulary::Workload;
 
 fn mebibytes(bytes: u64) -> String {
     format!("{:.1}", bytes as f64 / (1u64 << 20) as f64)

@@ -11,12 +11,11 @@ use anyhow::Result;
 use plotters::coord::CoordTranslate;
 use plotters::prelude::*;
 
-use crate::engine::Series;
-use crate::harness::faults::FaultKind;
 use crate::recovery::RECOVERED_SHARE;
 use crate::render::charts::{SIZE, color, draw_legend, draw_line, drawing_error, svg_canvas};
 use crate::results::run::{Cell, Level, RunResults, ServerResult};
-use crate::scenarios::Scenario;
+use crate::results::series::Series;
+use crate::results::vocabulary::{FaultKind, Scenario};
 
 /// One server's line in a timeline.
 struct Line {

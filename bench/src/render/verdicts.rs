@@ -11,7 +11,7 @@ use crate::results::run::{Cell, Measurement, ServerResult};
 
 /// Above this share of its time busy, the engine may be what limits a cell.
 pub const ENGINE_BOUND_PERCENT: f64 = 90.0;
-use crate::stats::{PairedRatio, Verdict};
+use crate::results::intervals::{PairedRatio, Verdict};
 
 /// Which direction is better for a figure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,7 +150,7 @@ pub fn names(servers: &[&ServerResult]) -> String {
 mod tests {
     use super::*;
     use crate::results::run::{test_cell_in_rounds as cell, test_measurement};
-    use crate::scenarios::Scenario;
+    use crate::results::vocabulary::Scenario;
 
     #[test]
     fn a_leader_must_be_ahead_of_every_other_server_in_every_sense_of_the_rule() {

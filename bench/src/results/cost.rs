@@ -7,14 +7,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::callgrind::{Component, Counts};
-use crate::harness::database::DatabaseKind;
-use crate::harness::record::ServerRecord;
-use crate::harness::settings::Dimensions;
-use crate::machine::Machine;
-use crate::placement::Placement;
 use crate::results::ResultsFile;
-use crate::scenarios::Scenario;
+use crate::results::server::ServerRecord;
+use crate::results::setup::{Dimensions, Machine, Placement};
+use crate::results::vocabulary::{Component, DatabaseKind, Scenario};
 
 /// Bumped when the file's shape changes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -306,6 +302,40 @@ pub fn changes(before: &CostResults, after: &CostResults) -> Vec<CostChange> {
         });
     }
     changes
+}
+
+/// What the processes of a server counted over one measured batch, summed over its processes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Processes that were counted (1 for a variant with one process).
+    pub processes: usize,
+    pub instructions: u64,
+    /// System calls, less the clock reads: the times the process entered the kernel.
+    pub system_calls: u64,
+    /// Reads of the clock (`clock_gettime`, `gettimeofday`, `time`): system calls under
+    /// Valgrind, which gives its programs no vDSO, but served in user space (the vDSO) natively.
+    #[serde(default)]
+    pub clock_reads: u64,
+    /// System calls by the C library function that made them (`epoll_wait`, `recv`, `writev`,
+    /// clock reads included).
+    #[serde(default)]
+    pub system_calls_by_function: BTreeMap<String, u64>,
+    /// Instructions per component of the request path, every component present (0 where none).
+    pub components: BTreeMap<Component, u64>,
+    /// Instructions per crate, or per object where there is no source information.
+    pub sources: BTreeMap<String, u64>,
+    /// The functions that executed the most instructions themselves, largest first.
+    pub functions: Vec<FunctionCount>,
+}
+
+/// One function's own instructions and system calls (all its source files together).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionCount {
+    pub function: String,
+    /// Its crate, or its object without source information.
+    pub source: String,
+    pub instructions: u64,
+    pub system_calls: u64,
 }
 
 #[cfg(test)]

@@ -4,9 +4,16 @@
 //! several engines, merged into a run's ([`shard`]).
 
 pub mod cost;
+pub mod intervals;
+pub mod recovery;
 pub mod run;
+pub mod selftest;
+pub mod series;
+pub mod server;
+pub mod setup;
 pub mod shard;
 pub mod study;
+pub mod vocabulary;
 
 use std::path::{Path, PathBuf};
 

@@ -7,19 +7,13 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{LoadOutcome, Series};
-use crate::harness::containers::ContainerRecord;
-use crate::harness::database::DatabaseKind;
-use crate::harness::faults::FaultKind;
-use crate::harness::record::ServerRecord;
-use crate::harness::settings::Dimensions;
-use crate::harness::sharding::ShardIndex;
-use crate::machine::Machine;
-use crate::placement::Placement;
-use crate::recovery::{FaultRecord, Recovery};
 use crate::results::ResultsFile;
-use crate::scenarios::Scenario;
-use crate::stats::{Interval, median_of_all};
+use crate::results::intervals::Interval;
+use crate::results::recovery::{FaultRecord, Recovery};
+use crate::results::series::Series;
+use crate::results::server::{ContainerRecord, ServerRecord};
+use crate::results::setup::{Dimensions, Machine, Placement, ShardIndex};
+use crate::results::vocabulary::{DatabaseKind, FaultKind, Scenario};
 
 /// Bumped when the file's shape changes: 2 names scenarios, server kinds and the database as
 /// enums and records each server's configuration; 3 adds each run's series and the fault cells,
@@ -210,43 +204,6 @@ pub struct Summary {
 }
 
 impl Cell {
-    pub fn new(
-        scenario: Scenario,
-        connections: usize,
-        rate: Option<f64>,
-        runs: Vec<Measurement>,
-    ) -> Cell {
-        let summary = Summary::of(&runs);
-        Cell {
-            scenario,
-            connections,
-            rate,
-            runs,
-            summary,
-            fault: None,
-            recovery: None,
-        }
-    }
-
-    /// A fault cell from its rounds, each run with its fault record: the recovery over the
-    /// rounds, and the round with the median time back as the one shown (not the one with the
-    /// median throughput, which a fault cell's is not about).
-    pub fn of_fault_rounds(scenario: Scenario, connections: usize, runs: Vec<Measurement>) -> Cell {
-        let mut cell = Cell::new(scenario, connections, None, runs);
-        let records: Vec<&FaultRecord> = cell
-            .runs
-            .iter()
-            .filter_map(|run| run.fault.as_ref())
-            .collect();
-        if records.len() == cell.runs.len() && !records.is_empty() {
-            let shown = Recovery::shown_round(&records);
-            cell.recovery = Recovery::of(&records);
-            cell.fault = Some(records[shown].clone());
-            cell.summary.median_run = shown;
-        }
-        cell
-    }
-
     /// A fault cell's record of every round: each run's, or the cell's one (version 3).
     pub fn fault_records(&self) -> Vec<&FaultRecord> {
         let records: Vec<&FaultRecord> = self
@@ -271,34 +228,6 @@ impl Cell {
     /// The run the report shows.
     pub fn median(&self) -> Option<&Measurement> {
         self.runs.get(self.summary.median_run)
-    }
-}
-
-impl Summary {
-    pub fn of(runs: &[Measurement]) -> Summary {
-        let mut order: Vec<usize> = (0..runs.len()).collect();
-        order.sort_by(|&a, &b| runs[a].ok_per_second.total_cmp(&runs[b].ok_per_second));
-        let median_run = order.get(order.len() / 2).copied().unwrap_or(0);
-        let value = |index: Option<&usize>| index.map_or(0.0, |&i| runs[i].ok_per_second);
-        let median = value(order.get(order.len() / 2));
-        let min = value(order.first());
-        let max = value(order.last());
-        let rates: Vec<f64> = runs.iter().map(|run| run.ok_per_second).collect();
-        let cpu: Vec<f64> = runs.iter().filter_map(Measurement::cpu_ms_per_1k).collect();
-        Summary {
-            interval: Interval::of_median(&rates),
-            cpu_ms_per_1k: (!cpu.is_empty()).then(|| median_of_all(&cpu)),
-            cpu_interval: Interval::of_median(&cpu),
-            median_run,
-            ok_per_second: median,
-            min_ok_per_second: min,
-            max_ok_per_second: max,
-            spread_percent: if median > 0.0 {
-                (max - min) / median * 100.0
-            } else {
-                0.0
-            },
-        }
     }
 }
 
@@ -368,46 +297,6 @@ pub struct Measurement {
 }
 
 impl Measurement {
-    pub fn from_outcome(
-        outcome: &LoadOutcome,
-        server: Option<ServerFigures>,
-        engine_threads: usize,
-    ) -> Measurement {
-        let seconds = outcome.measured.as_secs_f64();
-        let engine_busy_percent = (seconds > 0.0 && engine_threads > 0).then(|| {
-            (outcome.engine_cpu.as_secs_f64() / (seconds * engine_threads as f64) * 100.0)
-                .min(100.0)
-        });
-        Measurement {
-            seconds,
-            ok: outcome.ok,
-            responses: outcome.responses,
-            ok_per_second: outcome.ok_per_second(),
-            body_bytes_per_second: outcome.body_bytes as f64 / seconds.max(1e-9),
-            checked_bodies: outcome.checked_bodies,
-            deviating_bodies: 0,
-            latency_us: Percentiles::of(&outcome.latency),
-            uncorrected_latency_us: outcome.uncorrected.as_ref().map(Percentiles::of),
-            errors: outcome
-                .errors
-                .iter()
-                .map(|(kind, count)| (kind.name(), *count))
-                .collect(),
-            server,
-            engine_busy_percent,
-            delay_line_cpu_seconds: None,
-            series: Some(outcome.series.clone()),
-            group: None,
-            round: None,
-            sequence: None,
-            shards: Vec::new(),
-            engine_cpu_seconds: Some(outcome.engine_cpu.as_secs_f64()),
-            engine_container_cpu_seconds: None,
-            database_cpu_seconds: None,
-            fault: None,
-        }
-    }
-
     /// CPU milliseconds per 1,000 answers of `seconds` (the engine's, its container's or the
     /// database's).
     pub fn cpu_ms_per_thousand(&self, seconds: Option<f64>) -> Option<f64> {

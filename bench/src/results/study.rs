@@ -7,12 +7,10 @@ use std::collections::BTreeMap;
 use bakeoff_core::resmon::ResourceSnapshot;
 use serde::{Deserialize, Serialize};
 
-use crate::harness::database::DatabaseKind;
-use crate::harness::record::ServerRecord;
-use crate::harness::settings::Dimensions;
-use crate::machine::Machine;
-use crate::placement::Placement;
 use crate::results::ResultsFile;
+use crate::results::server::ServerRecord;
+use crate::results::setup::{Dimensions, Machine, Placement};
+use crate::results::vocabulary::{DatabaseKind, Workload};
 
 /// Bumped when the shape of `concurrency.json` changes: 2 names workloads and server kinds as
 /// enums and records each server's configuration (version 1 files are still read).
@@ -21,33 +19,6 @@ pub const FORMAT_VERSION: u32 = 3;
 pub const RESULTS_FILE: &str = "concurrency.json";
 /// A burst "keeps up" while it lasts at most this many times T.
 pub const CEILING_FACTOR: f64 = 1.2;
-
-/// The four workloads of the study.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    clap::ValueEnum,
-)]
-#[serde(rename_all = "kebab-case")]
-#[value(rename_all = "kebab-case")]
-pub enum Workload {
-    /// CPU work inline in the handler, on a request-serving thread.
-    SyncCpubound,
-    /// The same CPU work moved off the request-serving threads.
-    OffloadCpubound,
-    /// A non-blocking wait of T.
-    AsyncIobound,
-    /// A thread sleep of T inside the handler.
-    BlockingIobound,
-}
 
 impl std::fmt::Display for Workload {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -187,20 +158,6 @@ pub struct Point {
     /// The median over the runs of the server-side time per request (each run's mean).
     #[serde(default)]
     pub median_server_seconds: Option<f64>,
-}
-
-impl Point {
-    /// The point of `concurrency` from its bursts.
-    pub fn of(concurrency: usize, runs: Vec<BurstRun>) -> Point {
-        let seconds: Vec<f64> = runs.iter().map(|run| run.seconds).collect();
-        let server: Vec<f64> = runs.iter().filter_map(|r| r.server_seconds_mean).collect();
-        Point {
-            concurrency,
-            median_seconds: crate::stats::median(&seconds),
-            median_server_seconds: (!server.is_empty()).then(|| crate::stats::median(&server)),
-            runs,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

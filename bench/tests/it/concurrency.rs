@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use bakeoff::burst::{self, BurstSpec, Probe};
 use bakeoff::results::ResultsFile;
-use bakeoff::results::study::{StudyResults, Workload};
+use bakeoff::results::study::StudyResults;
+use bakeoff::results::vocabulary::Workload;
 
 use crate::support::{assert_svg, built_variant, render_report_again, run_bakeoff};
 

@@ -3,10 +3,9 @@
 //! says so of the two counts written as two cost files, and the report and chart are written
 //! and render again.
 
-use bakeoff::callgrind::Component;
 use bakeoff::results::ResultsFile;
 use bakeoff::results::cost::CostResults;
-use bakeoff::scenarios::Scenario;
+use bakeoff::results::vocabulary::{Component, Scenario};
 use bakeoff_testkit::server::workspace_binary;
 
 use crate::support::{assert_svg, bakeoff, render_report_again, run_bakeoff};

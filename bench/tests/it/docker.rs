@@ -10,9 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use bakeoff::harness::peers::Peer;
-use bakeoff::harness::servers::{TargetSpec, Variant};
-use bakeoff::scenarios::Scenario;
+use bakeoff::harness::servers::TargetSpec;
+use bakeoff::results::vocabulary::{Peer, Scenario, Variant};
 use bakeoff_core::DbRecycle;
 use bakeoff_core::config::ENV_VARS;
 use bakeoff_testkit::postgres::APP_ROLE;

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bakeoff::engine::{self, ErrorKind, LiveCounters, LoadOutcome, LoadSpec, PlannedRequest};
+use bakeoff::engine::{self, LiveCounters, LoadOutcome, LoadSpec, PlannedRequest};
+use bakeoff::results::series::ErrorKind;
 use bytes::Bytes;
 
 use crate::test_server::TestServer;

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bakeoff::engine::{ErrorKind, LoadOutcome, Mark, Series};
+use bakeoff::engine::{LoadOutcome, Mark};
+use bakeoff::results::series::{ErrorKind, Series};
 
 use crate::engine::{run, spec};
 use crate::test_server::TestServer;
@@ -13,7 +14,7 @@ use crate::test_server::TestServer;
 /// Every count of the series, summed over its intervals, is the run's own.
 fn assert_series_adds_up(outcome: &LoadOutcome) {
     let series = &outcome.series;
-    let sum = |count: fn(&bakeoff::engine::IntervalFigures) -> u64| -> u64 {
+    let sum = |count: fn(&bakeoff::results::series::IntervalFigures) -> u64| -> u64 {
         series.intervals.iter().map(count).sum()
     };
     assert_eq!(sum(|i| i.ok), outcome.ok);

@@ -1,10 +1,10 @@
 //! Every fault against one real variant under load (`bakeoff run --fault`), and the bad input
 //! that must be refused before anything starts.
 
-use bakeoff::harness::faults::FaultKind;
-use bakeoff::recovery::Reference;
 use bakeoff::results::ResultsFile;
+use bakeoff::results::recovery::Reference;
 use bakeoff::results::run::{RunResults, Stage};
+use bakeoff::results::vocabulary::FaultKind;
 
 use crate::support::{assert_svg, bakeoff, built_variant, run_bakeoff};
 

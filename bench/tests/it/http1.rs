@@ -6,8 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bakeoff::http1::TransportError;
-use bakeoff::http1::{BodyUse, Connection, GetRequest};
+use bakeoff::http1::{BodyUse, Connection, GetRequest, TransportError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 

@@ -14,8 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use bakeoff::harness::peers::Peer;
-use bakeoff::harness::servers::{TargetSpec, Variant};
+use bakeoff::harness::servers::TargetSpec;
+use bakeoff::results::vocabulary::{Peer, Variant};
 use bakeoff_core::config::ENV_VARS;
 use bakeoff_testkit::postgres::APP_ROLE;
 use base64::Engine as _;

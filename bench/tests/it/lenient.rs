@@ -9,10 +9,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use bakeoff::harness::servers::PathStyle;
 use bakeoff::results::ResultsFile;
 use bakeoff::results::run::RunResults;
-use bakeoff::scenarios::Scenario;
+use bakeoff::results::vocabulary::{PathStyle, Scenario};
 use bakeoff_testkit::postgres::LocalPostgres;
 use bakeoff_testkit::seed::{SeedSpec, seed};
 use bakeoff_testkit::server::{ServerEnvironment, ServerProcess, workspace_binary};

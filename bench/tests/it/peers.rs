@@ -5,7 +5,7 @@
 //! backends under both policies, with no failed request after them. A peer that drifts from the
 //! contract fails here.
 
-use bakeoff::harness::peers::Peer;
+use bakeoff::results::vocabulary::Peer;
 use bakeoff_suite::{DbRecycle, ServerProgram};
 
 use crate::support::bakeoff;

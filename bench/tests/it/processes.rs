@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use bakeoff::harness::pooler::{PoolMode, Pooler};
 use bakeoff::results::ResultsFile;
 use bakeoff::results::run::RunResults;
+use bakeoff::results::vocabulary::{PoolMode, Pooler};
 
 use crate::support::{assert_svg, bakeoff, built_variant, run_bakeoff};
 

@@ -3,7 +3,7 @@
 
 use bakeoff::results::ResultsFile;
 use bakeoff::results::run::RunResults;
-use bakeoff::scenarios::Scenario;
+use bakeoff::results::vocabulary::Scenario;
 
 use crate::support::{assert_svg, bakeoff, built_variant, render_report_again, run_bakeoff};
 

@@ -5,10 +5,9 @@
 
 use std::collections::BTreeSet;
 
-use bakeoff::harness::servers::Variant;
 use bakeoff::results::ResultsFile;
 use bakeoff::results::run::{RunResults, Stage};
-use bakeoff::scenarios::Scenario;
+use bakeoff::results::vocabulary::{Scenario, Variant};
 use bakeoff_testkit::server::workspace_binary;
 
 use crate::support::run_bakeoff;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use bakeoff::harness::servers::Variant;
+use bakeoff::results::vocabulary::Variant;
 use bakeoff_testkit::server::workspace_binary;
 use tempfile::TempDir;
 
