@@ -24,6 +24,7 @@ use nix::unistd::Pid;
 
 use crate::engine::Mark;
 use crate::harness::database::{Database, DatabaseChoice};
+use crate::names::name_of;
 use crate::results::vocabulary::FaultKind;
 
 /// When a fault starts in the measured window, and how long it lasts, unless told.
@@ -39,13 +40,22 @@ pub const KILL_EVERY: Duration = Duration::from_millis(250);
 
 impl FaultKind {
     pub fn name(self) -> String {
-        crate::names::name_of(&self)
+        name_of(&self)
     }
 
     /// Whether the fault stops or pauses the cluster itself, which only a run that started it
     /// may do.
     pub fn needs_owned_cluster(self) -> bool {
         matches!(self, FaultKind::DbRestart | FaultKind::DbStall)
+    }
+
+    /// The names of the faults an external database allows.
+    fn without_owned_cluster() -> Vec<String> {
+        <FaultKind as clap::ValueEnum>::value_variants()
+            .iter()
+            .filter(|kind| !kind.needs_owned_cluster())
+            .map(name_of)
+            .collect()
     }
 
     /// In words, for the report.
@@ -85,8 +95,13 @@ impl FaultSpec {
         };
         let kind =
             <FaultKind as clap::ValueEnum>::from_str(kind_text.trim(), false).map_err(|_| {
+                let kinds: Vec<String> = <FaultKind as clap::ValueEnum>::value_variants()
+                    .iter()
+                    .map(name_of)
+                    .collect();
                 format!(
-                    "unknown fault {kind_text:?}; the faults are db-restart, db-stall, backend-kill"
+                    "unknown fault {kind_text:?}; the faults are {}",
+                    kinds.join(", ")
                 )
             })?;
         let mut spec = FaultSpec {
@@ -144,8 +159,9 @@ pub fn check(faults: &[FaultSpec], duration: Duration, database: &DatabaseChoice
         );
         if fault.kind.needs_owned_cluster() && matches!(database, DatabaseChoice::External { .. }) {
             bail!(
-                "--fault {}: stopping or pausing PostgreSQL needs the run's own throwaway cluster, not an external database (DATABASE_URL); unset it, or use backend-kill",
-                fault.kind
+                "--fault {}: stopping or pausing PostgreSQL needs the run's own throwaway cluster, not an external database (DATABASE_URL); unset it, or use a fault that needs none ({})",
+                fault.kind,
+                FaultKind::without_owned_cluster().join(", ")
             );
         }
     }
