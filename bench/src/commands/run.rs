@@ -86,11 +86,13 @@ pub struct RunArgs {
     /// Check the body of every N-th answer of each connection (1: all).
     #[arg(long, default_value_t = 16)]
     pub check_every: u64,
-    /// After the normal cells, measure every scenario again with this fault injected into the
-    /// database (db-restart, db-stall, backend-kill), by default 3s into the cell for 2s; repeat
-    /// the flag for several faults. A fault cell lasts --duration, and is followed by a short
-    /// reference cell of the same server without a fault.
-    #[arg(long = "fault", value_name = "KIND[:at=3s,for=2s]", value_parser = FaultSpec::parse)]
+    // The help lists `FaultKind`'s values.
+    #[arg(
+        long = "fault",
+        value_name = "KIND[:at=3s,for=2s]",
+        value_parser = FaultSpec::parse,
+        help = FaultSpec::help()
+    )]
     pub faults: Vec<FaultSpec>,
     /// Rounds of the fault cells, interleaved across the servers like the others (default: the
     /// run's --rounds).

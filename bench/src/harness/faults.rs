@@ -49,6 +49,14 @@ impl FaultKind {
         matches!(self, FaultKind::DbRestart | FaultKind::DbStall)
     }
 
+    /// Every fault's name, as `--fault` takes it.
+    fn names() -> Vec<String> {
+        <FaultKind as clap::ValueEnum>::value_variants()
+            .iter()
+            .map(name_of)
+            .collect()
+    }
+
     /// The names of the faults an external database allows.
     fn without_owned_cluster() -> Vec<String> {
         <FaultKind as clap::ValueEnum>::value_variants()
@@ -95,13 +103,9 @@ impl FaultSpec {
         };
         let kind =
             <FaultKind as clap::ValueEnum>::from_str(kind_text.trim(), false).map_err(|_| {
-                let kinds: Vec<String> = <FaultKind as clap::ValueEnum>::value_variants()
-                    .iter()
-                    .map(name_of)
-                    .collect();
                 format!(
                     "unknown fault {kind_text:?}; the faults are {}",
-                    kinds.join(", ")
+                    FaultKind::names().join(", ")
                 )
             })?;
         let mut spec = FaultSpec {
@@ -121,6 +125,19 @@ impl FaultSpec {
             }
         }
         Ok(spec)
+    }
+
+    /// `--fault`'s help.
+    pub fn help() -> String {
+        format!(
+            "After the normal cells, measure every scenario again with this fault injected into \
+             the database ({}), by default {} into the cell for {}; repeat the flag for several \
+             faults. A fault cell lasts --duration, and is followed by a short reference cell of \
+             the same server without a fault",
+            FaultKind::names().join(", "),
+            seconds_text(DEFAULT_AT),
+            seconds_text(DEFAULT_LENGTH)
+        )
     }
 
     /// The label of its cells: `db-restart at 3s for 2s`.

@@ -110,7 +110,7 @@ impl ServerArgs {
 pub struct DimensionArgs {
     /// WORKERS for every variant, comma-separated for several (default: each variant's own
     /// default for the CPUs it is pinned to: a runtime thread or event loop per CPU, 2 x CPUs + 1
-    /// request threads for threaded-blocking).
+    /// request threads for the thread-per-request variant).
     #[arg(long, value_delimiter = ',')]
     pub workers: Vec<NonZeroUsize>,
     /// DB_POOL_SIZE for every variant, comma-separated for several (default 4).
@@ -121,7 +121,7 @@ pub struct DimensionArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        value_parser = clap::builder::PossibleValuesParser::new(["fast", "verified"])
+        value_parser = clap::builder::PossibleValuesParser::new(DbRecycle::ALL.map(DbRecycle::as_str))
             .try_map(|text| DbRecycle::parse(&text))
     )]
     pub recycle: Vec<DbRecycle>,
@@ -135,10 +135,8 @@ pub struct DimensionArgs {
     /// WORKERS (gunicorn's worker processes). From 1 to CPUs x 8.
     #[arg(long, value_delimiter = ',', value_parser = parse_processes)]
     pub processes: Vec<NonZeroUsize>,
-    /// What stands between the servers and PostgreSQL, comma-separated for several: none
-    /// (default), pgbouncer (session mode), pgbouncer:transaction. PgBouncer is started per
-    /// server by the run (`apt-get install pgbouncer`).
-    #[arg(long, value_delimiter = ',', value_parser = Pooler::parse)]
+    // What stands between the servers and PostgreSQL: the help lists `Pooler::ALL`.
+    #[arg(long, value_delimiter = ',', value_parser = Pooler::parse, help = Pooler::help())]
     pub pooler: Vec<Pooler>,
 }
 

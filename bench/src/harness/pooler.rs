@@ -33,16 +33,45 @@ impl PoolMode {
 }
 
 impl Pooler {
-    /// `none`, `pgbouncer` (session mode), `pgbouncer:session` or `pgbouncer:transaction`.
-    pub fn parse(text: &str) -> Result<Pooler, String> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "none" => Ok(Pooler::None),
-            "pgbouncer" | "pgbouncer:session" => Ok(Pooler::PgBouncer(PoolMode::Session)),
-            "pgbouncer:transaction" => Ok(Pooler::PgBouncer(PoolMode::Transaction)),
-            _ => Err(format!(
-                "{text:?} is not a pooler: none, pgbouncer (session mode), pgbouncer:session or pgbouncer:transaction"
-            )),
+    /// Every pooler and mode, in the order `--pooler`'s help lists them.
+    pub const ALL: [Pooler; 3] = [
+        Pooler::None,
+        Pooler::PgBouncer(PoolMode::Session),
+        Pooler::PgBouncer(PoolMode::Transaction),
+    ];
+
+    /// As `--pooler` takes it: `none`, `pgbouncer:session`, `pgbouncer:transaction`.
+    pub fn name(self) -> String {
+        match self {
+            Pooler::None => "none".to_string(),
+            Pooler::PgBouncer(mode) => format!("pgbouncer:{}", mode.as_str()),
         }
+    }
+
+    /// A name of [`Pooler::ALL`], or `pgbouncer` alone for its default mode (session).
+    pub fn parse(text: &str) -> Result<Pooler, String> {
+        let wanted = text.trim().to_ascii_lowercase();
+        if wanted == "pgbouncer" {
+            return Ok(Pooler::PgBouncer(PoolMode::Session));
+        }
+        Pooler::ALL
+            .into_iter()
+            .find(|pooler| pooler.name() == wanted)
+            .ok_or_else(|| format!("{text:?} is not a pooler: {}", Pooler::names()))
+    }
+
+    /// `--pooler`'s help.
+    pub fn help() -> String {
+        format!(
+            "What stands between the servers and PostgreSQL, comma-separated for several: {} \
+             (default none; pgbouncer alone is session mode). PgBouncer is started per server by \
+             the run (`apt-get install pgbouncer`)",
+            Pooler::names()
+        )
+    }
+
+    fn names() -> String {
+        Pooler::ALL.map(Pooler::name).join(", ")
     }
 }
 

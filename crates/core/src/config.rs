@@ -114,6 +114,9 @@ pub enum DbRecycle {
 }
 
 impl DbRecycle {
+    /// Every policy, in the order `--help` lists them.
+    pub const ALL: [DbRecycle; 2] = [DbRecycle::Fast, DbRecycle::Verified];
+
     /// The value as written in `DB_RECYCLE` and reported by `/test/resmon`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -124,11 +127,11 @@ impl DbRecycle {
 
     /// `fast` or `verified`, in any case.
     pub fn parse(text: &str) -> Result<DbRecycle, String> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "fast" => Ok(DbRecycle::Fast),
-            "verified" => Ok(DbRecycle::Verified),
-            _ => Err(format!("{text:?} is neither fast nor verified")),
-        }
+        let wanted = text.trim().to_ascii_lowercase();
+        DbRecycle::ALL
+            .into_iter()
+            .find(|policy| policy.as_str() == wanted)
+            .ok_or_else(|| format!("{text:?} is neither fast nor verified"))
     }
 }
 
