@@ -24,9 +24,13 @@ impl Variant {
     }
 
     /// Whether a request checks a connection out of a pool (and so whether a connection-check
-    /// policy applies to it): axum-tokio-postgres shares pipelined connections instead.
+    /// policy applies to it). Every variant answers, so that a new one must.
     pub fn checks_out_connections(self) -> bool {
-        !matches!(self, Variant::AxumTokioPostgres)
+        match self {
+            // Shares pipelined connections instead.
+            Variant::AxumTokioPostgres => false,
+            Variant::ActixDeadpool | Variant::WarpDieselAsync | Variant::ThreadedBlocking => true,
+        }
     }
 }
 
