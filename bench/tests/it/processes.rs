@@ -231,7 +231,8 @@ fn bad_process_counts_and_poolers_are_refused_before_anything_starts() {
         ),
         (
             &["--pooler", "none,odyssey"],
-            "\"odyssey\" is not a pooler: none, pgbouncer:session, pgbouncer:transaction".to_string(),
+            "\"odyssey\" is not a pooler: none, pgbouncer:session, pgbouncer:transaction"
+                .to_string(),
         ),
     ];
     for (arguments, message) in cases {

@@ -1,16 +1,15 @@
-//! The contract's errors as warp replies: a handler's [`ApiError`], and every rejection (no route
-//! matched) recovered into one, as warp's `rejections` example does.
+//! The contract's replies as warp responses: a JSON body with its status, and the contract's
+//! errors: a handler's [`ApiError`], and every rejection (no route matched) recovered into one,
+//! as warp's `rejections` example does.
 
 use std::convert::Infallible;
 
-use bakeoff_core::ApiError;
+use bakeoff_core::{ApiError, JSON_CONTENT_TYPE};
 use warp::Rejection;
 use warp::http::StatusCode;
-use warp::http::header::{HeaderName, HeaderValue};
+use warp::http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use warp::reject::{MethodNotAllowed, PayloadTooLarge};
 use warp::reply::Response;
-
-use crate::handlers::json_response;
 
 /// Maps a rejection (no route matched) onto the contract: 405 when the path exists but not for
 /// this method, 404 when nothing matched, and a bodiless 500 for anything unforeseen.
@@ -39,5 +38,15 @@ pub fn error_response(error: &ApiError) -> Response {
             HeaderValue::from_static(value),
         );
     }
+    response
+}
+
+/// A response with a body already serialized as JSON.
+pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = Response::new(body.into());
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
     response
 }

@@ -9,16 +9,13 @@ use std::time::{Duration, Instant};
 
 use bakeoff_core::model::{VersionInfo, to_json};
 use bakeoff_core::workload::{self, FibonacciBody};
-use bakeoff_core::{
-    ApiError, ContactId, FibonacciN, Iterations, JSON_CONTENT_TYPE, Millis, PageRequest,
-};
+use bakeoff_core::{ApiError, ContactId, FibonacciN, Iterations, Millis, PageRequest};
 use percent_encoding::percent_decode_str;
 use warp::http::StatusCode;
-use warp::http::header::{CONTENT_TYPE, HeaderValue};
 use warp::reply::Response;
 
 use crate::database::{self, DbPool};
-use crate::error::error_response;
+use crate::error::{error_response, json_response};
 
 /// What every handler may need: the pool, and the sizes `/test/resmon` reports.
 #[derive(Clone)]
@@ -160,14 +157,4 @@ async fn answer(handler: impl Future<Output = Result<Vec<u8>, ApiError>>) -> Res
         Ok(body) => json_response(StatusCode::OK, body),
         Err(error) => error_response(&error),
     }
-}
-
-/// A response with a body already serialized as JSON.
-pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
-    let mut response = Response::new(body.into());
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
-    response
 }
