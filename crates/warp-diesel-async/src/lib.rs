@@ -6,8 +6,8 @@
 //! query builder costs per request, and shows how close the DSL stays to the SQL it replaces.
 //!
 //! Read it as every server crate reads: [`routes`] (warp's filters, each path to its handler),
-//! [`handlers`] (one function per route), [`error`] (JSON replies, warp's rejections and the contract's errors
-//! as JSON), [`database`] (the pool and the queries).
+//! [`handlers`] (one function per route), [`error`] (JSON replies, and warp's rejections and the
+//! contract's errors as JSON), [`database`] (the pool and the queries).
 
 mod database;
 mod error;
