@@ -1,13 +1,10 @@
-//! Shard files (`shard-K-of-N.json`, written by `bakeoff load`) and their merge into one run's
-//! results (`bakeoff merge`).
+//! Shard files (`shard-K-of-N.json`, written by `bakeoff load`, merged into one run's results
+//! by `measure::merge` for `bakeoff merge`).
 //!
 //! A shard file keeps everything needed to merge exactly: every cell's counts and errors, its
 //! engine's CPU time, its latency histograms in HdrHistogram's own lossless encoding (V2 with
 //! deflate, as base64, the form of HdrHistogram's interval logs) and its series with each
-//! interval's histogram. Merging sums the counts, adds the histograms (so the percentiles are
-//! those of every request of every shard, not averages of percentiles) and lays the shards'
-//! series on one wall clock; each shard's own engine load stays in the merged run
-//! ([`ShardLoad`]), for the report to show.
+//! interval's histogram.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

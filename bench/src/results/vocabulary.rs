@@ -65,7 +65,8 @@ pub enum Variant {
     ThreadedBlocking,
 }
 
-/// A peer: a folder of `peers/` with its own program, run as its [`Runtime`] says.
+/// A peer: a folder of `peers/` with its own program, run as its
+/// [`Runtime`](crate::harness::peers::Runtime) says.
 #[derive(
     Debug,
     Clone,
