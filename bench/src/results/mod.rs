@@ -1,7 +1,13 @@
-//! The results directory and its versioned JSON files: `results.json` of a run ([`run`]),
-//! `concurrency.json` of the concurrency study ([`study`]) and `cost.json` of `bakeoff cost`
-//! ([`cost`]), written and read back the same way; and the shard files of load split over
-//! several engines, merged into a run's ([`shard`]).
+//! The results format: every type written to or read from a results file lives here, and nothing
+//! here measures. `results.json` of a run ([`run`]), `concurrency.json` of the concurrency study
+//! ([`study`]) and `cost.json` of `bakeoff cost` ([`cost`]) are written and read back the same
+//! way ([`ResultsFile`]); the shard files of load split over several engines ([`shard`]) and
+//! `selftest.json` ([`selftest`]) beside them. The parts they share: each server's record
+//! ([`server`]), the setup ([`setup`]), series ([`series`]), fault figures ([`recovery`]),
+//! intervals ([`intervals`]) and the names of things ([`vocabulary`]).
+//!
+//! The harness, the engine and `measure` fill these types in; `render` reads them. Frozen files
+//! of every version [`ResultsFile::read`] accepts are kept under `bench/tests/frozen/`.
 
 pub mod cost;
 pub mod intervals;
