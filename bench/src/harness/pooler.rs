@@ -416,7 +416,7 @@ mod tests {
         }
         assert_eq!(
             Pooler::parse("odyssey").unwrap_err(),
-            r#""odyssey" is not a pooler: none, pgbouncer (session mode), pgbouncer:session or pgbouncer:transaction"#
+            r#""odyssey" is not a pooler: none, pgbouncer:session, pgbouncer:transaction"#
         );
         assert_eq!(
             Pooler::PgBouncer(PoolMode::Transaction).to_string(),

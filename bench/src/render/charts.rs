@@ -9,7 +9,6 @@ use anyhow::Result;
 use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 
-use crate::render::db_latency_report;
 use crate::results::run::{Cell, Level, Measurement, Percentiles, RunResults, ServerResult};
 use crate::results::vocabulary::Scenario;
 
@@ -126,9 +125,9 @@ pub fn write_all(results: &RunResults, directory: &Path) -> Result<Vec<String>> 
             &scenario_names,
             directory,
         )?);
-        written.extend(write_latency_charts(
-            results, &level, &scenarios, directory,
-        )?);
+        if results.latency_dimensions().is_none() {
+            written.push(write_latency_chart(results, &level, &scenarios, directory)?);
+        }
     }
     Ok(written)
 }
@@ -213,121 +212,24 @@ fn write_bar_charts(
     Ok(written)
 }
 
-/// The latency charts of one load level: the percentiles of every server, or, in a run over
-/// database latency levels, throughput against the added latency and the percentiles at each
-/// level; returns their file names.
-fn write_latency_charts(
+/// The latency chart of one load level: the percentiles of every server (a run over database
+/// latency levels draws its own, one per level, in its section); returns its file name.
+fn write_latency_chart(
     results: &RunResults,
     level: &Level,
     scenarios: &[Scenario],
     directory: &Path,
-) -> Result<Vec<String>> {
-    let slug = level.slug();
-    let Some(dimensions) = db_latency_report::latency_dimensions(results) else {
-        let name = format!("latency-{slug}.svg");
-        latency_panels(
-            results,
-            level,
-            scenarios,
-            &|_| true,
-            "",
-            &directory.join(&name),
-        )?;
-        return Ok(vec![name]);
-    };
-    let mut written = Vec::new();
-    let name = format!("db-latency-throughput-{slug}.svg");
-    throughput_against_latency(results, level, scenarios, &directory.join(&name))?;
-    written.push(name);
-    // One percentile chart per latency level: every server's lines at once would be
-    // unreadable.
-    for &round_trip in &dimensions.db_latencies {
-        let name = format!("db-latency-percentiles-{slug}-{}.svg", round_trip.slug());
-        let at_level = move |server: &ServerResult| {
-            server
-                .record
-                .configuration
-                .map_or(round_trip.is_zero(), |c| c.db_latency == round_trip)
-        };
-        latency_panels(
-            results,
-            level,
-            scenarios,
-            &at_level,
-            &format!(", database +{round_trip}"),
-            &directory.join(&name),
-        )?;
-        written.push(name);
-    }
-    Ok(written)
-}
-
-/// One panel per scenario: each server's throughput (a line per configuration less its
-/// latency) against the round trip added to the database.
-fn throughput_against_latency(
-    results: &RunResults,
-    level: &Level,
-    scenarios: &[Scenario],
-    path: &Path,
-) -> Result<()> {
-    let Some(dimensions) = db_latency_report::latency_dimensions(results) else {
-        return Ok(());
-    };
-    let (root, panels) = titled_panels(
-        path,
-        &format!(
-            "Throughput (2xx/s) against added database round trip (ms), {}",
-            level.label()
-        ),
-        scenarios.len(),
+) -> Result<String> {
+    let name = format!("latency-{}.svg", level.slug());
+    latency_panels(
+        results,
+        level,
+        scenarios,
+        &|_| true,
+        "",
+        &directory.join(&name),
     )?;
-    let widest = dimensions
-        .db_latencies
-        .iter()
-        .map(|level| level.milliseconds())
-        .fold(0.0_f64, f64::max)
-        .max(0.1);
-    for (panel_index, (panel, scenario)) in panels.iter().zip(scenarios).enumerate() {
-        let lines = db_latency_report::lines(results, dimensions, level, *scenario);
-        let highest = lines
-            .iter()
-            .flat_map(|line| {
-                line.points
-                    .iter()
-                    .map(|(_, cell)| cell.summary.ok_per_second)
-            })
-            .fold(0.0_f64, f64::max);
-        let top = if highest > 0.0 { highest * 1.15 } else { 1.0 };
-        let mut chart = ChartBuilder::on(panel)
-            .caption(scenario.to_string(), ("sans-serif", 16))
-            .margin(8)
-            .x_label_area_size(30)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0f64..widest * 1.05, 0f64..top)
-            .map_err(drawing_error)?;
-        chart
-            .configure_mesh()
-            .x_labels(6)
-            .y_labels(6)
-            .x_label_formatter(&|value: &f64| format!("{value}"))
-            .y_label_formatter(&|value: &f64| short_number(*value))
-            .draw()
-            .map_err(drawing_error)?;
-        for (index, line) in lines.iter().enumerate() {
-            let points = line
-                .points
-                .iter()
-                .map(|(round_trip, cell)| (round_trip.milliseconds(), cell.summary.ok_per_second))
-                .collect();
-            let label = (panel_index == 0).then(|| line.label.clone());
-            draw_line(&mut chart, points, color(index), label)?;
-        }
-        if panel_index == 0 && !lines.is_empty() {
-            draw_legend(&mut chart, SeriesLabelPosition::UpperRight, 11)?;
-        }
-    }
-    root.present().map_err(drawing_error)?;
-    Ok(())
+    Ok(name)
 }
 
 /// One panel per category (scenario), each with its own scale, and one bar per series (server)
@@ -419,7 +321,7 @@ pub(crate) fn short_number(value: f64) -> String {
 
 /// One panel per scenario: p50, p90, p99, p99.9 and max of each server `shown` picks, on a log
 /// scale.
-fn latency_panels(
+pub(crate) fn latency_panels(
     results: &RunResults,
     level: &Level,
     scenarios: &[Scenario],

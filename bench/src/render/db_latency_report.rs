@@ -8,24 +8,22 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Result;
+use plotters::prelude::*;
 
 use crate::format::{Table, group_thousands};
 use crate::harness::db_latency::TOLERANCE_PERCENT;
+use crate::render::charts::{
+    color, draw_legend, draw_line, drawing_error, latency_panels, short_number, titled_panels,
+};
 use crate::results::run::{Cell, Level, RunResults, ServerResult};
 use crate::results::setup::{Configuration, Dimensions, Placement, RoundTrip};
 use crate::results::vocabulary::Scenario;
 
 /// The share of its direct-connection throughput a pool must keep to count as enough.
 pub const ENOUGH_PERCENT: f64 = 90.0;
-
-/// The dimensions of a run that covered latency levels, else `None`.
-pub fn latency_dimensions(results: &RunResults) -> Option<&Dimensions> {
-    results
-        .settings
-        .dimensions
-        .as_ref()
-        .filter(|dimensions| dimensions.db_latencies.len() > 1 || dimensions.adds_db_latency())
-}
 
 /// One line of the chart: a server in one configuration less its latency, and its cell per level.
 pub struct LatencyLine<'a> {
@@ -95,7 +93,7 @@ fn cell_of<'a>(server: &'a ServerResult, level: &Level, scenario: Scenario) -> O
 
 /// The whole section, in Markdown; empty for a run without latency levels.
 pub fn markdown(results: &RunResults, charts: &[String]) -> String {
-    let Some(dimensions) = latency_dimensions(results) else {
+    let Some(dimensions) = results.latency_dimensions() else {
         return String::new();
     };
     let mut text = String::from("## The database across a network\n\n");
@@ -104,10 +102,7 @@ pub fn markdown(results: &RunResults, charts: &[String]) -> String {
     text.push_str(&saturated_markdown(results));
     text.push_str(&targets_markdown(results));
     text.push_str(&scenarios_markdown(results, dimensions));
-    for chart in charts
-        .iter()
-        .filter(|chart| chart.starts_with("db-latency"))
-    {
+    for chart in charts {
         let _ = writeln!(text, "![{chart}]({chart})\n");
     }
     text.push_str(
@@ -489,6 +484,126 @@ fn family_key(line: &LatencyLine<'_>) -> String {
         configuration.processes,
         configuration.pooler
     )
+}
+
+/// The section's charts, per load level: throughput against the added latency, and the
+/// percentiles at each latency level; returns their file names (none for a run without latency
+/// levels).
+pub fn write_charts(results: &RunResults, directory: &Path) -> Result<Vec<String>> {
+    let Some(dimensions) = results.latency_dimensions() else {
+        return Ok(Vec::new());
+    };
+    let scenarios = results.scenarios();
+    let mut written = Vec::new();
+    for level in results.levels() {
+        written.extend(write_level_charts(
+            results, dimensions, &level, &scenarios, directory,
+        )?);
+    }
+    Ok(written)
+}
+
+fn write_level_charts(
+    results: &RunResults,
+    dimensions: &Dimensions,
+    level: &Level,
+    scenarios: &[Scenario],
+    directory: &Path,
+) -> Result<Vec<String>> {
+    let slug = level.slug();
+    let mut written = Vec::new();
+    let name = format!("db-latency-throughput-{slug}.svg");
+    throughput_against_latency(results, level, scenarios, &directory.join(&name))?;
+    written.push(name);
+    // One percentile chart per latency level: every server's lines at once would be
+    // unreadable.
+    for &round_trip in &dimensions.db_latencies {
+        let name = format!("db-latency-percentiles-{slug}-{}.svg", round_trip.slug());
+        let at_level = move |server: &ServerResult| {
+            server
+                .record
+                .configuration
+                .map_or(round_trip.is_zero(), |c| c.db_latency == round_trip)
+        };
+        latency_panels(
+            results,
+            level,
+            scenarios,
+            &at_level,
+            &format!(", database +{round_trip}"),
+            &directory.join(&name),
+        )?;
+        written.push(name);
+    }
+    Ok(written)
+}
+
+/// One panel per scenario: each server's throughput (a line per configuration less its
+/// latency) against the round trip added to the database.
+fn throughput_against_latency(
+    results: &RunResults,
+    level: &Level,
+    scenarios: &[Scenario],
+    path: &Path,
+) -> Result<()> {
+    let Some(dimensions) = results.latency_dimensions() else {
+        return Ok(());
+    };
+    let (root, panels) = titled_panels(
+        path,
+        &format!(
+            "Throughput (2xx/s) against added database round trip (ms), {}",
+            level.label()
+        ),
+        scenarios.len(),
+    )?;
+    let widest = dimensions
+        .db_latencies
+        .iter()
+        .map(|level| level.milliseconds())
+        .fold(0.0_f64, f64::max)
+        .max(0.1);
+    for (panel_index, (panel, scenario)) in panels.iter().zip(scenarios).enumerate() {
+        let lines = lines(results, dimensions, level, *scenario);
+        let highest = lines
+            .iter()
+            .flat_map(|line| {
+                line.points
+                    .iter()
+                    .map(|(_, cell)| cell.summary.ok_per_second)
+            })
+            .fold(0.0_f64, f64::max);
+        let top = if highest > 0.0 { highest * 1.15 } else { 1.0 };
+        let mut chart = ChartBuilder::on(panel)
+            .caption(scenario.to_string(), ("sans-serif", 16))
+            .margin(8)
+            .x_label_area_size(30)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..widest * 1.05, 0f64..top)
+            .map_err(drawing_error)?;
+        chart
+            .configure_mesh()
+            .x_labels(6)
+            .y_labels(6)
+            .x_label_formatter(&|value: &f64| format!("{value}"))
+            .y_label_formatter(&|value: &f64| short_number(*value))
+            .draw()
+            .map_err(drawing_error)?;
+        for (index, line) in lines.iter().enumerate() {
+            let points = line
+                .points
+                .iter()
+                .map(|(round_trip, cell)| (round_trip.milliseconds(), cell.summary.ok_per_second))
+                .collect();
+            let label = (panel_index == 0).then(|| line.label.clone());
+            draw_line(&mut chart, points, color(index), label)?;
+        }
+        if panel_index == 0 && !lines.is_empty() {
+            draw_legend(&mut chart, SeriesLabelPosition::UpperRight, 11)?;
+        }
+    }
+    root.present().map_err(drawing_error)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -506,22 +506,47 @@ fn server_notes(results: &RunResults) -> Vec<String> {
         .collect()
 }
 
+/// The charts of a report, by the section that shows them.
+#[derive(Debug, Default)]
+pub struct ReportCharts {
+    /// Throughput, CPU, memory and latency per load level, and the timelines: the "Charts"
+    /// section.
+    pub general: Vec<String>,
+    /// The database-latency section's.
+    pub db_latency: Vec<String>,
+    /// The processes-and-pooler section's.
+    pub processes: Vec<String>,
+}
+
+impl ReportCharts {
+    /// Every file name, for the caller to list.
+    pub fn all(self) -> Vec<String> {
+        [self.general, self.db_latency, self.processes].concat()
+    }
+}
+
 /// The whole report as Markdown: its sections in order, then the other layers' sections (each
 /// empty where it does not apply), the charts and the caveats.
-pub fn markdown(results: &RunResults, charts: &[String]) -> String {
+pub fn markdown(results: &RunResults, charts: &ReportCharts) -> String {
     let mut text = header_markdown(results);
     text.push_str(HOW_TO_READ);
     text.push_str(&servers_markdown(results));
     text.push_str(&throughput_markdown(results));
     text.push_str(&efficiency_markdown(results));
-    text.push_str(&crate::render::db_latency_report::markdown(results, charts));
+    text.push_str(&crate::render::db_latency_report::markdown(
+        results,
+        &charts.db_latency,
+    ));
     if crate::render::processes_report::applies(results) {
-        text.push_str(&crate::render::processes_report::markdown(results, charts));
+        text.push_str(&crate::render::processes_report::markdown(
+            results,
+            &charts.processes,
+        ));
     }
     text.push_str(&crate::render::fault_report::markdown(results));
     text.push_str(&crate::render::shards::markdown(results));
     text.push_str(&crate::render::containers::markdown(results));
-    text.push_str(&charts_markdown(charts));
+    text.push_str(&charts_markdown(&charts.general));
     text.push_str(caveats_markdown(results));
     text
 }
@@ -579,7 +604,7 @@ fn header_markdown(results: &RunResults) -> String {
 
 /// Where the delay line ran, for the placement line; empty for a run without one.
 fn delay_line_placement(results: &RunResults) -> String {
-    if crate::render::db_latency_report::latency_dimensions(results).is_none() {
+    if results.latency_dimensions().is_none() {
         return String::new();
     }
     match &results.settings.placement.engine_cpus {
@@ -691,12 +716,8 @@ fn throughput_markdown(results: &RunResults) -> String {
     text
 }
 
-/// The charts no section showed: the latency and processes sections show their own.
-fn charts_markdown(charts: &[String]) -> String {
-    let general: Vec<&String> = charts
-        .iter()
-        .filter(|chart| !chart.starts_with("db-latency") && !chart.starts_with("processes-"))
-        .collect();
+/// The charts of no other section (the latency and processes sections show their own).
+fn charts_markdown(general: &[String]) -> String {
     let mut text = String::new();
     if !general.is_empty() {
         text.push_str("## Charts\n\n");
@@ -1006,15 +1027,20 @@ pub fn terminal(results: &RunResults) -> String {
 
 /// Writes `report.md` and the charts into `directory`.
 pub fn write(results: &RunResults, directory: &Path) -> Result<Vec<String>> {
-    let mut charts = crate::render::charts::write_all(results, directory)?;
-    charts.extend(crate::render::timeline::write_all(results, directory)?);
-    if crate::render::processes_report::applies(results) {
-        charts.extend(crate::render::processes_report::write_charts(
-            results, directory,
-        )?);
-    }
+    let mut general = crate::render::charts::write_all(results, directory)?;
+    general.extend(crate::render::timeline::write_all(results, directory)?);
+    let processes = if crate::render::processes_report::applies(results) {
+        crate::render::processes_report::write_charts(results, directory)?
+    } else {
+        Vec::new()
+    };
+    let charts = ReportCharts {
+        general,
+        db_latency: crate::render::db_latency_report::write_charts(results, directory)?,
+        processes,
+    };
     crate::results::write_file(directory, "report.md", markdown(results, &charts))?;
-    Ok(charts)
+    Ok(charts.all())
 }
 
 #[cfg(test)]

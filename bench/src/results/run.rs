@@ -499,6 +499,14 @@ impl Settings {
 }
 
 impl RunResults {
+    /// The dimensions of a run that covered database latency levels, else `None`.
+    pub fn latency_dimensions(&self) -> Option<&Dimensions> {
+        self.settings
+            .dimensions
+            .as_ref()
+            .filter(|dimensions| dimensions.db_latencies.len() > 1 || dimensions.adds_db_latency())
+    }
+
     /// The levels present in the results, by connection count.
     pub fn levels(&self) -> Vec<Level> {
         let mut levels: Vec<Level> = Vec::new();
