@@ -13,6 +13,6 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("error: {error}");
             std::process::exit(2);
         }
-        result => result.context("actix-deadpool stopped"),
+        result => result.with_context(|| format!("{} stopped", actix_deadpool::VARIANT.name)),
     }
 }

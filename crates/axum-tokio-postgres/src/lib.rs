@@ -27,7 +27,7 @@ use crate::database::DbPool;
 use crate::handlers::AppState;
 
 pub const VARIANT: VariantInfo = VariantInfo {
-    name: "axum-tokio-postgres",
+    name: env!("CARGO_PKG_NAME"),
     summary: "axum 0.8 + tokio-postgres, a few shared connections with pipelined statements",
     workers_default: "the CPUs available to the process",
     pool_default: "WORKERS (one shared connection per worker thread)",

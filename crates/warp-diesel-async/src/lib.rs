@@ -21,7 +21,7 @@ use bakeoff_core::serving;
 use crate::handlers::AppState;
 
 pub const VARIANT: VariantInfo = VariantInfo {
-    name: "warp-diesel-async",
+    name: env!("CARGO_PKG_NAME"),
     summary: "warp 0.4 + diesel-async, queries in diesel's DSL over a deadpool connection pool",
     workers_default: "the CPUs available to the process",
     pool_default: "4 x WORKERS (a connection is held only for a request's statements)",
