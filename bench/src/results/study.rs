@@ -8,7 +8,7 @@ use bakeoff_core::resmon::ResourceSnapshot;
 use serde::{Deserialize, Serialize};
 
 use crate::results::ResultsFile;
-use crate::results::server::ServerRecord;
+use crate::results::server::{EffectiveSettings, ServerRecord};
 use crate::results::setup::{Dimensions, Machine, Placement};
 use crate::results::vocabulary::{DatabaseKind, Workload};
 
@@ -103,6 +103,7 @@ pub struct StudySettings {
 
 /// One server's study.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(from = "StudyServerFile")]
 pub struct StudyServer {
     #[serde(flatten)]
     pub record: ServerRecord,
@@ -110,6 +111,43 @@ pub struct StudyServer {
     pub idle: Option<ResourceSnapshot>,
     pub calibration: Option<Calibration>,
     pub workloads: Vec<WorkloadResult>,
+}
+
+/// [`StudyServer`] as read from any version: version 1 kept the workers a server reported
+/// (`workers`, copied from its `idle` /test/resmon answer) beside its record, where version 2
+/// on keep that answer's settings in the record's `effective`.
+#[derive(Deserialize)]
+struct StudyServerFile {
+    #[serde(flatten)]
+    record: ServerRecord,
+    idle: Option<ResourceSnapshot>,
+    calibration: Option<Calibration>,
+    workloads: Vec<WorkloadResult>,
+    /// Version 1 only.
+    #[serde(default)]
+    workers: Option<usize>,
+}
+
+impl From<StudyServerFile> for StudyServer {
+    fn from(file: StudyServerFile) -> StudyServer {
+        let mut record = file.record;
+        if record.effective.is_none()
+            && let (Some(workers), Some(idle)) = (file.workers, &file.idle)
+        {
+            record.effective = Some(EffectiveSettings {
+                processes: idle.processes,
+                workers,
+                db_pool_size: idle.db_pool_size,
+                db_recycle: idle.db_recycle,
+            });
+        }
+        StudyServer {
+            record,
+            idle: file.idle,
+            calibration: file.calibration,
+            workloads: file.workloads,
+        }
+    }
 }
 
 /// The study's calibration and baseline: the average of the calls to `/test/calibrate` gives the
