@@ -6,7 +6,8 @@
 //! concurrency study, the Docker files and the Kubernetes manifests, a short `bakeoff run
 //! --quick` over one real variant, each fault against a real variant, one over processes and
 //! PgBouncer, the Python peers, a near-contract target run with `--lenient`, and load from three
-//! shard processes merged into one run.
+//! shard processes merged into one run; and the frozen results files of every format version
+//! (`bench/tests/frozen/`), rendered again.
 
 #![allow(clippy::unwrap_used)]
 
@@ -17,6 +18,7 @@ mod docker;
 mod engine;
 mod engine_series;
 mod faults;
+mod frozen;
 mod http1;
 mod kubernetes;
 mod lenient;
