@@ -68,7 +68,13 @@ impl Scenario {
     }
 
     pub fn uses_database(self) -> bool {
-        !matches!(self, Scenario::Version | Scenario::Fibonacci)
+        match self {
+            Scenario::Version | Scenario::Fibonacci => false,
+            Scenario::Types
+            | Scenario::Contact
+            | Scenario::ContactsPage
+            | Scenario::ContactsSearch => true,
+        }
     }
 }
 
@@ -160,7 +166,10 @@ impl Pools {
                 Scenario::Fibonacci => {
                     by_scenario.insert(scenario, Arc::new(fibonacci_requests()?));
                 }
-                _ => anyhow::bail!(
+                Scenario::Types
+                | Scenario::Contact
+                | Scenario::ContactsPage
+                | Scenario::ContactsSearch => anyhow::bail!(
                     "the {scenario} scenario draws its requests from the database, and none was given"
                 ),
             }

@@ -46,7 +46,10 @@ impl FaultKind {
     /// Whether the fault stops or pauses the cluster itself, which only a run that started it
     /// may do.
     pub fn needs_owned_cluster(self) -> bool {
-        matches!(self, FaultKind::DbRestart | FaultKind::DbStall)
+        match self {
+            FaultKind::DbRestart | FaultKind::DbStall => true,
+            FaultKind::BackendKill => false,
+        }
     }
 
     /// Every fault's name, as `--fault` takes it.

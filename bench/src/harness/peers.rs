@@ -11,6 +11,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -183,17 +184,14 @@ pub enum PeerChoice {
 
 impl ValueEnum for PeerChoice {
     fn value_variants<'a>() -> &'a [Self] {
-        &[
-            PeerChoice::All,
-            PeerChoice::Peer(Peer::FastapiAsyncpg),
-            PeerChoice::Peer(Peer::FastapiSqlalchemy),
-            PeerChoice::Peer(Peer::FlaskGunicorn),
-            PeerChoice::Peer(Peer::GoPgx),
-            PeerChoice::Peer(Peer::SpringJdbc),
-            PeerChoice::Peer(Peer::DjangoDrf),
-            PeerChoice::Peer(Peer::FastapiAiopg),
-            PeerChoice::Peer(Peer::FastapiAiopgPypy),
-        ]
+        // `all`, then every peer, from `Peer` itself.
+        static CHOICES: LazyLock<Vec<PeerChoice>> = LazyLock::new(|| {
+            [PeerChoice::All]
+                .into_iter()
+                .chain(Peer::value_variants().iter().copied().map(PeerChoice::Peer))
+                .collect()
+        });
+        &CHOICES
     }
 
     fn to_possible_value(&self) -> Option<PossibleValue> {

@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::LazyLock;
 
 use clap::ValueEnum;
 use clap::builder::PossibleValue;
@@ -49,13 +50,16 @@ pub enum VariantChoice {
 
 impl ValueEnum for VariantChoice {
     fn value_variants<'a>() -> &'a [Self] {
-        &[
-            VariantChoice::Variant(Variant::AxumTokioPostgres),
-            VariantChoice::Variant(Variant::ActixDeadpool),
-            VariantChoice::Variant(Variant::WarpDieselAsync),
-            VariantChoice::Variant(Variant::ThreadedBlocking),
-            VariantChoice::None,
-        ]
+        // Every variant, from `Variant` itself, then `none`.
+        static CHOICES: LazyLock<Vec<VariantChoice>> = LazyLock::new(|| {
+            Variant::value_variants()
+                .iter()
+                .copied()
+                .map(VariantChoice::Variant)
+                .chain([VariantChoice::None])
+                .collect()
+        });
+        &CHOICES
     }
 
     fn to_possible_value(&self) -> Option<PossibleValue> {
