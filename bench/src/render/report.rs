@@ -521,7 +521,13 @@ pub struct ReportCharts {
 impl ReportCharts {
     /// Every file name, for the caller to list.
     pub fn all(self) -> Vec<String> {
-        [self.general, self.db_latency, self.processes].concat()
+        // Destructured, so that a section's new field cannot be left out.
+        let ReportCharts {
+            general,
+            db_latency,
+            processes,
+        } = self;
+        [general, db_latency, processes].concat()
     }
 }
 
