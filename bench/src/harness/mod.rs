@@ -3,8 +3,8 @@
 //! the configuration of one server ([`settings`]), the containers of a compose run
 //! ([`containers`]), the delay line to the database of a
 //! latency level ([`db_latency`]), the flags that choose them ([`flags`]), and one
-//! lifecycle: start -> ready -> verify -> the command's measurement -> stop ([`lifecycle`]), with
-//! what it records of each server ([`record`]), and the faults a command may inject into the
+//! lifecycle: start -> ready -> verify -> the command's measurement -> stop ([`lifecycle`]), filling
+//! in each server's record (`results::server::ServerRecord`), and the faults a command may inject into the
 //! database during a cell ([`faults`]). Load split over several processes or hosts runs one
 //! shard of a plan at a time, at wall-clock times all shards share ([`sharding`]).
 //!
@@ -20,7 +20,6 @@ pub mod lifecycle;
 pub mod peer_builds;
 pub mod peers;
 pub mod pooler;
-pub mod record;
 pub mod servers;
 pub mod settings;
 pub mod sharding;
