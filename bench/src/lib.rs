@@ -12,7 +12,7 @@
 //! - [`harness`]: servers, database, dimensions and the one lifecycle every command drives.
 //! - the measuring parts: [`engine`] (load), [`delay_line`] (latency to the database), [`burst`] (the study's bursts), [`http1`] (their
 //!   HTTP/1.1 client), [`scenarios`], [`monitor`], [`processes`] and [`cgroups`], [`placement`],
-//!   [`machine`], [`recovery`] (how a server rode out a fault, read from its fault cells), and
+//!   [`machine`], [`order`] (the shuffled order of a round), [`recovery`] (how a server rode out a fault, read from its fault cells), and
 //!   the shared
 //!   [`format`], [`stats`] and [`names`].
 //!
@@ -32,6 +32,7 @@ pub mod machine;
 pub mod measure;
 pub mod monitor;
 pub mod names;
+pub mod order;
 pub mod placement;
 pub mod processes;
 pub mod recovery;

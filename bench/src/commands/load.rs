@@ -16,6 +16,7 @@ use crate::harness::flags::parse_duration;
 use crate::harness::servers::TargetSpec;
 use crate::harness::sharding::{self, ShardPlan};
 use crate::machine::utc_now;
+use crate::order::{CELL_WARMUP, DEFAULT_ROUNDS};
 use crate::results::setup::{CpuList, Machine, ShardIndex};
 use crate::results::shard::{SHARD_FORMAT_VERSION, ShardCell, ShardFile, ShardTarget, SharedPlan};
 use crate::results::vocabulary::Scenario;
@@ -24,7 +25,7 @@ use crate::results::vocabulary::Scenario;
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoadArgs {
     /// A running server on the contract: NAME=URL, or NAME=URL,DATABASE_URL when it serves
-    /// another database than DATABASE_URL; repeat for several (loaded one after the other).
+    /// another database than DATABASE_URL; repeat for several (measured in interleaved rounds).
     #[arg(long = "target", value_name = "NAME=URL[,DATABASE_URL]", value_parser = TargetSpec::parse, required = true)]
     pub targets: Vec<TargetSpec>,
     /// Scenarios, comma-separated (default: all).
@@ -36,18 +37,20 @@ pub struct LoadArgs {
     /// Open loop at this many requests per second, all shards together.
     #[arg(long)]
     pub rate: Option<f64>,
-    /// Measured time per cell.
+    /// Measured time per cell over all its rounds (10s over 5 rounds: 2 s per round).
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub duration: Duration,
     /// Warm-up before each target's first level (at most 1 s before the next levels).
     #[arg(long, value_parser = parse_duration, default_value = "2s")]
     pub warmup: Duration,
     /// Pause between two cells: room for answers still in flight when a cell ends.
-    #[arg(long, value_parser = parse_duration, default_value = "2s")]
+    #[arg(long, value_parser = parse_duration, default_value = "1s")]
     pub gap: Duration,
-    /// Runs per cell.
-    #[arg(long, default_value_t = 1)]
-    pub repeat: usize,
+    /// Interleaved rounds, as in `bakeoff run`: each measures every cell once, for its share
+    /// of --duration, the targets of a scenario one after the other in an order shuffled from
+    /// --seed (the same in every shard).
+    #[arg(long, alias = "repeat", default_value_t = DEFAULT_ROUNDS)]
+    pub rounds: usize,
     /// This shard of how many: 2/3 is the second of three (default 1/1).
     #[arg(long, conflicts_with = "shards")]
     pub shard: Option<ShardIndex>,
@@ -84,7 +87,7 @@ pub struct LoadArgs {
     /// servers serve).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
-    /// Seed of the request choice (the same in every shard).
+    /// Seed of the request choice and of the rounds' order (the same in every shard).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Allow targets that are not on a loopback address.
@@ -126,8 +129,9 @@ impl LoadArgs {
             rate: self.rate,
             duration: self.duration,
             warmup: self.warmup,
+            cell_warmup: CELL_WARMUP,
             gap: self.gap,
-            repeat: self.repeat,
+            rounds: self.rounds,
             timeout: self.timeout,
             check_every: self.check_every,
             seed: self.seed,
@@ -168,8 +172,10 @@ pub async fn load(args: LoadArgs, command_line: String) -> Result<PathBuf> {
     sharding::run(&plan, &reached, |run| {
         let cell = ShardCell::of(&run)?;
         eprintln!(
-            "shard {} {:<22} {:<16} c={:<4} ({} here) {:>9} req/s  p99 {:>8.2} ms  errors {}  engine {}  started {:+.1} ms",
+            "shard {} round {}/{} {:<22} {:<16} c={:<4} ({} here) {:>9} req/s  p99 {:>8.2} ms  errors {}  engine {}  started {:+.1} ms",
             plan.shard,
+            cell.round + 1,
+            plan.rounds,
             cell.target,
             cell.scenario.to_string(),
             cell.connections,

@@ -28,6 +28,7 @@ use crate::measure::cell::{Bench, BodyDeviations, LoadTarget};
 use crate::measure::rounds::{self, EfficiencyRate, RoundsPlan, ServerCells};
 use crate::measure::sides::Sides;
 use crate::monitor::DatabaseWatch;
+use crate::order::{CELL_WARMUP, DEFAULT_ROUNDS, MIN_ROUND};
 use crate::placement::PlacementArgs;
 use crate::results::ResultsFile;
 use crate::results::run::{RoundRecord, RunResults, ServerResult, Settings};
@@ -117,12 +118,6 @@ struct Plan {
     containers: Option<Containers>,
 }
 
-/// The rounds of a run unless told: five rounds of 2 s make the same 10 s per cell as the
-/// single block of earlier versions (see `--rounds`).
-pub const DEFAULT_ROUNDS: usize = 5;
-/// Load before each cell's window in a round: the server meets the cell's connections and
-/// requests again after the other servers' cells.
-pub const CELL_WARMUP: Duration = Duration::from_millis(100);
 /// An efficiency cell's window per round.
 pub const EFFICIENCY_DURATION: Duration = Duration::from_secs(1);
 /// The reference cell after a fault cell: at least this long, or a round's window if longer
@@ -156,10 +151,11 @@ impl Plan {
         });
         let round_duration = duration / rounds as u32;
         anyhow::ensure!(
-            round_duration >= Duration::from_millis(200),
-            "--duration {} over {rounds} rounds leaves {} ms per round; give each round at least 200 ms",
+            round_duration >= MIN_ROUND,
+            "--duration {} over {rounds} rounds leaves {} ms per round; give each round at least {} ms",
             humantime::format_duration(duration),
-            round_duration.as_millis()
+            round_duration.as_millis(),
+            MIN_ROUND.as_millis()
         );
         let warmup = args.warmup.unwrap_or(if args.quick {
             Duration::from_secs(1)

@@ -1,16 +1,18 @@
 //! One shard of a load plan (`bakeoff load`): the load of a benchmark split over several engine
 //! processes, on one host or many, each sending its share of the connections (and of the rate)
-//! with the same scenarios, levels and repeats, every cell starting at the same wall-clock time
+//! with the same scenarios, levels and rounds, every cell starting at the same wall-clock time
 //! in every shard, so that together they load each server as one engine would, and their files
 //! merge into one run (`results::shard`).
 //!
 //! The plan is a list of [`Slot`]s laid end to end from `--start-at`, each as long as its load
 //! plus a gap, computed alike by every shard from the same flags: a shard never waits for
-//! another, it waits for the clock. A shard that reaches a slot late (a server answering slowly
+//! another, it waits for the clock. After each target's warm-ups come interleaved rounds as in
+//! `bakeoff run`: each round measures every cell once, for its share of the cell's time, in the
+//! order [`crate::order`] shuffles from the seed (the targets of one scenario at one level one
+//! after the other), so that a slow minute of the machines falls on every target alike. A shard that reaches a slot late (a server answering slowly
 //! past the end of the previous cell, up to the timeout) starts it late, and its window's start
 //! is recorded, so the merge shows how far apart the shards were.
 
-use crate::results::shard::{EncodedHistogram, ShardCell, SharedPlan};
 use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -25,8 +27,11 @@ use jiff::{SignedDuration, Timestamp};
 use crate::engine::{self, LiveCounters, LoadOutcome, LoadSpec, PlannedRequest};
 use crate::harness::lifecycle::{resource_snapshot, wait_until_ready};
 use crate::harness::servers::TargetSpec;
+use crate::order::{self, MIN_ROUND};
+use crate::results::run::Stage;
 use crate::results::server::EffectiveSettings;
 use crate::results::setup::{CpuList, ShardIndex};
+use crate::results::shard::{EncodedHistogram, ShardCell, SharedPlan};
 use crate::results::vocabulary::Scenario;
 use crate::scenarios::Pools;
 
@@ -91,12 +96,15 @@ pub struct ShardPlan {
     pub connections: Vec<usize>,
     /// Open-loop rate, all shards together.
     pub rate: Option<f64>,
+    /// Measured time per cell, over all its rounds.
     pub duration: Duration,
     /// Warm-up before the first level of each target (a shorter one before the next levels).
     pub warmup: Duration,
+    /// Unrecorded load before each cell's window, as in `bakeoff run`.
+    pub cell_warmup: Duration,
     /// Between two slots: room for answers still in flight when a cell ends.
     pub gap: Duration,
-    pub repeat: usize,
+    pub rounds: usize,
     pub timeout: Duration,
     pub check_every: u64,
     /// Seeds the requests drawn from the database (the same in every shard).
@@ -116,8 +124,8 @@ pub struct ShardPlan {
 pub enum SlotKind {
     /// Every scenario mixed at a level, not recorded.
     Warmup,
-    /// One repeat of one scenario at one level, recorded.
-    Cell { scenario: Scenario, repeat: usize },
+    /// One round of one scenario at one level, recorded after the cell's warm-up.
+    Cell { scenario: Scenario, round: usize },
 }
 
 /// A stretch of the plan's time: what every shard does from `start`, for `length`.
@@ -140,10 +148,17 @@ impl ShardPlan {
             "give the servers with --target NAME=URL"
         );
         anyhow::ensure!(!self.scenarios.is_empty(), "no scenario to run");
-        anyhow::ensure!(self.repeat >= 1, "--repeat must be at least 1");
         anyhow::ensure!(
-            !self.duration.is_zero(),
-            "--duration must be more than zero"
+            (1..=100).contains(&self.rounds),
+            "--rounds must be from 1 to 100"
+        );
+        anyhow::ensure!(
+            self.round_duration() >= MIN_ROUND,
+            "--duration {} over {} rounds leaves {} ms per round; give each round at least {} ms",
+            humantime::format_duration(self.duration),
+            self.rounds,
+            self.round_duration().as_millis(),
+            MIN_ROUND.as_millis()
         );
         for &connections in &self.connections {
             if connections < self.shard.count || connections > engine::MAX_CONNECTIONS {
@@ -196,8 +211,13 @@ impl ShardPlan {
         }
     }
 
-    /// Every slot of the plan, in order: per target, per level, the warm-up and then every
-    /// scenario's repeats.
+    /// A cell's window in one round.
+    pub fn round_duration(&self) -> Duration {
+        self.duration / self.rounds.max(1) as u32
+    }
+
+    /// Every slot of the plan, in order: each target's warm-up at each level, then the rounds,
+    /// each cell once per round in the round's shuffled order.
     pub fn schedule(&self) -> Result<Vec<Slot>> {
         let mut slots = Vec::new();
         let mut start = self.start_at;
@@ -220,16 +240,31 @@ impl ShardPlan {
                 if !warmup.is_zero() {
                     push(warmup, target, connections, SlotKind::Warmup)?;
                 }
-                for &scenario in &self.scenarios {
-                    for repeat in 0..self.repeat {
-                        push(
-                            self.duration,
-                            target,
-                            connections,
-                            SlotKind::Cell { scenario, repeat },
-                        )?;
-                    }
-                }
+            }
+        }
+        // The blocks as `bakeoff run` builds them: one per level and scenario, every target in it.
+        let blocks: Vec<Vec<(usize, Scenario, usize)>> = self
+            .connections
+            .iter()
+            .flat_map(|&connections| {
+                self.scenarios.iter().map(move |&scenario| {
+                    (0..self.targets.len())
+                        .map(|target| (target, scenario, connections))
+                        .collect()
+                })
+            })
+            .collect();
+        let salt = order::salt(Stage::ClosedLoop);
+        for round in 0..self.rounds {
+            for (target, scenario, connections) in
+                order::round_order(blocks.clone(), self.seed, salt, round)
+            {
+                push(
+                    self.cell_warmup + self.round_duration(),
+                    target,
+                    connections,
+                    SlotKind::Cell { scenario, round },
+                )?;
             }
         }
         Ok(slots)
@@ -335,10 +370,15 @@ pub async fn run(
         }
         let (requests, seed) = match &slot.kind {
             SlotKind::Warmup => (mixed_requests(plan, target)?, plan.seed),
-            SlotKind::Cell { scenario, repeat } => (
+            SlotKind::Cell { scenario, round } => (
                 target.pools.mix(*scenario, &target.version)?,
-                plan.seed.wrapping_add(*repeat as u64),
+                plan.seed.wrapping_add(*round as u64),
             ),
+        };
+        // A cell's own warm-up is unrecorded load at the head of its slot.
+        let warmup = match slot.kind {
+            SlotKind::Warmup => Duration::ZERO,
+            SlotKind::Cell { .. } => plan.cell_warmup,
         };
         let connections = plan.shard.share(slot.connections);
         let rate = plan.rate_share(slot.connections);
@@ -347,8 +387,8 @@ pub async fn run(
             requests,
             connections,
             threads: plan.threads,
-            warmup: Duration::ZERO,
-            duration: slot.length,
+            warmup,
+            duration: slot.length - warmup,
             rate,
             timeout: plan.timeout,
             check_every: plan.check_every,
@@ -406,8 +446,9 @@ impl SharedPlan {
             rate: plan.rate,
             duration_seconds: plan.duration.as_secs_f64(),
             warmup_seconds: plan.warmup.as_secs_f64(),
+            cell_warmup_seconds: plan.cell_warmup.as_secs_f64(),
             gap_seconds: plan.gap.as_secs_f64(),
-            repeat: plan.repeat,
+            rounds: plan.rounds,
             timeout_seconds: plan.timeout.as_secs_f64(),
             check_every: plan.check_every,
             seed: plan.seed,
@@ -421,7 +462,7 @@ impl SharedPlan {
 impl ShardCell {
     /// The cell of a finished slot.
     pub fn of(run: &CellRun<'_>) -> Result<ShardCell> {
-        let SlotKind::Cell { scenario, repeat } = run.slot.kind else {
+        let SlotKind::Cell { scenario, round } = run.slot.kind else {
             bail!("a warm-up is not recorded");
         };
         let outcome = &run.outcome;
@@ -435,7 +476,7 @@ impl ShardCell {
             scenario,
             connections: run.slot.connections,
             rate: run.level_rate,
-            repeat,
+            round,
             shard_connections: run.connections,
             shard_rate: run.rate,
             scheduled_start: run.slot.start.to_string(),
@@ -480,8 +521,9 @@ mod tests {
             rate: Some(1_000.0),
             duration: Duration::from_secs(10),
             warmup: Duration::from_secs(2),
+            cell_warmup: Duration::from_millis(100),
             gap: Duration::from_secs(1),
-            repeat: 2,
+            rounds: 2,
             timeout: Duration::from_secs(5),
             check_every: 16,
             seed: 1,
@@ -517,33 +559,46 @@ mod tests {
     }
 
     #[test]
-    fn every_shard_computes_the_same_schedule() {
+    fn every_shard_computes_the_same_schedule_of_interleaved_rounds() {
         let first = plan("1/3").schedule().unwrap();
         assert_eq!(first, plan("3/3").schedule().unwrap());
-        // 2 targets x 2 levels x (a warm-up + 2 scenarios x 2 repeats).
-        assert_eq!(first.len(), 2 * 2 * 5);
-        assert_eq!(first[0].kind, SlotKind::Warmup);
-        assert_eq!(first[0].length, Duration::from_secs(2));
+        // 2 targets x 2 levels of warm-ups, then 2 rounds x (2 levels x 2 scenarios x 2 targets).
+        assert_eq!(first.len(), 4 + 2 * 8);
+        let warmups: Vec<(usize, usize, u64)> = first[..4]
+            .iter()
+            .map(|slot| {
+                assert_eq!(slot.kind, SlotKind::Warmup);
+                (slot.target, slot.connections, slot.length.as_secs())
+            })
+            .collect();
         // The next level's warm-up is shorter, as in `bakeoff run`.
-        assert_eq!(first[5].kind, SlotKind::Warmup);
-        assert_eq!(first[5].length, Duration::from_secs(1));
-        let second = &first[1];
-        assert_eq!(
-            second.kind,
-            SlotKind::Cell {
-                scenario: Scenario::Version,
-                repeat: 0
+        assert_eq!(warmups, [(0, 8, 2), (0, 64, 1), (1, 8, 2), (1, 64, 1)]);
+        // Each slot is its load and a 1 s gap: 3 + 2 + 3 + 2 s of warm-ups.
+        let at = |text: &str| text.parse::<Timestamp>().unwrap();
+        assert_eq!(first[4].start, at("2030-01-01T00:00:10Z"));
+        // A cell's slot: 100 ms of its own warm-up, then 10 s over 2 rounds.
+        assert_eq!(first[4].length, Duration::from_millis(5_100));
+        assert_eq!(first[5].start, at("2030-01-01T00:00:16.1Z"));
+        for (round, cells) in first[4..].chunks(8).enumerate() {
+            let mut seen: Vec<(usize, Scenario, usize)> = cells
+                .iter()
+                .map(|slot| match slot.kind {
+                    SlotKind::Cell { scenario, round: r } if r == round => {
+                        (slot.target, scenario, slot.connections)
+                    }
+                    ref other => panic!("round {round} holds {other:?}"),
+                })
+                .collect();
+            // The two targets of a scenario at a level follow each other.
+            for pair in seen.chunks(2) {
+                assert_eq!((pair[0].1, pair[0].2), (pair[1].1, pair[1].2));
+                assert_ne!(pair[0].0, pair[1].0);
             }
-        );
-        assert_eq!(
-            second.start,
-            "2030-01-01T00:00:03Z".parse::<Timestamp>().unwrap()
-        );
-        assert_eq!(
-            first[2].start,
-            "2030-01-01T00:00:14Z".parse::<Timestamp>().unwrap()
-        );
-        assert_eq!((first[10].target, first[10].connections), (1, 8));
+            // Every cell once per round.
+            seen.sort();
+            seen.dedup();
+            assert_eq!(seen.len(), 8);
+        }
     }
 
     #[test]
@@ -561,6 +616,15 @@ mod tests {
         let mut too_few = plan("1/3");
         too_few.connections = vec![2];
         assert!(too_few.check(now).is_err());
+        let mut short = plan("1/3");
+        short.rounds = 100;
+        assert!(
+            short
+                .check(now)
+                .unwrap_err()
+                .to_string()
+                .contains("100 ms per round")
+        );
         let mut twice = plan("1/3");
         twice.targets.push(twice.targets[0].clone());
         assert!(twice.check(now).unwrap_err().to_string().contains("twice"));

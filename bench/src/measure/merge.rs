@@ -1,6 +1,7 @@
 //! Shards merged into one run: every shard of a plan checked present once, counts and errors
 //! summed, latency histograms added (so percentiles are those of all requests), series laid on
-//! one wall clock. `bakeoff merge` writes the result as a run's `results.json`.
+//! one wall clock, each round's cells in the order they ran. `bakeoff merge` writes the result
+//! as a run's `results.json`, one group measured in interleaved rounds as `bakeoff run` writes it.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +10,9 @@ use hdrhistogram::Histogram;
 use jiff::Timestamp;
 
 use crate::engine::new_histogram;
-use crate::results::run::{Cell, Measurement, Percentiles, RunResults};
+use crate::results::run::{
+    Cell, CellRef, Measurement, Percentiles, RoundRecord, RunResults, Stage,
+};
 use crate::results::series::{IntervalFigures, Series};
 use crate::results::server::{EffectiveSettings, ServerKind, ServerRecord};
 use crate::results::setup::Placement;
@@ -66,6 +69,7 @@ pub fn merge(mut shards: Vec<ShardFile>, merge_command: &str) -> Result<RunResul
     check_complete(&shards)?;
     shards.sort_by_key(|shard| shard.shard.index);
     let first = &shards[0];
+    let ordered = planned_order(&first.cells)?;
     let mut servers = Vec::new();
     for target in &first.targets {
         let mut record =
@@ -78,10 +82,10 @@ pub fn merge(mut shards: Vec<ShardFile>, merge_command: &str) -> Result<RunResul
         ));
         servers.push(ServerResult {
             record,
-            cells: merged_cells(&shards, &target.name)?,
+            cells: merged_cells(&shards, &ordered, &target.name)?,
             fault_cells: Vec::new(),
             efficiency_cells: Vec::new(),
-            group: None,
+            group: Some(0),
         });
     }
     let hosts: Vec<&str> = shards.iter().map(|shard| shard.host.as_str()).collect();
@@ -116,10 +120,9 @@ pub fn merge(mut shards: Vec<ShardFile>, merge_command: &str) -> Result<RunResul
             rate: plan.rate,
             duration_seconds: plan.duration_seconds,
             warmup_seconds: plan.warmup_seconds,
-            repeat: plan.repeat,
-            // The shards' repeats run one after another, not in interleaved rounds.
-            rounds: 0,
-            cell_warmup_seconds: 0.0,
+            repeat: 1,
+            rounds: plan.rounds,
+            cell_warmup_seconds: plan.cell_warmup_seconds,
             efficiency_seconds: None,
             fault_rounds: 0,
             fault_reference_seconds: None,
@@ -152,20 +155,44 @@ pub fn merge(mut shards: Vec<ShardFile>, merge_command: &str) -> Result<RunResul
             profile: "the servers' own".to_string(),
         },
         servers,
-        rounds: Vec::new(),
-        groups: Vec::new(),
+        rounds: round_records(&ordered, plan.rounds),
+        groups: vec![first.targets.iter().map(|t| t.name.clone()).collect()],
         containers: None,
     })
 }
 
-/// One target's cells, each repeat's shards merged into one run.
-fn merged_cells(shards: &[ShardFile], target: &str) -> Result<Vec<Cell>> {
+/// The rounds as they ran: each round's cells in the order of their planned starts (the same
+/// in every shard). No shard times the machine's speed: the servers' CPUs are not theirs.
+fn round_records(ordered: &[&ShardCell], rounds: usize) -> Vec<RoundRecord> {
+    (0..rounds)
+        .map(|round| RoundRecord {
+            group: 0,
+            stage: Stage::ClosedLoop,
+            round,
+            reference_ms: None,
+            order: ordered
+                .iter()
+                .filter(|cell| cell.round == round)
+                .map(|cell| CellRef {
+                    server: cell.target.clone(),
+                    scenario: cell.scenario,
+                    connections: cell.connections,
+                    rate: cell.rate,
+                    fault: None,
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// One target's cells, each round's shards merged into one run of that round.
+fn merged_cells(shards: &[ShardFile], ordered: &[&ShardCell], target: &str) -> Result<Vec<Cell>> {
     let plan = &shards[0].plan;
     let mut cells = Vec::new();
     for &connections in &plan.connections {
         for &scenario in &plan.scenarios {
             let mut runs = Vec::new();
-            for repeat in 0..plan.repeat {
+            for round in 0..plan.rounds {
                 let parts: Vec<(&ShardFile, &ShardCell)> = shards
                     .iter()
                     .map(|shard| {
@@ -176,25 +203,59 @@ fn merged_cells(shards: &[ShardFile], target: &str) -> Result<Vec<Cell>> {
                                 cell.target == target
                                     && cell.scenario == scenario
                                     && cell.connections == connections
-                                    && cell.repeat == repeat
+                                    && cell.round == round
                             })
                             .map(|cell| (shard, cell))
                             .with_context(|| {
                                 format!(
                                     "shard {} has no cell {target} {scenario} at {connections} \
-                                     connections, run {}",
+                                     connections, round {}",
                                     shard.shard,
-                                    repeat + 1
+                                    round + 1
                                 )
                             })
                     })
                     .collect::<Result<_>>()?;
-                runs.push(merged_measurement(&parts)?);
+                let mut run = merged_measurement(&parts)?;
+                run.group = Some(0);
+                run.round = Some(round);
+                run.sequence = sequence_of(ordered, parts[0].1);
+                runs.push(run);
             }
             cells.push(Cell::new(scenario, connections, plan.rate, runs));
         }
     }
     Ok(cells)
+}
+
+/// A shard's cells in the order the plan ran them, the same in every shard.
+fn planned_order(cells: &[ShardCell]) -> Result<Vec<&ShardCell>> {
+    let mut timed = cells
+        .iter()
+        .map(|cell| {
+            let start = cell.scheduled_start.parse::<Timestamp>().with_context(|| {
+                format!(
+                    "a planned start that is not an RFC 3339 time: {}",
+                    cell.scheduled_start
+                )
+            })?;
+            Ok((start, cell))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    timed.sort_by_key(|(start, _)| *start);
+    Ok(timed.into_iter().map(|(_, cell)| cell).collect())
+}
+
+/// Where a cell ran in the whole plan: its place in the planned order.
+fn sequence_of(ordered: &[&ShardCell], cell: &ShardCell) -> Option<usize> {
+    ordered.iter().position(|other| {
+        (
+            &other.target,
+            other.scenario,
+            other.connections,
+            other.round,
+        ) == (&cell.target, cell.scenario, cell.connections, cell.round)
+    })
 }
 
 /// The shards' runs of one cell as one run: counts summed, histograms added, series aligned.
@@ -369,7 +430,7 @@ mod tests {
             scenario: Scenario::Version,
             connections: 2,
             rate: None,
-            repeat: 0,
+            round: 0,
             shard_connections: 1,
             shard_rate: None,
             scheduled_start: String::new(),
@@ -400,7 +461,8 @@ mod tests {
             "machine": Machine::default(),
             "plan": {
                 "start_at": "", "scenarios": [], "connections": [], "rate": null,
-                "duration_seconds": 0.3, "warmup_seconds": 0.0, "gap_seconds": 0.0, "repeat": 1,
+                "duration_seconds": 0.3, "warmup_seconds": 0.0, "cell_warmup_seconds": 0.0,
+                "gap_seconds": 0.0, "rounds": 1,
                 "timeout_seconds": 5.0, "check_every": 16, "seed": 1, "statuses_only": false,
                 "database": false
             },

@@ -22,10 +22,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::engine::{PlannedRequest, SplitMix64};
+use crate::engine::PlannedRequest;
 use crate::harness::faults::FaultSpec;
 use crate::measure::cell::{self, Bench, CellLoad, LoadTarget};
 use crate::measure::drift;
+use crate::order;
 use crate::results::recovery::FaultRecord;
 use crate::results::run::{Cell, CellRef, Measurement, RoundRecord, Stage};
 use crate::results::setup::CpuList;
@@ -384,11 +385,6 @@ fn key(slot: &Slot) -> CellKey {
 /// The slots in the order of one round: blocks of one scenario at one level shuffled, servers
 /// shuffled within each block. The same seed, stage and round give the same order.
 fn shuffled(slots: &[Slot], seed: u64, stage: Stage, round: usize) -> Vec<Slot> {
-    let salt = match stage {
-        Stage::ClosedLoop => 0x5eed_0001,
-        Stage::Efficiency => 0x5eed_0002,
-        Stage::Fault => 0x5eed_0003,
-    };
     let mut blocks: Vec<Vec<Slot>> = Vec::new();
     for slot in slots {
         match blocks.iter_mut().find(|block| {
@@ -401,27 +397,7 @@ fn shuffled(slots: &[Slot], seed: u64, stage: Stage, round: usize) -> Vec<Slot> 
             None => blocks.push(vec![*slot]),
         }
     }
-    round_order(blocks, seed, salt, round)
-}
-
-/// The order of one round: the blocks in an order shuffled from `seed`, `salt` (one per kind of
-/// round) and the round's number, and the items of each block (the servers measured at one
-/// point) shuffled within it, so that they follow each other.
-pub fn round_order<T>(mut blocks: Vec<Vec<T>>, seed: u64, salt: u64, round: usize) -> Vec<T> {
-    let mut random = SplitMix64::new(seed ^ salt ^ ((round as u64) << 32));
-    shuffle(&mut blocks, &mut random);
-    for block in &mut blocks {
-        shuffle(block, &mut random);
-    }
-    blocks.into_iter().flatten().collect()
-}
-
-/// Fisher-Yates.
-fn shuffle<T>(items: &mut [T], random: &mut SplitMix64) {
-    for index in (1..items.len()).rev() {
-        let other = random.below(index + 1);
-        items.swap(index, other);
-    }
+    order::round_order(blocks, seed, order::salt(stage), round)
 }
 
 /// Every scenario mixed, at each connection level, before the rounds.

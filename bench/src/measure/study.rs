@@ -2,7 +2,7 @@
 //! that one request costs about T, then, in interleaved rounds, bursts of N identical requests at
 //! once for N = 1..=K and every workload. A round holds every (workload, N) block once, in an
 //! order shuffled per round from the seed, with the servers of a block one after the other in a
-//! shuffled order (`rounds::round_order`): a slow minute of the machine falls on every server
+//! shuffled order (`order::round_order`): a slow minute of the machine falls on every server
 //! alike, as in `bakeoff run`. The servers' threads and memory are read idle and during the first
 //! round's largest burst.
 
@@ -18,7 +18,7 @@ use bakeoff_core::workload::TimedBody;
 use crate::burst;
 use crate::harness::lifecycle::{RESMON_PATH, RunningServer, resource_snapshot};
 use crate::http1::get_once;
-use crate::measure::rounds::round_order;
+use crate::order::round_order;
 use crate::results::study::{
     BurstRun, CEILING_FACTOR, Calibration, Peak, Point, WorkloadResult, ceiling,
 };

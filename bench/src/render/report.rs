@@ -798,8 +798,8 @@ pub fn rounds_lines(results: &RunResults) -> Vec<String> {
     let rounds = results.settings.rounds;
     if rounds == 0 {
         lines.push(
-            "**Rounds:** none (a file from before rounds, or merged shards): cells measured one \
-             after another, no intervals, and no server is ranked ahead of another"
+            "**Rounds:** none (a file from before rounds, or shards merged by an earlier bakeoff): \
+             cells measured one after another, no intervals, and no server is ranked ahead of another"
                 .to_string(),
         );
         return lines;

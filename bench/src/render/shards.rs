@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 
 use crate::format::{Table, group_thousands};
 use crate::render::verdicts::ENGINE_BOUND_PERCENT;
-use crate::results::run::RunResults;
+use crate::results::run::{RunResults, ShardLoad};
+use crate::stats::median;
 
 /// Whether the run merges shards.
 pub fn applies(results: &RunResults) -> bool {
@@ -16,41 +17,60 @@ pub fn applies(results: &RunResults) -> bool {
         .any(|run| !run.shards.is_empty())
 }
 
-/// One row per shard of every measured run.
+/// One row per cell and shard: over the cell's rounds (or runs, in a file from before rounds),
+/// the shard's median answers per second, its median and busiest engine load, and the latest
+/// its window began after the first shard's.
 pub fn table(results: &RunResults) -> Table {
     let mut table = Table::new(&[
         "server",
         "scenario",
         "connections",
-        "run",
         "shard",
         "host",
         "its conns",
         "req/s",
         "engine %",
-        "start ms",
+        "engine % max",
+        "start ms max",
     ]);
     for (server, cell) in results.cells() {
-        for (index, run) in cell.runs.iter().enumerate() {
-            for shard in &run.shards {
-                table.rows.push(vec![
-                    server.record.shown_name().to_string(),
-                    cell.scenario.to_string(),
-                    cell.connections.to_string(),
-                    (index + 1).to_string(),
-                    shard.shard.to_string(),
-                    shard.host.clone(),
-                    shard.connections.to_string(),
-                    group_thousands(shard.ok_per_second.round() as i64),
-                    shard
-                        .engine_busy_percent
-                        .map_or_else(|| "–".to_string(), |busy| format!("{busy:.0}")),
-                    format!("{:+.1}", shard.start_offset_ms),
-                ]);
-            }
+        let Some(first) = cell.runs.first() else {
+            continue;
+        };
+        for (index, shard) in first.shards.iter().enumerate() {
+            let parts: Vec<&ShardLoad> = cell
+                .runs
+                .iter()
+                .filter_map(|run| run.shards.get(index))
+                .collect();
+            let rates: Vec<f64> = parts.iter().map(|part| part.ok_per_second).collect();
+            let busy: Vec<f64> = parts
+                .iter()
+                .filter_map(|part| part.engine_busy_percent)
+                .collect();
+            let latest = parts
+                .iter()
+                .map(|part| part.start_offset_ms)
+                .fold(0.0, f64::max);
+            table.rows.push(vec![
+                server.record.shown_name().to_string(),
+                cell.scenario.to_string(),
+                cell.connections.to_string(),
+                shard.shard.to_string(),
+                shard.host.clone(),
+                shard.connections.to_string(),
+                group_thousands(median(&rates).round() as i64),
+                shown_percent((!busy.is_empty()).then(|| median(&busy))),
+                shown_percent(busy.iter().copied().reduce(f64::max)),
+                format!("{latest:+.1}"),
+            ]);
         }
     }
     table
+}
+
+fn shown_percent(value: Option<f64>) -> String {
+    value.map_or_else(|| "–".to_string(), |busy| format!("{busy:.0}"))
 }
 
 /// The busiest shard engine, the shards at or above the engine-bound mark, and the widest gap
@@ -91,8 +111,9 @@ pub fn reading(results: &RunResults) -> String {
     } else {
         let _ = write!(
             sentence,
-            "; {bound} shard runs were at least {ENGINE_BOUND_PERCENT:.0} % busy: those cells may \
-             show their shards' limit, not the server's (run more shards)"
+            "; {bound} shard windows (a shard in a round) were at least \
+             {ENGINE_BOUND_PERCENT:.0} % busy: those cells may show their shards' limit, not the \
+             server's (run more shards)"
         );
     }
     let _ = write!(
@@ -110,11 +131,12 @@ pub fn markdown(results: &RunResults) -> String {
     let mut text = String::from("## Load shards\n\n");
     text.push_str(
         "The load came from several engines (`bakeoff load --shard K/N`), each sending its share \
-         of the connections with the same requests and starting each cell at the same wall-clock \
-         time; the tables above merge them: counts summed, latency percentiles of every request \
-         of every shard (their histograms added), `engine %` the busiest shard's. Per shard: its \
-         connections, its answers per second, how busy its engine threads were, and when its \
-         window began after the first shard's.\n\n",
+         of the connections with the same requests and starting each cell of each round at the \
+         same wall-clock time; the tables above merge them round by round: counts summed, \
+         latency percentiles of every request of every shard (their histograms added), \
+         `engine %` the busiest shard's. Per cell and shard, over its rounds: its connections, \
+         its median answers per second, how busy its engine threads were (median and most), \
+         and the latest its window began after the first shard's.\n\n",
     );
     text.push_str(&table(results).markdown());
     let _ = writeln!(text, "\n{}\n", reading(results));

@@ -23,7 +23,8 @@ use crate::results::vocabulary::Scenario;
 
 /// Bumped when the shard file's shape changes; `bakeoff merge` reads only its own version, as
 /// the shards of one run are written by one build.
-pub const SHARD_FORMAT_VERSION: u32 = 1;
+/// Version 2: cells measured in interleaved rounds (`round`, `rounds`), not repeats.
+pub const SHARD_FORMAT_VERSION: u32 = 2;
 
 /// One shard's file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,10 +56,13 @@ pub struct SharedPlan {
     pub connections: Vec<usize>,
     /// All shards together.
     pub rate: Option<f64>,
+    /// A cell's measured time over all its rounds.
     pub duration_seconds: f64,
     pub warmup_seconds: f64,
+    /// Unrecorded load before each cell's window in a round.
+    pub cell_warmup_seconds: f64,
     pub gap_seconds: f64,
-    pub repeat: usize,
+    pub rounds: usize,
     pub timeout_seconds: f64,
     pub check_every: u64,
     pub seed: u64,
@@ -84,8 +88,8 @@ pub struct ShardCell {
     /// The level, all shards together.
     pub connections: usize,
     pub rate: Option<f64>,
-    /// From 0.
-    pub repeat: usize,
+    /// The round, from 0.
+    pub round: usize,
     /// This shard's part of the level.
     pub shard_connections: usize,
     pub shard_rate: Option<f64>,
@@ -168,7 +172,8 @@ impl ShardFile {
             .format_version;
         anyhow::ensure!(
             version == SHARD_FORMAT_VERSION,
-            "{} has shard format version {version}, this bakeoff reads version {SHARD_FORMAT_VERSION}",
+            "{} has shard format version {version}, this bakeoff reads version \
+             {SHARD_FORMAT_VERSION}: load every shard of the run again with this bakeoff",
             path.display()
         );
         serde_json::from_str(&text)

@@ -1,15 +1,16 @@
 //! Load from several processes, merged exactly: three `bakeoff load` shards, each a process of
-//! the built binary, load one real variant's `/version` together (one wall-clock start, a third
-//! of the connections each), and `bakeoff merge` makes one run of them. The merged totals must
-//! be the shards' sums, and the merged percentiles those of one histogram holding every request
-//! of every shard, decoded here from the shard files with HdrHistogram itself.
+//! the built binary, load one real variant's `/version` together in two rounds (one wall-clock
+//! start, a third of the connections each), and `bakeoff merge` makes one run of them. Each
+//! round's merged totals must be the shards' sums, and its percentiles those of one histogram
+//! holding every request of every shard in that round, decoded here from the shard files with
+//! HdrHistogram itself.
 
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use bakeoff::results::ResultsFile;
-use bakeoff::results::run::{Percentiles, RunResults};
+use bakeoff::results::run::{Measurement, Percentiles, RunResults};
 use bakeoff_testkit::server::{ServerEnvironment, ServerProcess, workspace_binary};
 use base64::Engine as _;
 use hdrhistogram::Histogram;
@@ -66,6 +67,8 @@ fn load_three_shards(out: &Path) {
                     "6",
                     "--duration",
                     "2s",
+                    "--rounds",
+                    "2",
                     "--warmup",
                     "500ms",
                 ])
@@ -125,10 +128,32 @@ fn three_shards_merge_into_the_run_of_all_their_requests() {
     assert_eq!(results.servers.len(), 1);
     let cells = &results.servers[0].cells;
     assert_eq!(cells.len(), 1);
-    let run = cells[0].median().unwrap();
+    assert_eq!(cells[0].runs.len(), 2);
+    assert_eq!(results.settings.rounds, 2);
+    for (round, run) in cells[0].runs.iter().enumerate() {
+        assert_eq!(run.round, Some(round));
+        // Every shard's cell of this round.
+        let parts: Vec<&serde_json::Value> = files
+            .iter()
+            .map(|file| {
+                let cells = file["cells"].as_array().unwrap();
+                assert_eq!(cells.len(), 2);
+                cells.iter().find(|cell| cell["round"] == round).unwrap()
+            })
+            .collect();
+        check_round_is_the_shards_sum(run, &parts);
+    }
 
-    // Totals: the shards' sums.
-    let cells: Vec<&serde_json::Value> = files.iter().map(|file| &file["cells"][0]).collect();
+    let report = std::fs::read_to_string(merged.join("report.md")).unwrap();
+    assert!(report.contains("## Load shards"), "{report}");
+    assert!(report.contains("The busiest shard engine was"), "{report}");
+    assert!(report.contains("**Rounds:** 2;"), "{report}");
+    assert_eq!(render_report_again(&merged), report);
+}
+
+/// One round's merged run against the shards' cells of that round: totals summed, percentiles
+/// of all their requests, every shard's part shown, one clock.
+fn check_round_is_the_shards_sum(run: &Measurement, cells: &[&serde_json::Value]) {
     let sum = |field: &str| {
         cells
             .iter()
@@ -149,7 +174,7 @@ fn three_shards_merge_into_the_run_of_all_their_requests() {
 
     // Percentiles: those of one histogram holding every shard's requests.
     let mut all: Histogram<u64> = Histogram::new_with_bounds(1, 3_600_000_000, 3).unwrap();
-    for cell in &cells {
+    for cell in cells {
         for bucket in decode(&cell["latency"]).iter_recorded() {
             all.record_n(bucket.value_iterated_to(), bucket.count_at_value())
                 .unwrap();
@@ -176,9 +201,4 @@ fn three_shards_merge_into_the_run_of_all_their_requests() {
     let series = run.series.as_ref().unwrap();
     assert_eq!(series.interval_ms, 100);
     assert_eq!(series.intervals.iter().map(|i| i.ok).sum::<u64>(), run.ok);
-
-    let report = std::fs::read_to_string(merged.join("report.md")).unwrap();
-    assert!(report.contains("## Load shards"), "{report}");
-    assert!(report.contains("The busiest shard engine was"), "{report}");
-    assert_eq!(render_report_again(&merged), report);
 }
