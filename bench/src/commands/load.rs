@@ -185,7 +185,10 @@ pub async fn load(args: LoadArgs, command_line: String) -> Result<PathBuf> {
             cell.errors.values().sum::<u64>(),
             cell.engine_busy_percent(plan.threads)
                 .map_or_else(|| "–".to_string(), |busy| format!("{busy:.0} %")),
-            run.slot.start.duration_until(run.window_start).as_secs_f64() * 1_000.0,
+            run.planned_window_start
+                .duration_until(run.window_start)
+                .as_secs_f64()
+                * 1_000.0,
         );
         cells.push(cell);
         Ok(())

@@ -339,7 +339,9 @@ pub struct CellRun<'a> {
     pub rate: Option<f64>,
     /// The open-loop rate of all shards together.
     pub level_rate: Option<f64>,
-    /// When its measured window began on the wall clock.
+    /// When the plan begins its measured window (the slot's start after the cell's warm-up),
+    /// and when it began on the wall clock.
+    pub planned_window_start: Timestamp,
     pub window_start: Timestamp,
     pub outcome: LoadOutcome,
 }
@@ -406,12 +408,17 @@ pub async fn run(
             continue;
         }
         let window_start = wall_clock_of(outcome.window_start)?;
+        let planned_window_start = slot
+            .start
+            .checked_add(warmup)
+            .context("the plan ends too far in the future")?;
         record(CellRun {
             slot,
             target,
             connections,
             rate,
             level_rate: plan.rate,
+            planned_window_start,
             window_start,
             outcome,
         })?;
@@ -479,7 +486,7 @@ impl ShardCell {
             round,
             shard_connections: run.connections,
             shard_rate: run.rate,
-            scheduled_start: run.slot.start.to_string(),
+            scheduled_start: run.planned_window_start.to_string(),
             window_start: run.window_start.to_string(),
             seconds: outcome.measured.as_secs_f64(),
             ok: outcome.ok,

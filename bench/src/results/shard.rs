@@ -93,7 +93,8 @@ pub struct ShardCell {
     /// This shard's part of the level.
     pub shard_connections: usize,
     pub shard_rate: Option<f64>,
-    /// When the plan starts the cell, and when this shard's measured window began (RFC 3339).
+    /// When the plan begins the cell's measured window (after its warm-up), and when this
+    /// shard's began (RFC 3339).
     pub scheduled_start: String,
     pub window_start: String,
     pub seconds: f64,
