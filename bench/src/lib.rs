@@ -10,11 +10,11 @@
 //! - [`render`]: reports, tables and charts of the results files.
 //! - [`results`]: the results files (`results.json`, `concurrency.json`) and their directory.
 //! - [`harness`]: servers, database, dimensions and the one lifecycle every command drives.
-//! - the measuring parts: [`engine`] (load), [`delay_line`] (latency to the database), [`burst`] (the study's bursts), [`http1`] (their
-//!   HTTP/1.1 client), [`scenarios`], [`monitor`], [`processes`] and [`cgroups`], [`placement`],
-//!   [`machine`], [`order`] (the shuffled order of a round), [`recovery`] (how a server rode out a fault, read from its fault cells), and
-//!   the shared
-//!   [`format`], [`stats`] and [`names`].
+//! - the measuring parts: [`engine`] (load), [`delay_line`] (latency to the database),
+//!   [`burst`] (the study's bursts), [`http1`] (their HTTP/1.1 client), [`scenarios`],
+//!   [`monitor`], [`processes`] and [`cgroups`], [`placement`], [`machine`], [`order`] (the
+//!   shuffled order of a round), [`recovery`] (how a server rode out a fault, read from its fault
+//!   cells), and the shared [`format`], [`stats`] and [`names`].
 //!
 //! The binary (`bakeoff`) is a thin command line over [`commands`]; the integration tests use
 //! the modules directly.

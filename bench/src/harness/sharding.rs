@@ -9,9 +9,10 @@
 //! another, it waits for the clock. After each target's warm-ups come interleaved rounds as in
 //! `bakeoff run`: each round measures every cell once, for its share of the cell's time, in the
 //! order [`crate::order`] shuffles from the seed (the targets of one scenario at one level one
-//! after the other), so that a slow minute of the machines falls on every target alike. A shard that reaches a slot late (a server answering slowly
-//! past the end of the previous cell, up to the timeout) starts it late, and its window's start
-//! is recorded, so the merge shows how far apart the shards were.
+//! after the other), so that a slow minute of the machines falls on every target alike. A shard
+//! that reaches a slot late (a server answering slowly past the end of the previous cell, up to
+//! the timeout) starts it late, and its window's start is recorded, so the merge shows how far
+//! apart the shards were.
 
 use std::fmt;
 use std::net::SocketAddr;
