@@ -190,9 +190,8 @@ impl ShardPlan {
             self.start_at,
             late.as_secs_f64()
         );
-        let needs_database = self.scenarios.iter().any(|s| s.uses_database());
         if let Some(target) = self.targets.iter().find(|target| {
-            needs_database && target.database_url.is_none() && self.database_url.is_none()
+            self.uses_database() && target.database_url.is_none() && self.database_url.is_none()
         }) {
             bail!(
                 "the database scenarios draw their requests from the database: give DATABASE_URL \
@@ -210,6 +209,13 @@ impl ShardPlan {
         } else {
             self.warmup.min(Duration::from_secs(1))
         }
+    }
+
+    /// Whether a scenario of the plan draws its requests from the database.
+    pub fn uses_database(&self) -> bool {
+        self.scenarios
+            .iter()
+            .any(|scenario| scenario.uses_database())
     }
 
     /// A cell's window in one round.
@@ -306,7 +312,13 @@ pub async fn prepare(plan: &ShardPlan) -> Result<Vec<ReachedTarget>> {
                 db_pool_size: snapshot.db_pool_size,
                 db_recycle: snapshot.db_recycle,
             });
-        let database_url = spec.database_url.as_ref().or(plan.database_url.as_ref());
+        // A plan of scenarios without the database never connects to one, whatever
+        // DATABASE_URL says.
+        let database_url = spec
+            .database_url
+            .as_ref()
+            .or(plan.database_url.as_ref())
+            .filter(|_| plan.uses_database());
         let pools = match database_url {
             Some(url) => Pools::build(url, &plan.scenarios, plan.seed)
                 .await
@@ -461,8 +473,9 @@ impl SharedPlan {
             check_every: plan.check_every,
             seed: plan.seed,
             statuses_only: plan.statuses_only,
-            database: plan.database_url.is_some()
-                || plan.targets.iter().any(|t| t.database_url.is_some()),
+            database: plan.uses_database()
+                && (plan.database_url.is_some()
+                    || plan.targets.iter().any(|t| t.database_url.is_some())),
         }
     }
 }
