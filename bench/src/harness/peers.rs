@@ -89,16 +89,20 @@ impl Peer {
         }
     }
 
-    /// Whether the project builds a container image of it (`docker/peers/`, from wheels that
-    /// the machine downloads first; `--profile peers`, and the Kubernetes peers component).
-    /// The peers added after the images were made are not in containers yet: the Go and Java
-    /// ones would need their build tools in a local base, PyPy a base of its own, and Django's
-    /// and aiopg's wheels the same treatment as the others' (docker/README.md).
+    /// Whether the project builds a container image of it: the CPython peers, in one image
+    /// (`docker/peers/`, from wheels that the machine downloads first; `--profile peers`, and
+    /// the Kubernetes peers component). The others are not in containers yet: the Go and Java
+    /// ones would need their build tools or runtime in a local base, PyPy a base of its own
+    /// (docker/README.md).
     pub fn has_image(self) -> bool {
-        matches!(
-            self,
-            Peer::FastapiAsyncpg | Peer::FastapiSqlalchemy | Peer::FlaskGunicorn
-        )
+        match self {
+            Peer::FastapiAsyncpg
+            | Peer::FastapiSqlalchemy
+            | Peer::FlaskGunicorn
+            | Peer::DjangoDrf
+            | Peer::FastapiAiopg => true,
+            Peer::GoPgx | Peer::SpringJdbc | Peer::FastapiAiopgPypy => false,
+        }
     }
 
     /// A Python peer's environment's Python, the environment created first when it is missing.

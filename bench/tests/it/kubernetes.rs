@@ -270,10 +270,12 @@ fn check_server_environment(resources: &Resources) -> Vec<String> {
             ));
         }
         problems.extend(check_database_url(resources, deployment_name, server));
-        // Everything but the name and the image is the same for every server.
+        // Everything but the name, the image and its arguments (a peer's script in the peers'
+        // one image) is the same for every server.
         let mut shared = server.clone();
         if let Yaml::Hash(map) = &mut shared {
             map.remove(&Yaml::String("image".into()));
+            map.remove(&Yaml::String("args".into()));
         }
         let mut spec = pod_spec(deployment).clone();
         if let Yaml::Hash(map) = &mut spec {
