@@ -13,6 +13,24 @@ use crate::results::run::Stage;
 pub const DEFAULT_ROUNDS: usize = 5;
 /// The shortest window of a cell in one round.
 pub const MIN_ROUND: Duration = Duration::from_millis(200);
+/// A cell's window in one round: `duration` over `rounds`, checked as every command that runs
+/// rounds checks it (1 to 100 rounds, a window of at least [`MIN_ROUND`]).
+pub fn round_window(duration: Duration, rounds: usize) -> anyhow::Result<Duration> {
+    anyhow::ensure!(
+        (1..=100).contains(&rounds),
+        "--rounds must be from 1 to 100"
+    );
+    let window = duration / rounds as u32;
+    anyhow::ensure!(
+        window >= MIN_ROUND,
+        "--duration {} over {rounds} rounds leaves {} ms per round; give each round at least {} ms",
+        humantime::format_duration(duration),
+        window.as_millis(),
+        MIN_ROUND.as_millis()
+    );
+    Ok(window)
+}
+
 /// Load before each cell's window in a round: the server meets the cell's connections and
 /// requests again after the other servers' cells.
 pub const CELL_WARMUP: Duration = Duration::from_millis(100);

@@ -28,7 +28,7 @@ use crate::measure::cell::{Bench, BodyDeviations, LoadTarget};
 use crate::measure::rounds::{self, EfficiencyRate, RoundsPlan, ServerCells};
 use crate::measure::sides::Sides;
 use crate::monitor::DatabaseWatch;
-use crate::order::{CELL_WARMUP, DEFAULT_ROUNDS, MIN_ROUND};
+use crate::order::{self, CELL_WARMUP, DEFAULT_ROUNDS};
 use crate::placement::PlacementArgs;
 use crate::results::ResultsFile;
 use crate::results::run::{RoundRecord, RunResults, ServerResult, Settings};
@@ -140,23 +140,12 @@ impl Plan {
             );
         }
         let rounds = args.rounds.unwrap_or(DEFAULT_ROUNDS);
-        anyhow::ensure!(
-            (1..=100).contains(&rounds),
-            "--rounds must be from 1 to 100"
-        );
         let duration = args.duration.unwrap_or(if args.quick {
             Duration::from_secs(3)
         } else {
             Duration::from_secs(10)
         });
-        let round_duration = duration / rounds as u32;
-        anyhow::ensure!(
-            round_duration >= MIN_ROUND,
-            "--duration {} over {rounds} rounds leaves {} ms per round; give each round at least {} ms",
-            humantime::format_duration(duration),
-            round_duration.as_millis(),
-            MIN_ROUND.as_millis()
-        );
+        let round_duration = order::round_window(duration, rounds)?;
         let warmup = args.warmup.unwrap_or(if args.quick {
             Duration::from_secs(1)
         } else {

@@ -28,7 +28,7 @@ use jiff::{SignedDuration, Timestamp};
 use crate::engine::{self, LiveCounters, LoadOutcome, LoadSpec, PlannedRequest};
 use crate::harness::lifecycle::{resource_snapshot, wait_until_ready};
 use crate::harness::servers::TargetSpec;
-use crate::order::{self, MIN_ROUND};
+use crate::order;
 use crate::results::run::Stage;
 use crate::results::server::EffectiveSettings;
 use crate::results::setup::{CpuList, ShardIndex};
@@ -149,18 +149,7 @@ impl ShardPlan {
             "give the servers with --target NAME=URL"
         );
         anyhow::ensure!(!self.scenarios.is_empty(), "no scenario to run");
-        anyhow::ensure!(
-            (1..=100).contains(&self.rounds),
-            "--rounds must be from 1 to 100"
-        );
-        anyhow::ensure!(
-            self.round_duration() >= MIN_ROUND,
-            "--duration {} over {} rounds leaves {} ms per round; give each round at least {} ms",
-            humantime::format_duration(self.duration),
-            self.rounds,
-            self.round_duration().as_millis(),
-            MIN_ROUND.as_millis()
-        );
+        order::round_window(self.duration, self.rounds)?;
         for &connections in &self.connections {
             if connections < self.shard.count || connections > engine::MAX_CONNECTIONS {
                 bail!(
